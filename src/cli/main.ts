@@ -1,0 +1,72 @@
+import { ConfigError } from '../config/index.js';
+import { UsageError, type Command } from './command.js';
+
+// Subcommands load lazily so that `meshward --help` and each command start without loading the others.
+// A command without `load` is part of the planned surface but not built yet: it says so and exits 2.
+const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> }> = {
+  ca: { summary: 'run and manage the built-in certificate authority' },
+  sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)' },
+  authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service' },
+  policy: { summary: 'check, explain and test policy files' },
+  inject: { summary: 'add the sidecar to Kubernetes manifests' },
+  injector: { summary: 'run the Kubernetes mutating admission webhook' },
+  audit: { summary: 'verify tamper-evident audit logs' },
+  demo: { summary: 'run the whole mesh on this machine and show what it does' },
+};
+
+function topLevelHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'meshward: a zero-trust front door for every service',
+    '',
+    'Usage: meshward <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `meshward <command> --help` for a command\'s options.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(topLevelHelp());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    const { createRequire } = await import('node:module');
+    process.stdout.write(`${(createRequire(import.meta.url)('../../package.json') as { version: string }).version}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`meshward: unknown command "${name}"\n\n${topLevelHelp()}`);
+    return 2;
+  }
+  if (!entry.load) {
+    process.stderr.write(`meshward ${name}: not available in this version yet\n`);
+    return 2;
+  }
+  const command = await entry.load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.usage.trim()}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`meshward ${name}: ${err.message}\n\n${command.usage.trim()}\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`meshward ${name}: invalid configuration\n${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`meshward ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
