@@ -4,7 +4,7 @@ import { UsageError, type Command } from './command.js';
 // Subcommands load lazily so that `meshward --help` and each command start without loading the others.
 // A command without `load` is part of the planned surface but not built yet: it says so and exits 2.
 const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> }> = {
-  ca: { summary: 'run and manage the built-in certificate authority' },
+  ca: { summary: 'run and manage the built-in certificate authority', load: async () => (await import('./ca.js')).caCommand },
   sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)' },
   authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service' },
   policy: { summary: 'check, explain and test policy files' },

@@ -1,2 +1,3 @@
+export * from './duration.js';
 export * from './errors.js';
 export * from './load.js';

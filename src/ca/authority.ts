@@ -1,0 +1,186 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { parseSpiffeId } from '../spiffe/id.js';
+import { derToPem } from '../spiffe/x509-svid.js';
+import { AppendLog } from './append-log.js';
+import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
+import { CaError } from './ca-error.js';
+import { checkCsr, CsrError } from './csr-check.js';
+import { JoinTokens } from './join-tokens.js';
+import { svidValidity } from './svid-profile.js';
+import { SvidSigner } from './svid-signer.js';
+
+// Who may get what, independent of transport. The gRPC service and the offline CLI both come through here, so
+// every SVID is checked, signed and recorded the same way.
+
+/** How the caller proved who it is. */
+export type Caller =
+  | { method: 'join-token'; token: string }
+  /** A caller that presented its current SVID over mTLS, already verified against the trust bundle. */
+  | { method: 'svid'; spiffeId: string }
+  /** Someone with access to the CA directory and key, on this machine (the `ca issue` / `ca sign` commands). */
+  | { method: 'operator' }
+  | { method: 'none' };
+
+export interface SvidRequest {
+  /** PKCS#10, PEM or DER. */
+  csr: Buffer | string;
+  ttlSeconds?: number;
+  /** The ID asked for; must be the one the caller is entitled to. Required for operators. */
+  spiffeId?: string;
+  /** DNS SANs: operators only, so a workload can never claim a hostname. */
+  dnsNames?: string[];
+}
+
+export interface IssuedSvid {
+  spiffeId: string;
+  /** Leaf first, then any intermediates. */
+  chain: Buffer[];
+  chainPem: string;
+  bundle: string[];
+  serial: string;
+  notAfter: Date;
+  /** Set when the SVID is shorter than asked for, saying why. */
+  notice?: string;
+}
+
+export interface IssuanceRecord {
+  time: string;
+  serial: string;
+  spiffeId: string;
+  notAfter: string;
+  method: Caller['method'];
+}
+
+const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+export class Authority {
+  private signer: SvidSigner;
+
+  private constructor(
+    private material: CaMaterial,
+    private readonly tokens: JoinTokens,
+    private readonly issued: AppendLog,
+    private readonly logger?: Logger,
+  ) {
+    this.signer = new SvidSigner({ certificate: material.signingCert, chain: material.chain, privateKey: material.privateKey });
+  }
+
+  static async open(dir: string, opts: { passphrase?: string; logger?: Logger } = {}): Promise<Authority> {
+    const material = await loadCa(dir, opts.passphrase);
+    const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
+    return new Authority(material, tokens, await AppendLog.open(join(dir, CA_FILES.issued)), opts.logger);
+  }
+
+  get trustDomain(): string {
+    return this.material.state.trustDomain;
+  }
+
+  get bundle(): string[] {
+    return this.material.bundle;
+  }
+
+  get signingCertificate(): Buffer {
+    return this.material.signingCert;
+  }
+
+  get maxSvidTtlSeconds(): number {
+    return this.material.state.maxSvidTtlSeconds;
+  }
+
+  /** Swaps in new material (after a root rotation step). Requests already signing finish with the old signer. */
+  replaceMaterial(material: CaMaterial): void {
+    this.material = material;
+    this.signer = new SvidSigner({ certificate: material.signingCert, chain: material.chain, privateKey: material.privateKey });
+  }
+
+  async sign(request: SvidRequest, caller: Caller): Promise<IssuedSvid> {
+    try {
+      return await this.signChecked(request, caller);
+    } catch (err) {
+      const refusal = err instanceof CaError ? err : new CaError('internal', 'the CA failed to sign; see its log');
+      this.logger?.warn({ method: caller.method, code: refusal.code, reason: refusal.message, ...(err instanceof CaError ? {} : { err }) }, 'SVID refused');
+      throw refusal;
+    }
+  }
+
+  private async signChecked(request: SvidRequest, caller: Caller): Promise<IssuedSvid> {
+    const entitlement = await this.entitlement(caller);
+    const spiffeId = this.grantedId(request.spiffeId, entitlement?.spiffeId, caller);
+    if (request.dnsNames?.length && caller.method !== 'operator') {
+      throw new CaError('permission_denied', 'DNS names can only be added by an operator (meshward ca issue); workloads are identified by their SPIFFE ID');
+    }
+    for (const dns of request.dnsNames ?? []) if (!DNS_NAME.test(dns)) throw new CaError('invalid_argument', `"${dns}" is not a valid DNS name`);
+    let csr;
+    try {
+      csr = checkCsr(request.csr);
+    } catch (err) {
+      if (err instanceof CsrError) throw new CaError('invalid_argument', err.message);
+      throw err;
+    }
+    if (csr.requestedUris.some((uri) => uri !== spiffeId)) {
+      throw new CaError('permission_denied', `the CSR asks for ${csr.requestedUris.join(', ')} but this caller may only get ${spiffeId}`);
+    }
+    const validity = svidValidity({
+      now: new Date(),
+      ...(request.ttlSeconds !== undefined ? { requestedTtlSeconds: request.ttlSeconds } : {}),
+      maxTtlSeconds: this.material.state.maxSvidTtlSeconds,
+      defaultTtlSeconds: this.material.state.defaultSvidTtlSeconds,
+      issuerNotAfter: this.signer.notAfter,
+    });
+    if (entitlement?.consume) await entitlement.consume();
+    const signer = this.signer;
+    const bundle = this.material.bundle;
+    const leaf = signer.sign({ spki: csr.spki, spiffeId, notBefore: validity.notBefore, notAfter: validity.notAfter, rsa: csr.keyType === 'rsa', ...(request.dnsNames ? { dnsNames: request.dnsNames } : {}) });
+    const record: IssuanceRecord = { time: new Date().toISOString(), serial: leaf.serialHex, spiffeId, notAfter: validity.notAfter.toISOString(), method: caller.method };
+    await this.issued.append(record);
+    this.logger?.info(record, 'SVID issued');
+    const chain = [leaf.der, ...signer.authority.chain];
+    return {
+      spiffeId,
+      chain,
+      chainPem: chain.map(derToPem).join(''),
+      bundle,
+      serial: leaf.serialHex,
+      notAfter: validity.notAfter,
+      ...(validity.notice ? { notice: validity.notice } : {}),
+    };
+  }
+
+  /** The ID a caller may get, and how to use up a one-time credential once everything else checks out. */
+  private async entitlement(caller: Caller): Promise<{ spiffeId?: string; consume?: () => Promise<void> } | undefined> {
+    switch (caller.method) {
+      case 'operator':
+        return undefined;
+      case 'svid':
+        return { spiffeId: caller.spiffeId };
+      case 'join-token': {
+        const claims = await this.tokens.verify(caller.token);
+        return { spiffeId: claims.spiffeId, consume: () => this.tokens.consume(claims) };
+      }
+      case 'none':
+        throw new CaError('unauthenticated', 'present a join token, or renew over mTLS with your current, valid SVID');
+    }
+  }
+
+  private grantedId(requested: string | undefined, entitled: string | undefined, caller: Caller): string {
+    if (requested !== undefined && requested !== '') {
+      const id = parseSpiffeId(requested);
+      if (!id.ok) throw new CaError('invalid_argument', id.error);
+      if (id.value.trustDomain !== this.trustDomain) {
+        throw new CaError('invalid_argument', `${requested} is in the trust domain "${id.value.trustDomain}"; this CA issues for "${this.trustDomain}" only`);
+      }
+      if (entitled !== undefined && requested !== entitled) {
+        const how = caller.method === 'svid' ? 'renewal keeps the identity of the SVID presented' : 'the join token is bound to another ID';
+        throw new CaError('permission_denied', `${requested} may not be issued to this caller: ${how} (${entitled})`);
+      }
+      return requested;
+    }
+    if (entitled === undefined) throw new CaError('invalid_argument', 'a SPIFFE ID is required');
+    return entitled;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.tokens.close(), this.issued.close()]);
+  }
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import writeFileAtomic from 'write-file-atomic';
+import { parseSpiffeId, trustDomainId } from '../spiffe/id.js';
+import { AppendLog, readRecords } from './append-log.js';
+import { CaError } from './ca-error.js';
+
+// One-time join tokens: a JWT (HS256, a secret only the CA holds) bound to exactly one SPIFFE ID. A token buys
+// one SVID, once, before it expires. Used token IDs are recorded on disk before the SVID is returned, so a
+// restart never makes a used token valid again.
+
+export const TOKEN_AUDIENCE = 'meshward-ca';
+
+export interface TokenClaims {
+  spiffeId: string;
+  jti: string;
+  expiresAt: number;
+}
+
+export async function mintJoinToken(
+  secret: Uint8Array,
+  opts: { trustDomain: string; spiffeId: string; ttlSeconds: number; now?: Date },
+): Promise<string> {
+  const now = Math.floor((opts.now ?? new Date()).getTime() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer(trustDomainId(opts.trustDomain))
+    .setAudience(TOKEN_AUDIENCE)
+    .setSubject(opts.spiffeId)
+    .setJti(randomBytes(16).toString('base64url'))
+    .setIssuedAt(now)
+    .setExpirationTime(now + Math.ceil(opts.ttlSeconds))
+    .sign(secret);
+}
+
+export class JoinTokens {
+  private constructor(
+    private readonly secret: Uint8Array,
+    private readonly trustDomain: string,
+    private readonly used: Map<string, number>,
+    private readonly log: AppendLog,
+  ) {}
+
+  /** Loads the used-token record; expired entries are dropped (rewritten atomically), as they can never verify. */
+  static async open(secret: Uint8Array, trustDomain: string, usedFile: string, now = Date.now()): Promise<JoinTokens> {
+    const { records } = await readRecords<{ jti: string; exp: number }>(usedFile);
+    const used = new Map<string, number>();
+    for (const r of records) if (r.exp * 1000 > now) used.set(r.jti, r.exp);
+    if (used.size < records.length) {
+      await writeFileAtomic(usedFile, [...used].map(([jti, exp]) => `${JSON.stringify({ jti, exp })}\n`).join(''), { mode: 0o600 });
+    }
+    return new JoinTokens(secret, trustDomain, used, await AppendLog.open(usedFile));
+  }
+
+  /** Verifies a token without using it up. Throws CaError(unauthenticated) saying what is wrong with it. */
+  async verify(token: string): Promise<TokenClaims> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.secret, {
+        algorithms: ['HS256'],
+        issuer: trustDomainId(this.trustDomain),
+        audience: TOKEN_AUDIENCE,
+        requiredClaims: ['sub', 'jti', 'exp'],
+      }));
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) throw new CaError('unauthenticated', 'the join token has expired; ask for a new one');
+      if (err instanceof errors.JWTClaimValidationFailed) throw new CaError('unauthenticated', `the join token is not valid for this CA (${err.claim} claim)`);
+      throw new CaError('unauthenticated', 'the join token is not valid: it is malformed or was not issued by this CA');
+    }
+    const id = parseSpiffeId(payload.sub!);
+    if (!id.ok || id.value.trustDomain !== this.trustDomain) throw new CaError('unauthenticated', 'the join token is bound to an ID outside this trust domain');
+    if (this.used.has(payload.jti!)) throw new CaError('unauthenticated', 'the join token was already used; each token buys one SVID');
+    return { spiffeId: id.value.uri, jti: payload.jti!, expiresAt: payload.exp! };
+  }
+
+  /**
+   * Uses a token up: reserved at once (so a concurrent request with the same token is refused), then recorded
+   * durably. If recording fails the token stays reserved: fail closed.
+   */
+  async consume(claims: TokenClaims): Promise<void> {
+    if (this.used.has(claims.jti)) throw new CaError('unauthenticated', 'the join token was already used; each token buys one SVID');
+    this.used.set(claims.jti, claims.expiresAt);
+    await this.log.append({ jti: claims.jti, exp: claims.expiresAt, usedAt: new Date().toISOString() });
+  }
+
+  close(): Promise<void> {
+    return this.log.close();
+  }
+}

@@ -1,0 +1,225 @@
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { parseDuration } from '../config/duration.js';
+import { advanceCa, Authority, CA_FILES, CaError, describeState, loadCa, initCa, makeCsr, mintJoinToken, PASSPHRASE_ENV, readState, rotateCa, startCaServer } from '../ca/index.js';
+import { parseSpiffeId } from '../spiffe/id.js';
+import { createLogger } from '../telemetry/logger.js';
+import { parseFlags, required, UsageError, type Command } from './command.js';
+
+const USAGE = `
+Usage: meshward ca <subcommand> [options]
+
+  init    --trust-domain TD --dir DIR [--ttl-days N] [--max-ttl 24h] [--force]
+          [--import-cert FILE --import-key FILE [--import-bundle FILE]]
+          Create a root CA in DIR (root.pem, root.key, bundle.pem), or plug in an existing CA.
+  issue   --dir DIR --spiffe-id ID [--ttl 1h] [--dns NAME]... --out PREFIX
+          Make a key here and issue an SVID for it: PREFIX.pem (leaf, then chain) and PREFIX.key.
+  sign    --dir DIR --csr FILE --spiffe-id ID [--ttl 1h]
+          Sign a CSR made by anyone; prints the PEM chain.
+  token   --dir DIR --spiffe-id ID [--ttl 10m]
+          Print a one-time join token bound to that SPIFFE ID.
+  serve   --dir DIR --listen HOST:PORT [--dns NAME]...
+          Serve the CA over gRPC with TLS (proto/meshward/ca/v1/ca.proto).
+  rotate  --dir DIR [--propagation-delay DURATION]
+          Start a staged root rotation (default delay: the maximum SVID TTL).
+  status  --dir DIR
+          Show the trust domain, the roots and any rotation in progress.
+
+The CA key is encrypted at rest when ${PASSPHRASE_ENV} is set.
+`;
+
+function passphrase(): string | undefined {
+  return process.env[PASSPHRASE_ENV] || undefined;
+}
+
+function durationFlag(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const d = parseDuration(value);
+  if (!d.ok) throw new UsageError(`--${flag}: ${d.error}`);
+  return d.seconds;
+}
+
+function spiffeIdFlag(value: string | undefined): string {
+  const id = parseSpiffeId(required(value, 'spiffe-id'));
+  if (!id.ok) throw new UsageError(`--spiffe-id: ${id.error}`);
+  return id.value.uri;
+}
+
+async function withAuthority<T>(dir: string, fn: (authority: Authority) => Promise<T>): Promise<T> {
+  const authority = await Authority.open(dir, { ...(passphrase() ? { passphrase: passphrase()! } : {}) });
+  try {
+    return await fn(authority);
+  } catch (err) {
+    if (err instanceof CaError) throw new Error(err.message);
+    throw err;
+  } finally {
+    await authority.close();
+  }
+}
+
+const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
+  async init(argv) {
+    const { values } = parseFlags(argv, {
+      'trust-domain': { type: 'string' },
+      dir: { type: 'string' },
+      'ttl-days': { type: 'string' },
+      'max-ttl': { type: 'string' },
+      force: { type: 'boolean' },
+      'import-cert': { type: 'string' },
+      'import-key': { type: 'string' },
+      'import-bundle': { type: 'string' },
+    });
+    const ttlDays = values['ttl-days'] === undefined ? 365 : Number(values['ttl-days']);
+    if (!Number.isInteger(ttlDays) || ttlDays < 1) throw new UsageError(`--ttl-days: "${values['ttl-days']}" is not a whole number of days of at least 1`);
+    if (Boolean(values['import-cert']) !== Boolean(values['import-key'])) throw new UsageError('--import-cert and --import-key go together');
+    const material = await initCa({
+      dir: required(values.dir, 'dir'),
+      trustDomain: required(values['trust-domain'], 'trust-domain'),
+      ttlDays,
+      maxSvidTtlSeconds: durationFlag(values['max-ttl'], 'max-ttl', 24 * 3600),
+      force: values.force ?? false,
+      ...(passphrase() ? { passphrase: passphrase()! } : {}),
+      ...(values['import-cert']
+        ? { importFrom: { certFile: values['import-cert'], keyFile: values['import-key']!, ...(values['import-bundle'] ? { bundleFile: values['import-bundle'] } : {}) } }
+        : {}),
+    });
+    const cert = new X509Certificate(material.signingCert);
+    process.stdout.write(
+      [
+        `${material.state.imported ? 'imported CA' : 'root CA'} for spiffe://${material.state.trustDomain} in ${material.dir}`,
+        `  serial     ${cert.serialNumber}`,
+        `  not after  ${new Date(cert.validTo).toISOString()}`,
+        `  key        ${material.dir}/root.key (0600${passphrase() ? ', encrypted' : `; set ${PASSPHRASE_ENV} to encrypt it`})`,
+        `  bundle     ${material.dir}/bundle.pem (${material.bundle.length} root${material.bundle.length === 1 ? '' : 's'})`,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+
+  async issue(argv) {
+    const { values } = parseFlags(argv, {
+      dir: { type: 'string' },
+      'spiffe-id': { type: 'string' },
+      ttl: { type: 'string' },
+      dns: { type: 'string', multiple: true },
+      out: { type: 'string' },
+    });
+    const dir = required(values.dir, 'dir');
+    const spiffeId = spiffeIdFlag(values['spiffe-id']);
+    const out = required(values.out, 'out');
+    const ttlSeconds = durationFlag(values.ttl, 'ttl', 3600);
+    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+    const svid = await withAuthority(dir, async (authority) =>
+      authority.sign({ csr: await makeCsr(key), spiffeId, ttlSeconds, ...(values.dns ? { dnsNames: values.dns } : {}) }, { method: 'operator' }),
+    );
+    await writeFileAtomic(`${out}.key`, key.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    await writeFileAtomic(`${out}.pem`, svid.chainPem, { mode: 0o644 });
+    if (svid.notice) process.stderr.write(`note: ${svid.notice}\n`);
+    process.stdout.write(`issued ${svid.spiffeId}\n  serial     ${svid.serial}\n  not after  ${svid.notAfter.toISOString()}\n  files      ${out}.pem ${out}.key\n`);
+    return 0;
+  },
+
+  async sign(argv) {
+    const { values } = parseFlags(argv, { dir: { type: 'string' }, csr: { type: 'string' }, 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
+    const dir = required(values.dir, 'dir');
+    const spiffeId = spiffeIdFlag(values['spiffe-id']);
+    const csrFile = required(values.csr, 'csr');
+    const csr = await readFile(csrFile).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`--csr ${csrFile}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`);
+    });
+    const ttlSeconds = durationFlag(values.ttl, 'ttl', 3600);
+    const svid = await withAuthority(dir, (authority) => authority.sign({ csr, spiffeId, ttlSeconds }, { method: 'operator' }));
+    if (svid.notice) process.stderr.write(`note: ${svid.notice}\n`);
+    process.stdout.write(svid.chainPem);
+    return 0;
+  },
+
+  async token(argv) {
+    const { values } = parseFlags(argv, { dir: { type: 'string' }, 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
+    const dir = required(values.dir, 'dir');
+    const spiffeId = spiffeIdFlag(values['spiffe-id']);
+    const ttlSeconds = durationFlag(values.ttl, 'ttl', 600);
+    const state = await readState(dir);
+    if (!spiffeId.startsWith(`spiffe://${state.trustDomain}/`)) {
+      throw new UsageError(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${state.trustDomain}"`);
+    }
+    const secret = Buffer.from((await readFile(join(dir, CA_FILES.tokenSecret), 'utf8')).trim(), 'base64url');
+    process.stdout.write(`${await mintJoinToken(secret, { trustDomain: state.trustDomain, spiffeId, ttlSeconds })}\n`);
+    return 0;
+  },
+
+  async serve(argv) {
+    const { values } = parseFlags(argv, { dir: { type: 'string' }, listen: { type: 'string' }, dns: { type: 'string', multiple: true } });
+    const dir = required(values.dir, 'dir');
+    const listen = required(values.listen, 'listen');
+    const logger = createLogger('ca');
+    const authority = await Authority.open(dir, { logger, ...(passphrase() ? { passphrase: passphrase()! } : {}) });
+    const server = await startCaServer({ authority, dir, listen, logger, ...(passphrase() ? { passphrase: passphrase()! } : {}), ...(values.dns ? { dnsNames: values.dns } : {}) });
+    logger.info({ address: server.address, trustDomain: authority.trustDomain }, 'CA listening');
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'CA shutting down');
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await server.close();
+    await authority.close();
+    logger.flush();
+    return 0;
+  },
+
+  async rotate(argv) {
+    const { values } = parseFlags(argv, { dir: { type: 'string' }, 'propagation-delay': { type: 'string' } });
+    const dir = required(values.dir, 'dir');
+    const state = await readState(dir);
+    const delay = durationFlag(values['propagation-delay'], 'propagation-delay', state.maxSvidTtlSeconds);
+    const started = await rotateCa(dir, { propagationDelaySeconds: delay, ...(passphrase() ? { passphrase: passphrase()! } : {}) });
+    process.stdout.write(
+      [
+        `root rotation started in ${dir}`,
+        `  new root serial   ${started.nextRootSerial} (in bundle.pem now)`,
+        `  signs from        ${started.activateAt.toISOString()}`,
+        `  old root leaves   the bundle one maximum SVID TTL after that`,
+        'A running `meshward ca serve` carries out each step; otherwise the next CA command does.',
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+
+  async status(argv) {
+    const { values } = parseFlags(argv, { dir: { type: 'string' } });
+    const dir = required(values.dir, 'dir');
+    await advanceCa(dir);
+    const material = await loadCa(dir, passphrase());
+    const roots = material.bundle.map((pem) => new X509Certificate(pem));
+    process.stdout.write(
+      [
+        `trust domain  ${material.state.trustDomain}${material.state.imported ? ' (imported CA)' : ''}`,
+        `signing       ${new X509Certificate(material.signingCert).serialNumber} until ${new Date(new X509Certificate(material.signingCert).validTo).toISOString()}`,
+        ...roots.map((r) => `bundle        ${r.serialNumber} until ${new Date(r.validTo).toISOString()}`),
+        `max SVID TTL  ${material.state.maxSvidTtlSeconds}s`,
+        describeState(material.state),
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};
+
+export const caCommand: Command = {
+  name: 'ca',
+  summary: 'run and manage the built-in certificate authority',
+  usage: USAGE,
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    const run = sub ? subcommands[sub] : undefined;
+    if (!run) throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'a subcommand is required');
+    return run(rest);
+  },
+};

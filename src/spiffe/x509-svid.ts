@@ -1,0 +1,37 @@
+import { X509Certificate } from 'node:crypto';
+import { parseSpiffeId, type ParseResult, type SpiffeId } from './id.js';
+import { x509 } from './x509.js';
+
+// The identity checks of the X509-SVID spec that a TLS stack does not do: exactly one URI SAN, a valid SPIFFE ID
+// in the expected trust domain, and a leaf that is not a CA. Chain and validity are left to the TLS stack.
+
+export function svidIdentity(der: Buffer, trustDomain?: string): ParseResult<SpiffeId> {
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(der);
+  } catch {
+    return { ok: false, error: 'the certificate cannot be parsed' };
+  }
+  const basic = cert.getExtension(x509.BasicConstraintsExtension);
+  if (basic?.ca) return { ok: false, error: 'the certificate is a CA certificate, not an SVID' };
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+  if (uris.length !== 1) return { ok: false, error: `an SVID must have exactly one URI SAN; this certificate has ${uris.length}` };
+  const id = parseSpiffeId(uris[0]!);
+  if (!id.ok) return id;
+  if (trustDomain !== undefined && id.value.trustDomain !== trustDomain) {
+    return { ok: false, error: `the SPIFFE ID ${id.value.uri} is not in the trust domain ${trustDomain}` };
+  }
+  return id;
+}
+
+/** Splits a PEM bundle into DER certificates, refusing anything that is not a certificate. */
+export function pemToDerList(pem: string): Buffer[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((block) => Buffer.from(new X509Certificate(block).raw));
+}
+
+export function derToPem(der: Buffer): string {
+  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}

@@ -1,0 +1,153 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCsr, mintJoinToken } from '../../src/ca/index.js';
+import { x509 } from '../../src/spiffe/x509.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
+import { csrWith, ecKey } from '../helpers/pki.js';
+
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+const ORDERS = `spiffe://${TD}/ns/default/sa/orders`;
+
+async function expectStatus(p: Promise<unknown>, code: grpc.status, message: RegExp): Promise<void> {
+  const err = (await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as grpc.ServiceError | undefined;
+  expect(err, 'the call should have been refused').toBeDefined();
+  expect(grpc.status[err!.code]).toBe(grpc.status[code]);
+  expect(err!.details).toMatch(message);
+}
+
+describe('meshward ca serve (gRPC over TLS)', () => {
+  const { dir, cleanup } = tempDir();
+  let caDir: string;
+  let ca: ServingCa;
+
+  beforeAll(async () => {
+    caDir = await initCaDir(dir, ['--max-ttl', '2h']);
+    ca = await serveCa(caDir);
+  });
+  afterAll(async () => {
+    expect(await ca.stop()).toBe(0);
+    cleanup();
+  });
+
+  it('bootstraps with a join token: an SVID openssl verifies, with the token-bound ID', async () => {
+    const key = ecKey();
+    const res = await ca.client().sign({ csr: await makeCsr(key), joinToken: await token(caDir, WEB), ttlSeconds: 600 });
+    expect(res.spiffeId).toBe(WEB);
+    expect(res.certChain).toHaveLength(1);
+    const leaf = new X509Certificate(res.certChain[0]!);
+    expect(leaf.subjectAltName).toBe(`URI:${WEB}`);
+    expect(leaf.publicKey.equals((await import('node:crypto')).createPublicKey(key))).toBe(true);
+    writeFileSync(join(dir, 'web.pem'), res.certChainPem);
+    expect(execFileSync('openssl', ['verify', '-CAfile', join(caDir, 'bundle.pem'), join(dir, 'web.pem')]).toString()).toContain(': OK');
+    expect(res.notAfterUnix - Date.now() / 1000).toBeGreaterThan(590);
+    expect(res.notAfterUnix - Date.now() / 1000).toBeLessThanOrEqual(600);
+    expect(res.bundle.pem).toBe(readFileSync(join(caDir, 'bundle.pem'), 'utf8'));
+    // Recorded, with how the caller was authenticated.
+    const records = readFileSync(join(caDir, 'issued.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records).toContainEqual(expect.objectContaining({ serial: res.serial, spiffeId: WEB, method: 'join-token' }));
+  });
+
+  it('refuses a token used twice, also after a CA restart', async () => {
+    const t = await token(caDir, WEB);
+    await ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: t });
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: t }), grpc.status.UNAUTHENTICATED, /already used/);
+    expect(await ca.stop()).toBe(0);
+    ca = await serveCa(caDir);
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: t }), grpc.status.UNAUTHENTICATED, /already used/);
+  });
+
+  it('refuses expired, forged and foreign tokens, and callers with no credential', async () => {
+    const secret = Buffer.from(readFileSync(join(caDir, 'token.key'), 'utf8').trim(), 'base64url');
+    const expired = await mintJoinToken(secret, { trustDomain: TD, spiffeId: WEB, ttlSeconds: 60, now: new Date(Date.now() - 3600_000) });
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: expired }), grpc.status.UNAUTHENTICATED, /expired/);
+    const forged = await mintJoinToken(Buffer.alloc(32, 7), { trustDomain: TD, spiffeId: WEB, ttlSeconds: 60 });
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: forged }), grpc.status.UNAUTHENTICATED, /not issued by this CA/);
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: 'not-a-jwt' }), grpc.status.UNAUTHENTICATED, /malformed/);
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()) }), grpc.status.UNAUTHENTICATED, /join token.*mTLS/);
+  });
+
+  it('grants a token only the ID it is bound to', async () => {
+    await expectStatus(
+      ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: await token(caDir, WEB), spiffeId: ORDERS }),
+      grpc.status.PERMISSION_DENIED,
+      /bound to another ID/,
+    );
+    const csr = await csrWith(ecKey(), [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: ORDERS }])]);
+    await expectStatus(ca.client().sign({ csr, joinToken: await token(caDir, WEB) }), grpc.status.PERMISSION_DENIED, /CSR asks for/);
+  });
+
+  it('renews over mTLS for the same ID and no other', async () => {
+    const key = ecKey();
+    const first = await ca.client().sign({ csr: await makeCsr(key), joinToken: await token(caDir, WEB) });
+    const identity = { certChainPem: first.certChainPem, keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string };
+    const newKey = ecKey();
+    const renewed = await ca.client(identity).sign({ csr: await makeCsr(newKey) });
+    expect(renewed.spiffeId).toBe(WEB);
+    expect(renewed.serial).not.toBe(first.serial);
+    await expectStatus(ca.client(identity).sign({ csr: await makeCsr(newKey), spiffeId: ORDERS }), grpc.status.PERMISSION_DENIED, /renewal keeps the identity/);
+    const records = readFileSync(join(caDir, 'issued.jsonl'), 'utf8');
+    expect(records).toContain(`"serial":"${renewed.serial}","spiffeId":"${WEB}"`);
+    expect(records).toMatch(new RegExp(`"serial":"${renewed.serial}".*"method":"svid"`));
+  });
+
+  it('does not accept a certificate from another CA as a renewal credential', async () => {
+    const other = tempDir();
+    const otherCa = await initCaDir(other.dir);
+    const r = await runCli(['ca', 'issue', '--dir', otherCa, '--spiffe-id', WEB, '--out', join(other.dir, 'w')]);
+    expect(r.code).toBe(0);
+    const identity = { certChainPem: readFileSync(join(other.dir, 'w.pem'), 'utf8'), keyPem: readFileSync(join(other.dir, 'w.key'), 'utf8') };
+    await expectStatus(ca.client(identity).sign({ csr: await makeCsr(ecKey()) }), grpc.status.UNAUTHENTICATED, /join token.*mTLS/);
+    other.cleanup();
+  });
+
+  it('refuses bad CSRs with INVALID_ARGUMENT and keeps serving', async () => {
+    const t = await token(caDir, WEB);
+    await expectStatus(ca.client().sign({ csr: 'garbage', joinToken: t }), grpc.status.INVALID_ARGUMENT, /neither DER nor a PEM/);
+    await expectStatus(ca.client().sign({ csr: Buffer.alloc(17 * 1024, 0x30), joinToken: t }), grpc.status.INVALID_ARGUMENT, /limit is 16384/);
+    const caCsr = await csrWith(ecKey(), [new x509.BasicConstraintsExtension(true, undefined, true)]);
+    await expectStatus(ca.client().sign({ csr: caCsr, joinToken: t }), grpc.status.INVALID_ARGUMENT, /CA:TRUE/);
+    await expectStatus(
+      ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: t, spiffeId: 'spiffe://evil.org/x' }),
+      grpc.status.INVALID_ARGUMENT,
+      /trust domain "evil.org"/,
+    );
+    // None of these used the token up: the refusals came before it was spent.
+    const ok = await ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: t });
+    expect(ok.spiffeId).toBe(WEB);
+  });
+
+  it('clamps a TTL over the maximum and says so', async () => {
+    const res = await ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: await token(caDir, WEB), ttlSeconds: 48 * 3600 });
+    expect(res.notice).toContain('exceeds the CA maximum 2h');
+    expect(res.notAfterUnix - Date.now() / 1000).toBeLessThanOrEqual(7200);
+  });
+
+  it('serves the trust bundle, and streams a rotation step to watchers', async () => {
+    const client = ca.client();
+    const bundle = await client.getBundle();
+    expect(bundle.trustDomain).toBe(TD);
+    expect(bundle.x509Authorities).toHaveLength(1);
+    const seen: number[] = [];
+    const twoRoots = new Promise<void>((resolve) => {
+      const stop = client.watchBundle((b) => {
+        seen.push(b.x509Authorities.length);
+        if (b.x509Authorities.length === 2) {
+          stop();
+          resolve();
+        }
+      });
+    });
+    const r = await runCli(['ca', 'rotate', '--dir', caDir, '--propagation-delay', '1h']);
+    expect(r.code, r.stderr).toBe(0);
+    await twoRoots;
+    expect(seen).toEqual([1, 2]);
+  });
+});
