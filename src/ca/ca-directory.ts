@@ -32,7 +32,7 @@ export interface CaMaterial {
   state: CaState;
   /** The certificate that signs SVIDs (DER). */
   signingCert: Buffer;
-  /** Intermediates to send after each leaf (empty for a meshward root). */
+  /** Certificates sent after each leaf: an imported CA's own certificate and those above it; none for a meshward root. */
   chain: Buffer[];
   privateKey: KeyObject;
   /** Trust bundle, PEM per root. */
@@ -108,7 +108,7 @@ export async function loadCa(dir: string, passphrase?: string): Promise<CaMateri
   const bundlePem = bundle.join('');
   if ((await readFile(path(dir, 'bundle'), 'utf8').catch(() => '')) !== bundlePem) await writePublic(path(dir, 'bundle'), bundlePem);
   const tokenSecret = Buffer.from((await readFile(path(dir, 'tokenSecret'), 'utf8')).trim(), 'base64url');
-  return { dir, state, signingCert: certs[0]!, chain: state.imported ? certs.slice(1) : [], privateKey, bundle, tokenSecret };
+  return { dir, state, signingCert: certs[0]!, chain: state.imported ? certs : [], privateKey, bundle, tokenSecret };
 }
 
 export async function readState(dir: string): Promise<CaState> {

@@ -74,14 +74,25 @@ export class CaClient {
     });
   }
 
-  /** Calls `onBundle` with the current bundle and every change; returns a function that stops watching. */
+  /**
+   * Calls `onBundle` with the current bundle and every change, and `onError` once if the stream fails or ends
+   * (not after the returned stop function is called).
+   */
   watchBundle(onBundle: (bundle: BundleMessage) => void, onError?: (err: Error) => void): () => void {
     const stream = this.stub.WatchBundle({});
+    let over = false;
+    const finish = (err: Error) => {
+      if (over) return;
+      over = true;
+      onError?.(err);
+    };
     stream.on('data', onBundle);
-    stream.on('error', (err: grpc.ServiceError) => {
-      if (err.code !== grpc.status.CANCELLED) onError?.(err);
-    });
-    return () => stream.cancel();
+    stream.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? (over = true) : finish(err)));
+    stream.on('end', () => finish(new Error('the CA ended the bundle stream')));
+    return () => {
+      over = true;
+      stream.cancel();
+    };
   }
 
   close(): void {

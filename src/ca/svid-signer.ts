@@ -42,7 +42,7 @@ const VERSION_3 = explicit(0, unsignedInteger(Buffer.from([2])));
 export interface SigningAuthority {
   /** The certificate that signs leaves: a root, or an imported intermediate. */
   certificate: Buffer;
-  /** Certificates above it that a peer may need to build the path (intermediates; never required for a root). */
+  /** Certificates sent after each leaf so a peer holding only the roots can build the path (empty for a root). */
   chain: Buffer[];
   privateKey: KeyObject;
 }

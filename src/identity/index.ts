@@ -1,0 +1,4 @@
+export { CaSvidSource, type CaSvidSourceOptions } from './ca-svid-source.js';
+export { renewalDelayMs, retryDelayMs } from './renewal-schedule.js';
+export { RotatingServerCredentials, type ServerTlsMaterial } from './rotating-server-credentials.js';
+export type { IdentitySnapshot, Svid, SvidSource } from './svid-source.js';
