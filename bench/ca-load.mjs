@@ -49,14 +49,16 @@ export async function runLoad({ concurrency, warmupMs, durationMs, request, serv
   clearTimeout(marker);
   const elapsedMs = Math.min(performance.now(), end) - measureFrom;
   const client = cpuAtStart ? process.cpuUsage(cpuAtStart.client) : undefined;
+  const clientCpu = client ? (client.user + client.system) / 1000 / elapsedMs : undefined;
   const serverCpu = cpuAtStart?.server !== undefined ? serverCpuMs() - cpuAtStart.server : undefined;
   return {
     ...summarise(latencies, elapsedMs),
     errors,
     firstError,
     exhausted,
-    clientCpu: client ? (client.user + client.system) / 1000 / elapsedMs : undefined,
-    serverCpu: serverCpu !== undefined ? serverCpu / elapsedMs : undefined,
+    clientCpu: serverCpuMs ? clientCpu : undefined,
+    // Without a server process the load runs in-process, and this process is the server.
+    serverCpu: serverCpuMs ? (serverCpu !== undefined ? serverCpu / elapsedMs : undefined) : clientCpu,
   };
 }
 
@@ -64,6 +66,7 @@ export async function runLoad({ concurrency, warmupMs, durationMs, request, serv
 export function runSync({ warmupMs, durationMs, fn }) {
   const warmEnd = performance.now() + warmupMs;
   while (performance.now() < warmEnd) fn();
+  const cpuAtStart = process.cpuUsage();
   const latencies = [];
   const start = performance.now();
   const end = start + durationMs;
@@ -74,7 +77,9 @@ export function runSync({ warmupMs, durationMs, fn }) {
     latencies.push(t - now);
     now = t;
   }
-  return { ...summarise(latencies, now - start), errors: 0, clientCpu: undefined, serverCpu: undefined };
+  const cpu = process.cpuUsage(cpuAtStart);
+  // In-process: this thread is the server.
+  return { ...summarise(latencies, now - start), errors: 0, clientCpu: undefined, serverCpu: (cpu.user + cpu.system) / 1000 / (now - start) };
 }
 
 function summarise(latencies, elapsedMs) {

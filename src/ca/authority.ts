@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { derToPem } from '../spiffe/x509-svid.js';
-import { AppendLog } from './append-log.js';
+import { AppendLog } from '../telemetry/append-log.js';
 import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
 import { checkCsr, CsrError } from './csr-check.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import writeFileAtomic from 'write-file-atomic';
 import { parseSpiffeId, trustDomainId } from '../spiffe/id.js';
-import { AppendLog, readRecords } from './append-log.js';
+import { AppendLog, readRecords } from '../telemetry/append-log.js';
 import { CaError } from './ca-error.js';
 
 // One-time join tokens: a JWT (HS256, a secret only the CA holds) bound to exactly one SPIFFE ID. A token buys

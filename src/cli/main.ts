@@ -10,7 +10,7 @@ const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> 
   policy: { summary: 'check, explain and test policy files' },
   inject: { summary: 'add the sidecar to Kubernetes manifests' },
   injector: { summary: 'run the Kubernetes mutating admission webhook' },
-  audit: { summary: 'verify tamper-evident audit logs' },
+  audit: { summary: 'verify tamper-evident audit logs', load: async () => (await import('./audit.js')).auditCommand },
   demo: { summary: 'run the whole mesh on this machine and show what it does' },
 };
 

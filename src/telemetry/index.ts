@@ -1,1 +1,4 @@
+export * from './append-log.js';
+export * from './audit-chain.js';
+export * from './audit-log.js';
 export * from './logger.js';

@@ -1,7 +1,7 @@
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AppendLog, readRecords } from '../../src/ca/append-log.js';
+import { AppendLog, readRecords } from '../../src/telemetry/append-log.js';
 import { tempDir } from '../helpers/cli.js';
 
 describe('AppendLog', () => {

@@ -19,8 +19,13 @@ export class AppendLog {
   }
 
   append(record: object): Promise<void> {
+    return this.appendLine(JSON.stringify(record));
+  }
+
+  /** Appends one line (without its newline) exactly as given. */
+  appendLine(text: string): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`${this.file} is closed`));
-    const line = `${JSON.stringify(record)}\n`;
+    const line = `${text}\n`;
     return new Promise((resolve, reject) => {
       this.pending.push({ line, resolve, reject });
       if (!this.flushing) void this.flush();
