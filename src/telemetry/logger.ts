@@ -1,8 +1,10 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { redactString, redactValue } from './redact.js';
 
 // One logger, configured here. JSON lines to stderr so that stdout stays free for a command's output.
-// Redaction removes credentials wherever the usual field names carry them; callers must still never pass
-// key material or tokens as free text.
+// Two layers of redaction: by field name (pino's fast `redact` paths: credential headers, tokens, keys) and by
+// value (redact.ts: JWTs, bearer credentials, query-string secrets and PEM private keys anywhere in a record or
+// its message).
 export const REDACT_PATHS = [
   'token',
   'joinToken',
@@ -33,7 +35,12 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
       base: { component },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: (object) => redactValue(object) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? redactString(a) : a)) as Parameters<typeof method>);
+        },
+      },
       ...options,
     },
     pino.destination({ dest: 2, sync: false }),
