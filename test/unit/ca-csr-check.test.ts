@@ -36,6 +36,13 @@ describe('checkCsr', () => {
     expect(refusal(() => checkCsr(der))).toMatch(/signature does not verify|malformed/);
   });
 
+  it('refuses a CSR whose EC public key is not a point on the curve', async () => {
+    const der = Buffer.from((await makeCsr(ecKey())).replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const point = der.indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04])) + 4;
+    der[point + 10] = der[point + 10]! ^ 0x01;
+    expect(refusal(() => checkCsr(der))).toMatch(/unknown or unsupported type|signature does not verify/);
+  });
+
   it('refuses weak RSA keys and unknown curves', async () => {
     // openssl makes these: WebCrypto refuses to create them at all.
     const { dir, cleanup } = tempDir();
