@@ -1,1 +1,3 @@
 export * from './types.js';
+export * from './policy/index.js';
+export * from './ext-authz/index.js';

@@ -6,8 +6,8 @@ import { UsageError, type Command } from './command.js';
 const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> }> = {
   ca: { summary: 'run and manage the built-in certificate authority', load: async () => (await import('./ca.js')).caCommand },
   sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)' },
-  authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service' },
-  policy: { summary: 'check, explain and test policy files' },
+  authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service', load: async () => (await import('./authz.js')).authzCommand },
+  policy: { summary: 'check, explain and test policy files', load: async () => (await import('./policy.js')).policyCommand },
   inject: { summary: 'add the sidecar to Kubernetes manifests' },
   injector: { summary: 'run the Kubernetes mutating admission webhook' },
   audit: { summary: 'verify tamper-evident audit logs', load: async () => (await import('./audit.js')).auditCommand },

@@ -1,0 +1,141 @@
+// A gRPC server on Node's own HTTP/2 (plain, or TLS with client certificates). It checks what makes a request
+// gRPC (POST, content-type, encoding, deadline) once, then hands the stream to the route for its `:path`.
+// Routes are either lean byte handlers (unary-route.ts) or grpc-js style services (grpc-js-service-adapter.ts).
+import {
+  createSecureServer,
+  createServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type IncomingHttpHeaders,
+  type SecureServerOptions,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { status } from '@grpc/grpc-js';
+import type { Logger } from '../../telemetry/index.js';
+import { parseGrpcTimeout } from './grpc-framing.js';
+import { grpcJsServiceRoutes, type ServiceMethods } from './grpc-js-service-adapter.js';
+import { sendHttpError, sendStatus } from './grpc-response.js';
+
+/** Serves one call; `timeoutMs` is the caller's deadline from grpc-timeout, when it sent one. */
+export type Route = (stream: ServerHttp2Stream, timeoutMs: number | undefined) => void;
+
+export interface GrpcHttp2ServerOptions {
+  logger: Logger;
+  maxMessageBytes: number;
+  /** Key, certificate and the CA that client certificates must chain to: mutual TLS when given. */
+  tls?: Pick<SecureServerOptions, 'key' | 'cert' | 'ca'>;
+}
+
+// Bounded per connection so that one peer cannot hold unbounded state; Envoy opens more connections when a
+// server advertises a limit. gRPC metadata from Envoy is small: 16 KiB of headers is generous.
+const HTTP2_SETTINGS = { maxConcurrentStreams: 1000, maxHeaderListSize: 16 * 1024 };
+
+export class GrpcHttp2Server {
+  private readonly routes = new Map<string, Route>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly server: Http2Server | Http2SecureServer;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: GrpcHttp2ServerOptions) {
+    this.logger = options.logger;
+    this.server = options.tls
+      ? createSecureServer({
+          ...options.tls,
+          settings: HTTP2_SETTINGS,
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.3',
+          ALPNProtocols: ['h2'],
+        })
+      : createServer({ settings: HTTP2_SETTINGS });
+    this.server.on('stream', (stream, headers) => this.dispatch(stream, headers));
+    this.server.on('session', (session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    });
+    this.server.on('sessionError', (err) => this.logger.debug({ err: err.message }, 'HTTP/2 session error'));
+    this.server.on('tlsClientError', (err: Error, socket: TLSSocket) =>
+      this.logger.info({ err: err.message, peer: socket.remoteAddress }, 'TLS handshake refused'),
+    );
+  }
+
+  route(path: string, route: Route): void {
+    this.routes.set(path, route);
+  }
+
+  /** The registrar that grpc-health-check's and @grpc/reflection's `addToServer` call. */
+  addService(service: ServiceMethods, implementation: object): void {
+    for (const [path, route] of grpcJsServiceRoutes(service, implementation, this.options.maxMessageBytes)) {
+      this.route(path, route);
+    }
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`));
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, send GOAWAY on every connection and let calls in flight finish; after
+   * `graceMs`, close what is left.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.close();
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
+    const timedOut = await Promise.race([closed.then(() => false), graceOver]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.logger.warn({ connections: this.sessions.size, graceMs }, 'calls still open after the grace period; closing them');
+      for (const session of this.sessions) session.destroy();
+      await closed;
+    }
+  }
+
+  private dispatch(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', (err) => this.logger.debug({ err: err.message }, 'HTTP/2 stream error'));
+    const admitted = this.admit(stream, headers);
+    if (admitted) admitted.route(stream, admitted.timeoutMs);
+    else stream.resume(); // refused: discard whatever body is still coming
+  }
+
+  /** The route for a well-formed gRPC request; otherwise answers the refusal and returns undefined. */
+  private admit(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): { route: Route; timeoutMs: number | undefined } | undefined {
+    if (headers[':method'] !== 'POST') {
+      sendHttpError(stream, 405);
+      return undefined;
+    }
+    const contentType = headers['content-type'];
+    if (contentType !== 'application/grpc' && !contentType?.startsWith('application/grpc+')) {
+      sendHttpError(stream, 415);
+      return undefined;
+    }
+    const path = headers[':path'] ?? '';
+    const route = this.routes.get(path);
+    if (!route) {
+      sendStatus(stream, status.UNIMPLEMENTED, `unknown method ${path.slice(0, 200)}`);
+      return undefined;
+    }
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') {
+      sendStatus(stream, status.UNIMPLEMENTED, `grpc-encoding "${String(encoding).slice(0, 40)}" is not supported; send identity`);
+      return undefined;
+    }
+    const timeout = parseGrpcTimeout(headers['grpc-timeout'] as string | undefined);
+    if (!timeout.ok) {
+      sendStatus(stream, timeout.error.code, timeout.error.message);
+      return undefined;
+    }
+    return { route, timeoutMs: timeout.value };
+  }
+}

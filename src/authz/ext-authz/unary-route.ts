@@ -1,0 +1,60 @@
+// The lean path for a unary method whose handler works on bytes: exactly one request message in, one
+// response message out, within the caller's deadline. This is how Check is served (see server.ts for why).
+import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
+import { status } from '@grpc/grpc-js';
+import { frameMessage, MessageReader, type FramingError } from './grpc-framing.js';
+import { sendStatus, sendUnaryResponse } from './grpc-response.js';
+import type { Route } from './grpc-http2-server.js';
+
+/** Turns one serialised request into one serialised response. Must not reject (its caller fails closed anyway). */
+export type UnaryBytesHandler = (request: Buffer) => Promise<Uint8Array>;
+
+export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number): Route {
+  return (stream, timeoutMs) => {
+    const reader = new MessageReader(maxMessageBytes);
+    let request: Buffer | undefined;
+    let refused = false;
+    const refuse = (error: FramingError) => {
+      refused = true;
+      sendStatus(stream, error.code, error.message);
+      // The answer is complete; tell the peer to stop sending the rest of an oversized body.
+      stream.close(http2Constants.NGHTTP2_NO_ERROR);
+    };
+
+    stream.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      const read = reader.push(chunk);
+      if (!read.ok) return refuse(read.error);
+      for (const message of read.value) {
+        if (request !== undefined) return refuse({ code: status.INTERNAL, message: 'more than one request message for a unary method' });
+        request = message;
+      }
+    });
+    stream.on('end', () => {
+      if (refused) return;
+      if (request === undefined || reader.hasPartialMessage) {
+        sendStatus(stream, status.INTERNAL, reader.hasPartialMessage ? 'request ended inside a message' : 'request has no message');
+        return;
+      }
+      answer(stream, handler, request, timeoutMs);
+    });
+  };
+}
+
+function answer(stream: ServerHttp2Stream, handler: UnaryBytesHandler, request: Buffer, timeoutMs: number | undefined): void {
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => sendStatus(stream, status.DEADLINE_EXCEEDED, 'deadline exceeded'), timeoutMs);
+  const failed = (err: unknown) => {
+    clearTimeout(timer);
+    sendStatus(stream, status.INTERNAL, err instanceof Error ? err.message : 'handler failed');
+  };
+  let response: Promise<Uint8Array>;
+  try {
+    response = handler(request);
+  } catch (err) {
+    return failed(err);
+  }
+  response.then((bytes) => {
+    clearTimeout(timer);
+    sendUnaryResponse(stream, frameMessage(bytes));
+  }, failed);
+}

@@ -1,0 +1,73 @@
+import { parseIpAddress, type IpAddress } from './ip-block.js';
+
+/** The facts about one request that rules test, already normalised. Built once per decision. */
+export interface MatchFacts {
+  readonly principal: string | undefined;
+  readonly sourceIp: string | undefined;
+  readonly port: number | undefined;
+  /** Upper case. */
+  readonly method: string;
+  /** methodBit(method), so that rules test a method with one AND. */
+  readonly methodBit: number;
+  /** Lower case, no port, no trailing dot. */
+  readonly host: string;
+  /** The normalised path without a trailing slash (`/` for the root). */
+  readonly path: string;
+  readonly segments: readonly string[];
+  readonly headers: Readonly<Record<string, string>>;
+  readonly context: Readonly<Record<string, string>> | undefined;
+  /** Verified JWT claims; undefined when no token was presented. */
+  readonly claims: Readonly<Record<string, unknown>> | undefined;
+}
+
+export class MatchContext implements MatchFacts {
+  readonly principal: string | undefined;
+  readonly sourceIp: string | undefined;
+  readonly port: number | undefined;
+  readonly method: string;
+  readonly methodBit: number;
+  readonly host: string;
+  readonly path: string;
+  readonly segments: readonly string[];
+  readonly headers: Readonly<Record<string, string>>;
+  readonly context: Readonly<Record<string, string>> | undefined;
+  readonly claims: Readonly<Record<string, unknown>> | undefined;
+  private parsedAddress: IpAddress | undefined | null = null;
+
+  constructor(facts: MatchFacts) {
+    this.principal = facts.principal;
+    this.sourceIp = facts.sourceIp;
+    this.port = facts.port;
+    this.method = facts.method;
+    this.methodBit = facts.methodBit;
+    this.host = facts.host;
+    this.path = facts.path;
+    this.segments = facts.segments;
+    this.headers = facts.headers;
+    this.context = facts.context;
+    this.claims = facts.claims;
+  }
+
+  /** The source address, parsed on first use: most decisions never look at it. */
+  get address(): IpAddress | undefined {
+    if (this.parsedAddress === null) this.parsedAddress = parseIpAddress(this.sourceIp);
+    return this.parsedAddress;
+  }
+}
+
+/** Reads a string-valued entry; inherited properties (`constructor`, `__proto__`) are never entries. */
+export function ownString(record: Readonly<Record<string, unknown>> | undefined, key: string): string | undefined {
+  if (record === undefined || !Object.hasOwn(record, key)) return undefined;
+  const value = record[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Follows a dotted claim path through own properties only. */
+export function claimAt(claims: Readonly<Record<string, unknown>> | undefined, path: readonly string[]): unknown {
+  let value: unknown = claims;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}

@@ -1,0 +1,171 @@
+import { normalisePath } from './path-normalise.js';
+import type { PatternResult } from './pattern-result.js';
+import { listHas, toValueList, type ValueList } from './value-list.js';
+
+// Path patterns: `*` is exactly one segment, `**` any number of segments (none included, so `/admin/**` also covers
+// `/admin`), anything else a literal segment. Patterns are normalised like request paths so that `/%7Euser` and
+// `/~user` are the same pattern. A trailing slash is not significant on either side: `/admin/` is `/admin`.
+
+const ONE = '*';
+const ANY = '**';
+
+export interface PathPattern {
+  readonly source: string;
+  readonly kind: 'exact' | 'prefix' | 'glob';
+  /** exact: the normalised path; prefix: the literal part before a final `/**`, without that slash. */
+  readonly literal: string;
+  /** Normalised segments; `*` and `**` are wildcards. */
+  readonly segments: readonly string[];
+  /** The first segment when it is literal ('' for the root pattern `/`); undefined when it is a wildcard. */
+  readonly firstSegment: string | undefined;
+}
+
+export function parsePathPattern(source: string): PatternResult<PathPattern> {
+  const fail = (why: string): PatternResult<PathPattern> => ({ ok: false, error: `"${source}" is not a valid path pattern: ${why}` });
+  if (!source.startsWith('/')) return fail('it must start with "/"');
+  if (source.includes('?')) return fail('a query is not matched; remove it');
+  const normalised = normalisePath(source);
+  if (!normalised.ok) return fail(normalised.reason);
+  if (source !== '/') {
+    const parts = source.slice(1).split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (part === '') {
+        return fail(i === parts.length - 1 ? 'it must not end with "/" (use "/x" or "/x/**")' : 'it has an empty segment ("//")');
+      }
+      const decoded = normalisePath(`/${part}`);
+      if (decoded.ok && decoded.segments.length !== 1) return fail('"." and ".." segments are not allowed');
+      if (part.includes('*') && part !== ONE && part !== ANY) return fail(`"*" and "**" must be whole segments, not "${part}"`);
+    }
+  }
+  const segments = normalised.segments;
+  const first = segments[0];
+  const firstSegment = first === undefined ? '' : first === ONE || first === ANY ? undefined : first;
+  const wildcards = segments.filter((s) => s === ONE || s === ANY).length;
+  if (wildcards === 0) return { ok: true, value: { source, kind: 'exact', literal: normalised.path, segments, firstSegment } };
+  if (wildcards === 1 && segments[segments.length - 1] === ANY) {
+    const literal = segments.length === 1 ? '' : `/${segments.slice(0, -1).join('/')}`;
+    return { ok: true, value: { source, kind: 'prefix', literal, segments, firstSegment } };
+  }
+  return { ok: true, value: { source, kind: 'glob', literal: normalised.path, segments, firstSegment } };
+}
+
+/**
+ * Matches `segments` from index `from` against a pattern: `*` one segment, `**` any run; backtracks only to the
+ * last `**`.
+ */
+export function matchGlobSegments(pattern: readonly string[], segments: readonly string[], from = 0): boolean {
+  let p = 0;
+  let s = from;
+  let anyAt = -1;
+  let anyFrom = 0;
+  while (s < segments.length) {
+    const want = pattern[p];
+    if (want === ANY) {
+      anyAt = p++;
+      anyFrom = s;
+    } else if (want !== undefined && (want === ONE || want === segments[s])) {
+      p++;
+      s++;
+    } else if (anyAt !== -1) {
+      p = anyAt + 1;
+      s = ++anyFrom;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === ANY) p++;
+  return p === pattern.length;
+}
+
+/** A glob split at its first wildcard: a literal path prefix checked with one `startsWith`, then the rest. */
+interface Glob {
+  /** `/a/b/` for `/a/b/*\/c`; `/` when the pattern starts with a wildcard. */
+  readonly literal: string;
+  /** How many segments `literal` holds. */
+  readonly literalSegments: number;
+  /** The pattern's segments from the first wildcard on. */
+  readonly rest: readonly string[];
+}
+
+function toGlob(pattern: PathPattern): Glob {
+  const firstWildcard = pattern.segments.findIndex((s) => s === ONE || s === ANY);
+  const head = pattern.segments.slice(0, firstWildcard);
+  return {
+    literal: head.length === 0 ? '' : `/${head.join('/')}`,
+    literalSegments: head.length,
+    rest: pattern.segments.slice(firstWildcard),
+  };
+}
+
+function startsWithSegment(path: string, prefix: string): boolean {
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 0x2f);
+}
+
+/** `path` is `parent` + `/` + one more non-empty segment. `parent` ends with `/`. */
+function isChildOf(path: string, parent: string): boolean {
+  return path.length > parent.length && path.startsWith(parent) && path.indexOf('/', parent.length) === -1;
+}
+
+/**
+ * A compiled list of path patterns, by kind, cheapest first: exact paths (`/a/b`), prefixes (`/a/**`), children
+ * (`/a/*`), and other globs. All but the last are a comparison or two against one string.
+ */
+export class PathMatcher {
+  // null rather than empty, so a decision does not touch (and pull into cache) what it does not need.
+  private readonly exact: ValueList<string> | null;
+  /** Literal parts of `/x/**` patterns, without the trailing slash ('' for `/**`). */
+  private readonly prefixes: ValueList<string> | null;
+  /** Literal parts of `/x/*` patterns, with the trailing slash. */
+  private readonly children: ValueList<string> | null;
+  private readonly globs: readonly Glob[] | null;
+
+  constructor(readonly sources: readonly string[]) {
+    const patterns = mustParsePathPatterns(sources);
+    const isChildren = (p: PathPattern) =>
+      p.kind === 'glob' && p.segments[p.segments.length - 1] === ONE && p.segments.indexOf(ONE) === p.segments.length - 1 && !p.segments.includes(ANY);
+    const exact = patterns.filter((p) => p.kind === 'exact').map((p) => p.literal);
+    const prefixes = patterns.filter((p) => p.kind === 'prefix').map((p) => p.literal);
+    const children = patterns.filter(isChildren).map((p) => `${toGlob(p).literal}/`);
+    const globs = patterns.filter((p) => p.kind === 'glob' && !isChildren(p)).map(toGlob);
+    this.exact = exact.length > 0 ? toValueList(exact) : null;
+    this.prefixes = prefixes.length > 0 ? toValueList(prefixes) : null;
+    this.children = children.length > 0 ? toValueList(children) : null;
+    this.globs = globs.length > 0 ? globs : null;
+  }
+
+  /** `path` is the normalised path without a trailing slash (`/` for the root); `segments` its segments. */
+  matches(path: string, segments: readonly string[]): boolean {
+    if (this.exact !== null && listHas(this.exact, path)) return true;
+    const { prefixes, children, globs } = this;
+    if (prefixes !== null) {
+      if (typeof prefixes === 'string') {
+        if (startsWithSegment(path, prefixes)) return true;
+      } else {
+        for (const prefix of prefixes as Iterable<string>) if (startsWithSegment(path, prefix)) return true;
+      }
+    }
+    if (children !== null) {
+      if (typeof children === 'string') {
+        if (isChildOf(path, children)) return true;
+      } else {
+        for (const parent of children as Iterable<string>) if (isChildOf(path, parent)) return true;
+      }
+    }
+    if (globs !== null) {
+      for (let i = 0; i < globs.length; i++) {
+        const glob = globs[i]!;
+        if (startsWithSegment(path, glob.literal) && matchGlobSegments(glob.rest, segments, glob.literalSegments)) return true;
+      }
+    }
+    return false;
+  }
+}
+
+export function mustParsePathPatterns(sources: readonly string[]): PathPattern[] {
+  return sources.map((source) => {
+    const parsed = parsePathPattern(source);
+    if (!parsed.ok) throw new Error(parsed.error);
+    return parsed.value;
+  });
+}

@@ -1,0 +1,141 @@
+import type { Clock } from './clock.js';
+
+// Token buckets, one per (limit name, key). Keyed by limit name rather than held by a compiled policy so that a
+// reloaded policy keeps counting where the old one stopped; a limit whose rate or burst changed applies the new values
+// from its next request on.
+//
+// Memory is bounded. A bucket that has refilled completely is indistinguishable from a new one, so dropping it loses
+// nothing: every so many requests a sweep looks at the oldest few buckets of each limit, drops the full ones and moves
+// the others to the back, so that over time it visits them all (a clock sweep; reordering on every request instead
+// would cost two map writes per decision). If a limit is still at `maxKeysPerLimit` keys when a new key arrives, its
+// oldest bucket is dropped even if not full: that key starts again with a full burst, the price of a hard memory cap.
+
+interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
+
+interface Table {
+  readonly buckets: Map<string, Bucket>;
+  requestsPerSecond: number;
+  burst: number;
+}
+
+export interface RateLimitParameters {
+  readonly name: string;
+  readonly requestsPerSecond: number;
+  readonly burst: number;
+}
+
+export interface RateLimitCharge {
+  readonly limit: RateLimitParameters;
+  readonly key: string;
+}
+
+export interface RateLimitRefusal {
+  readonly limit: string;
+  readonly retryAfterSeconds: number;
+}
+
+export interface RateLimitStoreOptions {
+  /** Default 100,000 keys per limit. */
+  maxKeysPerLimit?: number;
+}
+
+const SWEEP_EVERY = 1024;
+const SWEEP_AT_MOST = 64;
+
+export class RateLimitStore {
+  private readonly tables = new Map<string, Table>();
+  private readonly maxKeysPerLimit: number;
+  private takesSinceSweep = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    options: RateLimitStoreOptions = {},
+  ) {
+    this.maxKeysPerLimit = options.maxKeysPerLimit ?? 100_000;
+  }
+
+  /**
+   * Takes one token from the bucket of every charge, or, if any bucket is empty, none at all (a refused request is not
+   * counted against the other limits) and says which limit refused and when to retry.
+   */
+  take(charges: readonly RateLimitCharge[]): RateLimitRefusal | undefined {
+    const now = this.clock.now();
+    if (++this.takesSinceSweep >= SWEEP_EVERY) this.sweep(now);
+    const buckets: Bucket[] = [];
+    for (const { limit, key } of charges) {
+      const bucket = this.refilledBucket(limit, key, now);
+      if (bucket.tokens < 1) {
+        return { limit: limit.name, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / limit.requestsPerSecond)) };
+      }
+      buckets.push(bucket);
+    }
+    for (const bucket of buckets) bucket.tokens -= 1;
+    return undefined;
+  }
+
+  /** Drops the buckets of limits no longer in the policy. */
+  retainOnly(limitNames: Iterable<string>): void {
+    const keep = new Set(limitNames);
+    for (const name of this.tables.keys()) if (!keep.has(name)) this.tables.delete(name);
+  }
+
+  /** How many buckets a limit holds (for tests and metrics). */
+  size(limitName: string): number {
+    return this.tables.get(limitName)?.buckets.size ?? 0;
+  }
+
+  private refilledBucket(limit: RateLimitParameters, key: string, now: number): Bucket {
+    let table = this.tables.get(limit.name);
+    if (table === undefined) {
+      table = { buckets: new Map(), requestsPerSecond: limit.requestsPerSecond, burst: limit.burst };
+      this.tables.set(limit.name, table);
+    }
+    table.requestsPerSecond = limit.requestsPerSecond;
+    table.burst = limit.burst;
+    const bucket = table.buckets.get(key);
+    if (bucket !== undefined) {
+      // A clock that steps backwards must not mint tokens.
+      const elapsed = Math.max(0, now - bucket.updatedAt);
+      bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed / 1000) * limit.requestsPerSecond);
+      bucket.updatedAt = now;
+      return bucket;
+    }
+    if (table.buckets.size >= this.maxKeysPerLimit) this.evictOne(table, now);
+    const fresh = { tokens: limit.burst, updatedAt: now };
+    table.buckets.set(key, fresh);
+    return fresh;
+  }
+
+  private evictOne(table: Table, now: number): void {
+    const sweptAny = this.sweepTable(table, now, SWEEP_AT_MOST);
+    if (!sweptAny) {
+      const oldest = table.buckets.keys().next();
+      if (!oldest.done) table.buckets.delete(oldest.value);
+    }
+  }
+
+  private sweep(now: number): void {
+    this.takesSinceSweep = 0;
+    for (const table of this.tables.values()) this.sweepTable(table, now, SWEEP_AT_MOST);
+  }
+
+  /** Looks at the `atMost` oldest buckets: drops the full ones, moves the rest to the back. Returns whether it dropped any. */
+  private sweepTable(table: Table, now: number, atMost: number): boolean {
+    const oldest: [string, Bucket][] = [];
+    for (const entry of table.buckets) {
+      if (oldest.length >= atMost) break;
+      oldest.push(entry);
+    }
+    let dropped = false;
+    for (const [key, bucket] of oldest) {
+      table.buckets.delete(key);
+      const refilled = bucket.tokens + (Math.max(0, now - bucket.updatedAt) / 1000) * table.requestsPerSecond;
+      if (refilled >= table.burst) dropped = true;
+      else table.buckets.set(key, bucket);
+    }
+    return dropped;
+  }
+}

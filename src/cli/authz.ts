@@ -1,0 +1,71 @@
+import { startExtAuthzServer } from '../authz/index.js';
+import { createLogger } from '../telemetry/index.js';
+import { parseFlags, required, UsageError, type Command } from './command.js';
+
+/** How long SIGTERM waits for calls in flight before closing connections. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+const usage = `
+Usage: meshward authz --policy FILE --listen HOST:PORT [--tls-cert FILE --tls-key FILE --tls-ca FILE]
+
+Serves the policy as Envoy's external authorization service (envoy.service.auth.v3.Authorization/Check),
+with grpc.health.v1.Health and server reflection, on one gRPC listener.
+
+Options:
+  --policy FILE     the policy file; watched, and reloaded on SIGHUP (an invalid change keeps the last good one)
+  --listen ADDR     HOST:PORT, or [IPv6]:PORT; port 0 picks a free port (logged as "listening")
+  --tls-cert FILE   server certificate (PEM); with --tls-key and --tls-ca, serve mutual TLS (TLS 1.3):
+  --tls-key FILE    server private key (PEM)
+  --tls-ca FILE     CA bundle (PEM) that client certificates must chain to; clients without one are refused
+
+SIGTERM or SIGINT: stop accepting, finish calls in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), exit 0.
+`;
+
+export const authzCommand: Command = {
+  name: 'authz',
+  summary: 'serve the policy engine as an Envoy ext_authz gRPC service',
+  usage,
+  async run(argv) {
+    const { values } = parseFlags(argv, {
+      policy: { type: 'string' },
+      listen: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+    });
+    const policyFile = required(values.policy, 'policy');
+    const { host, port } = parseListenAddress(required(values.listen, 'listen'));
+    const tls = tlsFlags(values['tls-cert'], values['tls-key'], values['tls-ca']);
+
+    const logger = createLogger('authz');
+    const server = await startExtAuthzServer({ policyFile, host, port, logger, ...(tls ? { tls } : {}) });
+    const reload = () => void server.reloadPolicy();
+    process.on('SIGHUP', reload);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    process.off('SIGHUP', reload);
+    logger.info({ signal }, 'shutting down');
+    await server.close(SHUTDOWN_GRACE_MS);
+    logger.info('stopped');
+    logger.flush();
+    return 0;
+  },
+};
+
+function parseListenAddress(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new UsageError(`--listen "${value}" is not HOST:PORT (or [IPv6]:PORT) with a port from 0 to 65535`);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+function tlsFlags(certFile?: string, keyFile?: string, caFile?: string) {
+  const given = [certFile, keyFile, caFile].filter((f) => f !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3 || !certFile || !keyFile || !caFile) {
+    throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
+  }
+  return { certFile, keyFile, caFile };
+}

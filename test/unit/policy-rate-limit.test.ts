@@ -1,0 +1,174 @@
+import { describe, expect, it } from 'vitest';
+import { loadPolicyEngineFromText, ManualClock, PolicyRuntime, RateLimitStore, type AuthzRequest } from '../../src/authz/index.js';
+
+const A = 'spiffe://example.org/ns/a/sa/a';
+const B = 'spiffe://example.org/ns/b/sa/b';
+const limit = (requestsPerSecond: number, burst: number, name = 'l') => ({ name, requestsPerSecond, burst });
+
+describe('RateLimitStore', () => {
+  it('lets a burst through, then refuses until tokens refill', () => {
+    const clock = new ManualClock(0);
+    const store = new RateLimitStore(clock);
+    const charge = [{ limit: limit(2, 3), key: 'k' }];
+    expect([store.take(charge), store.take(charge), store.take(charge)]).toEqual([undefined, undefined, undefined]);
+    expect(store.take(charge)).toEqual({ limit: 'l', retryAfterSeconds: 1 });
+    clock.advance(499);
+    expect(store.take(charge)).toBeDefined();
+    clock.advance(1);
+    expect(store.take(charge)).toBeUndefined();
+    expect(store.take(charge)).toBeDefined();
+  });
+
+  it('rounds retry-after up to whole seconds, at least 1', () => {
+    const clock = new ManualClock(0);
+    const store = new RateLimitStore(clock);
+    const slow = [{ limit: limit(0.25, 1), key: 'k' }];
+    expect(store.take(slow)).toBeUndefined();
+    expect(store.take(slow)).toEqual({ limit: 'l', retryAfterSeconds: 4 });
+    clock.advance(2500);
+    expect(store.take(slow)).toEqual({ limit: 'l', retryAfterSeconds: 2 });
+    const fast = [{ limit: limit(1000, 1, 'fast'), key: 'k' }];
+    store.take(fast);
+    expect(store.take(fast)).toEqual({ limit: 'fast', retryAfterSeconds: 1 });
+  });
+
+  it('keeps separate buckets per key and per limit', () => {
+    const store = new RateLimitStore(new ManualClock(0));
+    expect(store.take([{ limit: limit(1, 1), key: 'a' }])).toBeUndefined();
+    expect(store.take([{ limit: limit(1, 1), key: 'b' }])).toBeUndefined();
+    expect(store.take([{ limit: limit(1, 1, 'other'), key: 'a' }])).toBeUndefined();
+    expect(store.take([{ limit: limit(1, 1), key: 'a' }])).toEqual({ limit: 'l', retryAfterSeconds: 1 });
+  });
+
+  it('charges all limits or none: a refused request costs no other limit a token', () => {
+    const store = new RateLimitStore(new ManualClock(0));
+    const roomy = { limit: limit(1, 5, 'roomy'), key: 'k' };
+    const tight = { limit: limit(1, 1, 'tight'), key: 'k' };
+    expect(store.take([roomy, tight])).toBeUndefined();
+    for (let i = 0; i < 10; i++) expect(store.take([roomy, tight])).toEqual({ limit: 'tight', retryAfterSeconds: 1 });
+    // roomy lost only the one token of the first, admitted, request.
+    for (let i = 0; i < 4; i++) expect(store.take([roomy])).toBeUndefined();
+    expect(store.take([roomy])).toBeDefined();
+  });
+
+  it('mints no tokens when the clock steps backwards', () => {
+    const clock = new ManualClock(10_000);
+    const store = new RateLimitStore(clock);
+    const charge = [{ limit: limit(1, 1), key: 'k' }];
+    store.take(charge);
+    clock.advance(-5_000);
+    expect(store.take(charge)).toBeDefined();
+  });
+
+  it('applies a changed rate and burst from the next request on', () => {
+    const clock = new ManualClock(0);
+    const store = new RateLimitStore(clock);
+    for (let i = 0; i < 10; i++) store.take([{ limit: limit(1, 10), key: 'k' }]);
+    clock.advance(10_000);
+    // The bucket refilled to 10 under the old burst, then is capped at the new burst of 2.
+    expect(store.take([{ limit: limit(1, 2), key: 'k' }])).toBeUndefined();
+    expect(store.take([{ limit: limit(1, 2), key: 'k' }])).toBeUndefined();
+    expect(store.take([{ limit: limit(1, 2), key: 'k' }])).toBeDefined();
+  });
+
+  it('never holds more than maxKeysPerLimit buckets, whatever the traffic', () => {
+    const store = new RateLimitStore(new ManualClock(0), { maxKeysPerLimit: 100 });
+    for (let i = 0; i < 10_000; i++) store.take([{ limit: limit(1, 5), key: `k${i}` }]);
+    expect(store.size('l')).toBeLessThanOrEqual(100);
+  });
+
+  it('forgets idle buckets once they have refilled, as traffic goes on', () => {
+    const clock = new ManualClock(0);
+    const store = new RateLimitStore(clock);
+    for (let i = 0; i < 500; i++) store.take([{ limit: limit(10, 10), key: `idle-${i}` }]);
+    expect(store.size('l')).toBe(500);
+    clock.advance(2_000);
+    for (let i = 0; i < 20_000; i++) store.take([{ limit: limit(10, 10), key: 'busy' }]);
+    expect(store.size('l')).toBe(1);
+  });
+
+  it('keeps a busy bucket that has not refilled, and drops the tables of removed limits', () => {
+    const clock = new ManualClock(0);
+    const store = new RateLimitStore(clock);
+    for (let i = 0; i < 3; i++) store.take([{ limit: limit(0.001, 3), key: 'busy' }]);
+    for (let i = 0; i < 5_000; i++) store.take([{ limit: limit(1, 1e9, 'other'), key: 'x' }]);
+    expect(store.take([{ limit: limit(0.001, 3), key: 'busy' }])).toBeDefined();
+    store.retainOnly(['other']);
+    expect(store.size('l')).toBe(0);
+    expect(store.size('other')).toBe(1);
+  });
+});
+
+describe('rate limits in the engine', () => {
+  const POLICY = `
+rules:
+  - { name: no-admin, action: deny, to: { paths: ["/admin/**"] } }
+  - { name: everyone, action: allow }
+rateLimits:
+  - { name: per-caller, match: { principals: ["*"], paths: ["/api/**"] }, requestsPerSecond: 1, burst: 2, per: principal }
+  - { name: per-ip, match: { methods: [POST] }, requestsPerSecond: 1, burst: 1, per: ip }
+  - { name: health, match: { paths: ["/healthz"], hosts: [orders] }, requestsPerSecond: 1, burst: 1, per: global }
+`;
+  const req = (overrides: Partial<AuthzRequest> = {}): AuthzRequest => ({
+    principal: A,
+    sourceIp: '10.0.0.1',
+    method: 'GET',
+    host: 'orders',
+    path: '/api/x',
+    headers: {},
+    ...overrides,
+  });
+
+  function engine(clock = new ManualClock(0)) {
+    return { clock, engine: loadPolicyEngineFromText(POLICY, { clock }).engine };
+  }
+
+  it('limits per principal: each caller has its own bucket', async () => {
+    const { engine: e } = engine();
+    expect((await e.decide(req())).kind).toBe('allow');
+    expect((await e.decide(req())).kind).toBe('allow');
+    expect(await e.decide(req())).toEqual({ kind: 'rate_limited', limit: 'per-caller', retryAfterSeconds: 1 });
+    expect((await e.decide(req({ principal: B }))).kind).toBe('allow');
+  });
+
+  it('counts only requests the limit matches', async () => {
+    const { engine: e } = engine();
+    for (let i = 0; i < 5; i++) expect((await e.decide(req({ path: '/public' }))).kind).toBe('allow');
+    for (let i = 0; i < 5; i++) expect((await e.decide(req({ principal: undefined }))).kind).toBe('allow');
+  });
+
+  it('limits per source IP and globally', async () => {
+    const { engine: e } = engine();
+    expect((await e.decide(req({ method: 'POST', path: '/p' }))).kind).toBe('allow');
+    expect(await e.decide(req({ method: 'POST', path: '/p', principal: B }))).toMatchObject({ kind: 'rate_limited', limit: 'per-ip' });
+    expect((await e.decide(req({ method: 'POST', path: '/p', sourceIp: '10.0.0.2' }))).kind).toBe('allow');
+    expect((await e.decide(req({ path: '/healthz', principal: A }))).kind).toBe('allow');
+    expect(await e.decide(req({ path: '/healthz', principal: B, sourceIp: '10.9.9.9' }))).toMatchObject({ kind: 'rate_limited', limit: 'health' });
+  });
+
+  it('never counts a denied request', async () => {
+    const { engine: e } = engine();
+    for (let i = 0; i < 10; i++) expect((await e.decide(req({ path: '/admin/api', method: 'POST' }))).kind).toBe('deny');
+    expect((await e.decide(req({ method: 'POST', path: '/p' }))).kind).toBe('allow');
+  });
+
+  it('refills with time', async () => {
+    const { engine: e, clock } = engine();
+    await e.decide(req());
+    await e.decide(req());
+    expect((await e.decide(req())).kind).toBe('rate_limited');
+    clock.advance(1000);
+    expect((await e.decide(req())).kind).toBe('allow');
+  });
+
+  it('keeps counting across a reload that shares the runtime', async () => {
+    const runtime = new PolicyRuntime({ clock: new ManualClock(0) });
+    const first = loadPolicyEngineFromText(POLICY, { runtime }).engine;
+    await first.decide(req());
+    await first.decide(req());
+    const reloaded = loadPolicyEngineFromText(POLICY.replace('name: everyone', 'name: everybody'), { runtime }).engine;
+    expect(await reloaded.decide(req())).toMatchObject({ kind: 'rate_limited', limit: 'per-caller' });
+    const fresh = loadPolicyEngineFromText(POLICY, { clock: new ManualClock(0) }).engine;
+    expect((await fresh.decide(req())).kind).toBe('allow');
+  });
+});
