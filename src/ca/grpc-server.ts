@@ -1,31 +1,35 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { GrpcHttp2Server, GrpcStatusError, unaryRoute, verifiedPeerCertificate } from '../grpc/index.js';
 import { svidIdentity, pemToDerList } from '../spiffe/x509-svid.js';
-import { RotatingServerCredentials } from '../identity/rotating-server-credentials.js';
 import { advanceCa, loadCa, stateVersion } from './ca-directory.js';
 import { CaError, type CaErrorCode } from './ca-error.js';
 import { makeCsr } from './csr-make.js';
 import { Authority, type Caller } from './authority.js';
-import { caService, type BundleMessage, type SignRequestMessage, type SignResponseMessage } from './proto.js';
+import { CA_SERVICE, caService, caWireTypes, type BundleMessage, type SignRequestMessage } from './proto.js';
 
-// The CA over gRPC with TLS. Its serving certificate is an SVID from its own root, renewed at half-life and
-// re-issued when the signing root changes. A 1 s tick applies due rotation steps and picks up changes other
-// commands (`meshward ca rotate`) make to the directory; every bundle change is pushed to WatchBundle streams.
+// The CA over gRPC with TLS. Sign and GetBundle run on meshward's lean HTTP/2 gRPC path (src/grpc) with
+// protobufjs codecs: under load, grpc-js's per-call machinery cost the CA more CPU than the signing itself
+// (bench/ca-sign.mjs). WatchBundle, a long-lived stream, goes through the grpc-js service adapter on the same port.
+//
+// The serving certificate is an SVID from the CA's own root, renewed at half-life and re-issued when the signing
+// root changes. A 1 s tick applies due rotation steps and picks up changes other commands (`meshward ca rotate`)
+// make to the directory; every bundle change is pushed to WatchBundle streams.
 
 export const CA_SERVER_PATH = '/meshward/ca';
 
-const STATUS: Record<CaErrorCode, grpc.status> = {
-  unauthenticated: grpc.status.UNAUTHENTICATED,
-  permission_denied: grpc.status.PERMISSION_DENIED,
-  invalid_argument: grpc.status.INVALID_ARGUMENT,
-  failed_precondition: grpc.status.FAILED_PRECONDITION,
-  internal: grpc.status.INTERNAL,
+const STATUS: Record<CaErrorCode, number> = {
+  unauthenticated: 16,
+  permission_denied: 7,
+  invalid_argument: 3,
+  failed_precondition: 9,
+  internal: 13,
 };
 
 export interface CaServerOptions {
   authority: Authority;
   dir: string;
+  /** HOST:PORT; port 0 picks a free one. */
   listen: string;
   passphrase?: string;
   logger: Logger;
@@ -39,12 +43,18 @@ export interface RunningCaServer {
   close(): Promise<void>;
 }
 
+interface WatchCall {
+  write(message: BundleMessage): void;
+  end(): void;
+  on(event: 'cancelled', listener: () => void): void;
+}
+
 export async function startCaServer(opts: CaServerOptions): Promise<RunningCaServer> {
   const { authority, logger } = opts;
+  const types = caWireTypes();
   const servingKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
   const servingKeyPem = servingKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const servingId = `spiffe://${authority.trustDomain}${CA_SERVER_PATH}`;
-  let bundleSequence = 1;
   let serving = { chain: '', issuedAt: 0, notAfter: 0 };
 
   const renewServingCert = async () => {
@@ -56,67 +66,53 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
   };
   const tlsMaterial = () => ({ key: servingKeyPem, cert: serving.chain, ca: authority.bundle.join('') });
   await renewServingCert();
-  const credentials = new RotatingServerCredentials(tlsMaterial(), { requireClientCertificate: false });
 
-  // Built once per bundle change, not per response: parsing the roots again for every Sign costs ~6% of the CA's CPU.
-  let cachedBundle: BundleMessage | undefined;
-  const bundleMessage = (): BundleMessage =>
-    (cachedBundle ??= {
-      trustDomain: authority.trustDomain,
-      x509Authorities: authority.bundle.flatMap(pemToDerList),
-      pem: authority.bundle.join(''),
-      sequence: bundleSequence,
-    });
-  const watchers = new Set<grpc.ServerWritableStream<unknown, BundleMessage>>();
-
+  // Built once per bundle change, not per response: parsing the roots again for every Sign cost ~6% of the CPU.
+  let bundleSequence = 1;
+  const encodeBundle = (message: BundleMessage) => ({ message, bytes: types.Bundle.encode(message).finish() });
+  let bundle = encodeBundle(bundleMessageOf(authority, bundleSequence));
+  const watchers = new Set<WatchCall>();
   const peerIds = new PeerIdentityCache(authority.trustDomain);
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
-  server.addService(caService().service, {
-    Sign: (call: grpc.ServerUnaryCall<SignRequestMessage, SignResponseMessage>, callback: grpc.sendUnaryData<SignResponseMessage>) => {
-      const caller = callerOf(call, peerIds);
-      if ('refusal' in caller) {
-        callback({ code: grpc.status.UNAUTHENTICATED, details: caller.refusal });
-        return;
-      }
-      const req = call.request;
-      authority
-        .sign({ csr: req.csr, ...(req.ttlSeconds ? { ttlSeconds: req.ttlSeconds } : {}), ...(req.spiffeId ? { spiffeId: req.spiffeId } : {}) }, caller)
-        .then(
-          (svid) =>
-            callback(null, {
-              spiffeId: svid.spiffeId,
-              certChain: svid.chain,
-              certChainPem: svid.chainPem,
-              bundle: bundleMessage(),
-              serial: svid.serial,
-              notAfterUnix: Math.floor(svid.notAfter.getTime() / 1000),
-              notice: svid.notice ?? '',
-            }),
-          (err: unknown) => {
-            const e = err instanceof CaError ? err : new CaError('internal', 'internal error');
-            callback({ code: STATUS[e.code], details: e.message });
-          },
+
+  const server = new GrpcHttp2Server({ logger, maxMessageBytes: 64 * 1024, tls: tlsMaterial(), requireClientCertificate: false });
+  server.route(
+    `/${CA_SERVICE}/Sign`,
+    unaryRoute(async (bytes, stream) => {
+      const request = types.SignRequest.decode(bytes) as unknown as SignRequestMessage;
+      const caller = callerOf(verifiedPeerCertificate(stream), request, peerIds);
+      if ('refusal' in caller) throw new GrpcStatusError(STATUS.unauthenticated, caller.refusal);
+      try {
+        const svid = await authority.sign(
+          { csr: Buffer.from(request.csr), ...(request.ttlSeconds ? { ttlSeconds: request.ttlSeconds } : {}), ...(request.spiffeId ? { spiffeId: request.spiffeId } : {}) },
+          caller,
         );
-    },
-    GetBundle: (_call: grpc.ServerUnaryCall<unknown, BundleMessage>, callback: grpc.sendUnaryData<BundleMessage>) => {
-      callback(null, bundleMessage());
-    },
-    WatchBundle: (call: grpc.ServerWritableStream<unknown, BundleMessage>) => {
+        return types.SignResponse.encode({
+          spiffeId: svid.spiffeId,
+          certChain: svid.chain,
+          certChainPem: svid.chainPem,
+          bundle: bundle.message,
+          serial: svid.serial,
+          notAfterUnix: Math.floor(svid.notAfter.getTime() / 1000),
+          notice: svid.notice ?? '',
+        }).finish();
+      } catch (err) {
+        const e = err instanceof CaError ? err : new CaError('internal', 'internal error');
+        throw new GrpcStatusError(STATUS[e.code], e.message);
+      }
+    }, 64 * 1024),
+  );
+  server.route(`/${CA_SERVICE}/GetBundle`, unaryRoute(async () => bundle.bytes, 1024));
+  server.addService(caService().service as never, {
+    WatchBundle: (call: WatchCall) => {
       watchers.add(call);
-      const drop = () => watchers.delete(call);
-      call.on('cancelled', drop);
-      call.on('close', drop);
-      call.on('error', drop);
-      call.write(bundleMessage());
+      call.on('cancelled', () => watchers.delete(call));
+      call.write(bundle.message);
     },
   });
 
-  const address = await new Promise<string>((resolve, reject) => {
-    server.bindAsync(opts.listen, credentials, (err, port) => {
-      if (err) reject(new Error(`cannot listen on ${opts.listen}: ${err.message}`));
-      else resolve(opts.listen.replace(/:\d+$/, `:${port}`));
-    });
-  });
+  const [host, port] = splitHostPort(opts.listen);
+  const bound = await server.listen(host, port);
+  const address = `${host}:${bound.port}`;
 
   // Rotation steps, directory changes and serving-certificate renewal, serialised so they never overlap.
   let lastVersion = await stateVersion(opts.dir);
@@ -135,17 +131,16 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
         const rootChanged = !before.equals(authority.signingCertificate);
         if (authority.bundle.join('') !== previousBundle) {
           bundleSequence++;
-          cachedBundle = undefined;
-          const message = bundleMessage();
-          for (const w of watchers) w.write(message);
+          bundle = encodeBundle(bundleMessageOf(authority, bundleSequence));
+          for (const w of watchers) w.write(bundle.message);
           logger.info({ roots: authority.bundle.map((p) => new X509Certificate(p).serialNumber), sequence: bundleSequence }, 'trust bundle changed');
         }
         if (rootChanged) await renewServingCert();
-        credentials.update(tlsMaterial());
+        server.updateTls(tlsMaterial());
         if (rootChanged) logger.info({ serial: new X509Certificate(authority.signingCertificate).serialNumber }, 'now signing with the new root');
       } else if (Date.now() >= serving.issuedAt + (serving.notAfter - serving.issuedAt) / 2) {
         await renewServingCert();
-        credentials.update(tlsMaterial());
+        server.updateTls(tlsMaterial());
       }
     } catch (err) {
       logger.error({ err }, 'CA maintenance step failed; will retry');
@@ -160,26 +155,29 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
     close: async () => {
       clearInterval(timer);
       for (const w of watchers) w.end();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await server.close(5000);
     },
   };
 }
 
+function bundleMessageOf(authority: Authority, sequence: number): BundleMessage {
+  return { trustDomain: authority.trustDomain, x509Authorities: authority.bundle.flatMap(pemToDerList), pem: authority.bundle.join(''), sequence };
+}
+
+function splitHostPort(listen: string): [string, number] {
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) throw new Error(`--listen "${listen}" is not HOST:PORT`);
+  return [m[1]!.replace(/^\[(.*)\]$/, '$1'), Number(m[2])];
+}
+
 /** Who the caller is: a verified SVID presented over mTLS, a join token in the request, or nobody. */
-function callerOf(call: grpc.ServerUnaryCall<SignRequestMessage, unknown>, peerIds: PeerIdentityCache): Caller | { refusal: string } {
-  const peer = call.getAuthContext()?.sslPeerCertificate;
-  if (peer?.raw) {
-    const id = peerIds.get(peer.raw);
+function callerOf(peer: Buffer | undefined, request: SignRequestMessage, peerIds: PeerIdentityCache): Caller | { refusal: string } {
+  if (peer) {
+    const id = peerIds.get(peer);
     if (!id.ok) return { refusal: `the client certificate is not a usable SVID: ${id.error}` };
     return { method: 'svid', spiffeId: id.value.uri };
   }
-  if (call.request.joinToken) return { method: 'join-token', token: call.request.joinToken };
+  if (request.joinToken) return { method: 'join-token', token: request.joinToken };
   return { method: 'none' };
 }
 

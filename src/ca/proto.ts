@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 // proto/ sits at the package root; this file is at src/ca (tests) or dist/ca (built), two levels below it.
 export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
@@ -10,11 +11,14 @@ export interface CaServiceDefinition {
   client: grpc.ServiceClientConstructor;
 }
 
+export const CA_SERVICE = 'meshward.ca.v1.CertificateAuthority';
+const CA_PROTO = 'meshward/ca/v1/ca.proto';
+
 let cached: CaServiceDefinition | undefined;
 
 export function caService(): CaServiceDefinition {
   if (cached) return cached;
-  const definition = protoLoader.loadSync('meshward/ca/v1/ca.proto', {
+  const definition = protoLoader.loadSync(CA_PROTO, {
     includeDirs: [PROTO_ROOT],
     keepCase: false,
     longs: Number,
@@ -26,6 +30,22 @@ export function caService(): CaServiceDefinition {
   const client = pkg.meshward.ca.v1.CertificateAuthority;
   cached = { service: client.service, client };
   return cached;
+}
+
+/** The message types, for the server's lean path: decoded and encoded in place, no per-call object conversion. */
+export interface CaWireTypes {
+  SignRequest: protobuf.Type;
+  SignResponse: protobuf.Type;
+  Bundle: protobuf.Type;
+}
+
+export function caWireTypes(): CaWireTypes {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => `${PROTO_ROOT}/${target}`;
+  root.loadSync(CA_PROTO);
+  root.resolveAll();
+  const type = (name: string) => root.lookupType(`meshward.ca.v1.${name}`);
+  return { SignRequest: type('SignRequest'), SignResponse: type('SignResponse'), Bundle: type('Bundle') };
 }
 
 export interface BundleMessage {

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startExtAuthzServer, type ExtAuthzServer, type PolicyEngine } from '../../src/authz/index.js';
-import { frameMessage } from '../../src/authz/ext-authz/grpc-framing.js';
+import { frameMessage } from '../../src/grpc/grpc-framing.js';
 import { loadCheckTypes } from '../../src/authz/ext-authz/protos.js';
 import { tempDir } from '../helpers/cli.js';
 import { writeFileSync } from 'node:fs';

@@ -8,7 +8,7 @@ import { toAuthzRequest, type CheckRequestMessage } from './check-request.js';
 import { allowResponse, badRequestResponse, buildCheckResponse, type CheckResponseMessage } from './check-response.js';
 import type { ActivePolicy } from './policy-reloader.js';
 import type { CheckTypes } from './protos.js';
-import type { UnaryBytesHandler } from './unary-route.js';
+import type { UnaryBytesHandler } from '../../grpc/unary-route.js';
 
 export function checkHandler(types: CheckTypes, currentPolicy: () => ActivePolicy, logger: Logger): UnaryBytesHandler {
   const encode = (response: CheckResponseMessage) => types.CheckResponse.encode(response).finish();

@@ -12,12 +12,12 @@ import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from '../../telemetry/index.js';
 import { loadPolicyEngine, PolicyRuntime } from '../policy/index.js';
 import { checkHandler } from './check-handler.js';
-import { DEFAULT_MAX_MESSAGE_BYTES } from './grpc-framing.js';
-import { GrpcHttp2Server } from './grpc-http2-server.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../grpc/grpc-framing.js';
+import { GrpcHttp2Server } from '../../grpc/grpc-http2-server.js';
 import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
 import { readTlsFiles, type TlsFiles } from './tls-files.js';
-import { unaryRoute } from './unary-route.js';
+import { unaryRoute } from '../../grpc/unary-route.js';
 
 export interface ExtAuthzServerOptions {
   policyFile: string;

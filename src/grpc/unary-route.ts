@@ -6,8 +6,22 @@ import { frameMessage, MessageReader, type FramingError } from './grpc-framing.j
 import { sendStatus, sendUnaryResponse } from './grpc-response.js';
 import type { Route } from './grpc-http2-server.js';
 
-/** Turns one serialised request into one serialised response. Must not reject (its caller fails closed anyway). */
-export type UnaryBytesHandler = (request: Buffer) => Promise<Uint8Array>;
+/**
+ * Turns one serialised request into one serialised response. A GrpcStatusError ends the call with its status;
+ * any other failure is INTERNAL.
+ */
+export type UnaryBytesHandler = (request: Buffer, stream: ServerHttp2Stream) => Promise<Uint8Array>;
+
+/** A refusal a handler answers with a specific gRPC status and a message for the caller. */
+export class GrpcStatusError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GrpcStatusError';
+  }
+}
 
 export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number): Route {
   return (stream, timeoutMs) => {
@@ -45,11 +59,12 @@ function answer(stream: ServerHttp2Stream, handler: UnaryBytesHandler, request: 
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => sendStatus(stream, status.DEADLINE_EXCEEDED, 'deadline exceeded'), timeoutMs);
   const failed = (err: unknown) => {
     clearTimeout(timer);
-    sendStatus(stream, status.INTERNAL, err instanceof Error ? err.message : 'handler failed');
+    if (err instanceof GrpcStatusError) sendStatus(stream, err.code, err.message);
+    else sendStatus(stream, status.INTERNAL, 'internal error');
   };
   let response: Promise<Uint8Array>;
   try {
-    response = handler(request);
+    response = handler(request, stream);
   } catch (err) {
     return failed(err);
   }

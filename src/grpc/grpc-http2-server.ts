@@ -5,6 +5,7 @@ import {
   createSecureServer,
   createServer,
   type Http2SecureServer,
+  type Http2Session,
   type Http2Server,
   type IncomingHttpHeaders,
   type SecureServerOptions,
@@ -14,7 +15,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { status } from '@grpc/grpc-js';
-import type { Logger } from '../../telemetry/index.js';
+import type { Logger } from '../telemetry/index.js';
 import { parseGrpcTimeout } from './grpc-framing.js';
 import { grpcJsServiceRoutes, type ServiceMethods } from './grpc-js-service-adapter.js';
 import { sendHttpError, sendStatus } from './grpc-response.js';
@@ -22,11 +23,36 @@ import { sendHttpError, sendStatus } from './grpc-response.js';
 /** Serves one call; `timeoutMs` is the caller's deadline from grpc-timeout, when it sent one. */
 export type Route = (stream: ServerHttp2Stream, timeoutMs: number | undefined) => void;
 
+export type ServerTls = Pick<SecureServerOptions, 'key' | 'cert' | 'ca'>;
+
 export interface GrpcHttp2ServerOptions {
   logger: Logger;
   maxMessageBytes: number;
   /** Key, certificate and the CA that client certificates must chain to: mutual TLS when given. */
-  tls?: Pick<SecureServerOptions, 'key' | 'cert' | 'ca'>;
+  tls?: ServerTls;
+  /**
+   * With `tls`: refuse the handshake without a valid client certificate (the default). When false, a certificate
+   * is asked for but optional, and routes see it through verifiedPeerCertificate() only if it chained to `ca`.
+   */
+  requireClientCertificate?: boolean;
+}
+
+const peerCertificates = new WeakMap<Http2Session, Buffer | null>();
+
+/**
+ * The DER of the client certificate on this call's connection, when one was presented and chained to the
+ * server's CA; undefined otherwise. Read once per connection: the peer cannot change it mid-session.
+ */
+export function verifiedPeerCertificate(stream: ServerHttp2Stream): Buffer | undefined {
+  const session = stream.session;
+  if (!session) return undefined;
+  let der = peerCertificates.get(session);
+  if (der === undefined) {
+    const socket = session.socket as TLSSocket;
+    der = socket.encrypted && socket.authorized ? (socket.getPeerCertificate().raw ?? null) : null;
+    peerCertificates.set(session, der);
+  }
+  return der ?? undefined;
 }
 
 // Bounded per connection so that one peer cannot hold unbounded state; Envoy opens more connections when a
@@ -46,7 +72,7 @@ export class GrpcHttp2Server {
           ...options.tls,
           settings: HTTP2_SETTINGS,
           requestCert: true,
-          rejectUnauthorized: true,
+          rejectUnauthorized: options.requireClientCertificate ?? true,
           minVersion: 'TLSv1.3',
           ALPNProtocols: ['h2'],
         })
@@ -60,6 +86,12 @@ export class GrpcHttp2Server {
     this.server.on('tlsClientError', (err: Error, socket: TLSSocket) =>
       this.logger.info({ err: err.message, peer: socket.remoteAddress }, 'TLS handshake refused'),
     );
+  }
+
+  /** New handshakes use the new key, certificate and CA at once; open connections carry on with theirs. */
+  updateTls(tls: ServerTls): void {
+    if (!this.options.tls) throw new Error('this server was started without TLS');
+    (this.server as Http2SecureServer).setSecureContext({ ...tls, minVersion: 'TLSv1.3' });
   }
 
   route(path: string, route: Route): void {

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { frameMessage, MessageReader, parseGrpcTimeout } from '../../src/authz/ext-authz/grpc-framing.js';
+import { frameMessage, MessageReader, parseGrpcTimeout } from '../../src/grpc/grpc-framing.js';
 
 const framed = (bytes: number[], compressed = false) => {
   const f = frameMessage(Uint8Array.from(bytes));

@@ -56,6 +56,14 @@ export function sendHttpError(stream: ServerHttp2Stream, httpStatus: number): vo
 }
 
 function statusTrailers(code: status, message: string): Record<string, string> {
-  // grpc-message is percent-encoded (PROTOCOL-HTTP2.md); encodeURIComponent is a superset every client decodes.
-  return message === '' ? { 'grpc-status': String(code) } : { 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) };
+  return message === '' ? { 'grpc-status': String(code) } : { 'grpc-status': String(code), 'grpc-message': percentEncode(message) };
+}
+
+/**
+ * grpc-message encoding (PROTOCOL-HTTP2.md): printable ASCII stays as it is, every other byte of the UTF-8 form,
+ * and '%' itself, is %XX. Not encodeURIComponent: grpc-js decodes with decodeURI, which would leave ':' or '/'
+ * escaped in the message a person reads.
+ */
+export function percentEncode(message: string): string {
+  return message.replace(/[^ -$&-~]/gu, (c) => encodeURIComponent(c));
 }

@@ -1,0 +1,6 @@
+// A lean gRPC server on Node's http2: the fast path for meshward's hot RPCs (ext_authz Check, CA Sign), with
+// grpc-js-style services (Health, reflection, streams) adapted onto the same port.
+export { DEFAULT_MAX_MESSAGE_BYTES, frameMessage, MessageReader } from './grpc-framing.js';
+export { GrpcHttp2Server, verifiedPeerCertificate, type GrpcHttp2ServerOptions, type Route, type ServerTls } from './grpc-http2-server.js';
+export { sendStatus } from './grpc-response.js';
+export { GrpcStatusError, unaryRoute, type UnaryBytesHandler } from './unary-route.js';
