@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { verifyChain } from '../telemetry/audit-chain.js';
-import { UsageError, type Command } from './command.js';
+import { runSubcommand, UsageError, type Command } from './command.js';
 
 const USAGE = `
 Usage: meshward audit verify FILE...
@@ -15,26 +15,26 @@ export const auditCommand: Command = {
   name: 'audit',
   summary: 'verify tamper-evident audit logs',
   usage: USAGE,
-  async run(argv) {
-    const [sub, ...files] = argv;
-    if (sub !== 'verify') throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'a subcommand is required');
-    if (files.length === 0) throw new UsageError('name at least one audit log file');
-    const texts = await Promise.all(
-      files.map(async (name) => {
-        try {
-          return { name, text: await readFile(name, 'utf8') };
-        } catch (err) {
-          throw new Error(`${name}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`);
-        }
-      }),
-    );
-    const report = verifyChain(texts);
-    if (report.problem) {
-      const { file, line, reason } = report.problem;
-      process.stderr.write(`${file}:${line}: ${reason}\n${report.records} record(s) before it verified.\n`);
-      return 1;
-    }
-    process.stdout.write(`OK: ${report.records} record(s) in ${files.length} file(s) form one intact chain\nhead ${report.head}\n`);
-    return 0;
-  },
+  run: (argv) => runSubcommand(argv, { verify }),
 };
+
+async function verify(files: string[]): Promise<number> {
+  if (files.length === 0) throw new UsageError('name at least one audit log file');
+  const texts = await Promise.all(
+    files.map(async (name) => {
+      try {
+        return { name, text: await readFile(name, 'utf8') };
+      } catch (err) {
+        throw new Error(`${name}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`);
+      }
+    }),
+  );
+  const report = verifyChain(texts);
+  if (report.problem) {
+    const { file, line, reason } = report.problem;
+    process.stderr.write(`${file}:${line}: ${reason}\n${report.records} record(s) before it verified.\n`);
+    return 1;
+  }
+  process.stdout.write(`OK: ${report.records} record(s) in ${files.length} file(s) form one intact chain\nhead ${report.head}\n`);
+  return 0;
+}

@@ -6,7 +6,7 @@ import { parseDuration } from '../config/duration.js';
 import { advanceCa, Authority, CA_FILES, CaError, describeState, loadCa, initCa, makeCsr, mintJoinToken, PASSPHRASE_ENV, readState, rotateCa, startCaServer } from '../ca/index.js';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { createLogger } from '../telemetry/logger.js';
-import { parseFlags, required, UsageError, type Command } from './command.js';
+import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
 
 const USAGE = `
 Usage: meshward ca <subcommand> [options]
@@ -216,10 +216,5 @@ export const caCommand: Command = {
   name: 'ca',
   summary: 'run and manage the built-in certificate authority',
   usage: USAGE,
-  async run(argv) {
-    const [sub, ...rest] = argv;
-    const run = sub ? subcommands[sub] : undefined;
-    if (!run) throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'a subcommand is required');
-    return run(rest);
-  },
+  run: (argv) => runSubcommand(argv, subcommands),
 };

@@ -31,3 +31,14 @@ export function required<T>(value: T | undefined, flag: string): T {
   if (value === undefined || value === '') throw new UsageError(`missing required flag --${flag}`);
   return value;
 }
+
+/** Runs the subcommand named by argv[0] from `table`; a missing or unknown one is a UsageError naming the choices. */
+export async function runSubcommand(argv: string[], table: Record<string, (rest: string[]) => number | Promise<number>>): Promise<number> {
+  const [sub, ...rest] = argv;
+  const run = sub !== undefined && Object.hasOwn(table, sub) ? table[sub] : undefined;
+  if (!run) {
+    const choices = Object.keys(table).join(', ');
+    throw new UsageError(sub ? `unknown subcommand "${sub}" (one of: ${choices})` : `a subcommand is required (one of: ${choices})`);
+  }
+  return run(rest);
+}

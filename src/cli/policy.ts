@@ -10,7 +10,7 @@ import {
   tokenHeader,
   type AuthzRequest,
 } from '../authz/index.js';
-import { parseFlags, required, UsageError, type Command } from './command.js';
+import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
 
 const USAGE = `
 Usage:
@@ -115,19 +115,5 @@ export const policyCommand: Command = {
   name: 'policy',
   summary: 'check, explain and test policy files',
   usage: USAGE,
-  async run(argv) {
-    const [sub, ...rest] = argv;
-    switch (sub) {
-      case 'check':
-        return check(rest);
-      case 'explain':
-        return explain(rest);
-      case 'test':
-        return test(rest);
-      case undefined:
-        throw new UsageError('missing subcommand: check, explain or test');
-      default:
-        throw new UsageError(`unknown subcommand "${sub}": expected check, explain or test`);
-    }
-  },
+  run: (argv) => runSubcommand(argv, { check, explain, test }),
 };
