@@ -1,8 +1,8 @@
-import { mustParsePolicyHosts } from './host.js';
 import { mustParsePathPatterns } from './path-pattern.js';
 import { mustParsePrincipalPatterns } from './principal-pattern.js';
-import { compileMatchSlots, type MatchSlots } from './rule-match.js';
+import { compileMatchSlots, givenSlots, type MatchSlots, type SlotName } from './rule-match.js';
 import type { PolicyRateLimit, PolicyRule, RuleAction } from './schema.js';
+import { listValues } from './value-list.js';
 
 /** The part a rule plays in a decision; a dry-run rule plays only "dry run", whatever its action. */
 export const Role = { deny: 0, allow: 1, audit: 2, dryRun: 3 } as const;
@@ -33,10 +33,43 @@ export interface IndexKeys {
   method?: readonly string[];
 }
 
-// Compiled rules are built with the same property order so that they share one hidden class.
 export function compileRule(rule: PolicyRule, order: number): CompiledRule {
   const role = rule.dryRun ? Role.dryRun : rule.action === 'deny' ? Role.deny : rule.action === 'allow' ? Role.allow : Role.audit;
-  return { name: rule.name, action: rule.action, dryRun: rule.dryRun, role, order, ...compileMatchSlots(rule) };
+  return ruleRecord({ name: rule.name, action: rule.action, dryRun: rule.dryRun, role, order }, compileMatchSlots(rule));
+}
+
+/** The same rule without `slot`, for a rule index bucket that guarantees it: a decision need not read it. */
+export function withoutSlot(rule: CompiledRule, slot: Exclude<SlotName, 'when'>): CompiledRule {
+  const slots: MatchSlots = { ...rule, [slot]: null };
+  return ruleRecord(rule, { ...slots, given: givenSlots(slots) });
+}
+
+type RuleHead = Pick<CompiledRule, 'name' | 'action' | 'dryRun' | 'role' | 'order'>;
+
+// Every compiled rule comes from this one literal, so that all share one hidden class and keep every field in the
+// object itself (built by spreading, most fields went to a separate property array: one more cold read per
+// candidate). The fields a decision reads come first, so that a candidate usually costs two cache lines.
+function ruleRecord(head: RuleHead, s: MatchSlots): CompiledRule {
+  return {
+    role: head.role,
+    order: head.order,
+    given: s.given,
+    methods: s.methods,
+    hosts: s.hosts,
+    principals: s.principals,
+    paths: s.paths,
+    when: s.when,
+    name: head.name,
+    notMethods: s.notMethods,
+    ports: s.ports,
+    notHosts: s.notHosts,
+    notPrincipals: s.notPrincipals,
+    notPaths: s.notPaths,
+    ipBlocks: s.ipBlocks,
+    notIpBlocks: s.notIpBlocks,
+    action: head.action,
+    dryRun: head.dryRun,
+  };
 }
 
 export function compileRateLimit(limit: PolicyRateLimit): CompiledRateLimit {
@@ -53,10 +86,14 @@ export function compileRateLimit(limit: PolicyRateLimit): CompiledRateLimit {
 
 const given = <T>(list: readonly T[] | undefined): list is readonly T[] => list !== undefined && list.length > 0;
 
-export function indexKeysOf(rule: PolicyRule): IndexKeys {
+/**
+ * `compiled` is compileRule(rule): its hosts are taken from there so that the index and the rule hold the same
+ * string, and the index lookup that finds a request's host leaves it in cache for the rule's own host test.
+ */
+export function indexKeysOf(rule: PolicyRule, compiled: CompiledRule): IndexKeys {
   const keys: IndexKeys = {};
   const { from, to } = rule;
-  if (given(to?.hosts)) keys.host = mustParsePolicyHosts(to.hosts);
+  if (compiled.hosts !== null) keys.host = listValues(compiled.hosts);
   if (given(from?.principals)) {
     const patterns = mustParsePrincipalPatterns(from.principals);
     if (patterns.every((p) => p.kind === 'exact')) keys.principal = patterns.map((p) => p.source);

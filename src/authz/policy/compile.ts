@@ -15,7 +15,10 @@ export interface CompiledPolicy {
 
 /** Compiles a validated document. Pure; throws only on input the schema would have refused. */
 export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
-  const entries: IndexEntry[] = doc.rules.map((rule, order) => ({ rule: compileRule(rule, order), keys: indexKeysOf(rule) }));
+  const entries: IndexEntry[] = doc.rules.map((rule, order) => {
+    const compiled = compileRule(rule, order);
+    return { rule: compiled, keys: indexKeysOf(rule, compiled) };
+  });
   return {
     defaultAction: doc.defaultAction,
     explainDenials: doc.explainDenials,

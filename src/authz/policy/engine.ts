@@ -5,9 +5,9 @@ import { evaluate } from './evaluate.js';
 import { traceRateLimits, traceRules, type RateLimitTrace, type RuleTrace } from './explain.js';
 import { normaliseRequestHost } from './host.js';
 import { methodBit } from './http-method.js';
-import { JwtKeysUnavailableError, type JwtVerifier } from './jwt-verifier.js';
+import { JwtKeysUnavailableError, type JwtOutcome, type JwtVerifier } from './jwt-verifier.js';
 import { MatchContext } from './match-context.js';
-import { normalisePath, type NormalisedTarget } from './path-normalise.js';
+import { normalisePath, normaliseTargetPath, type NormalisedTarget } from './path-normalise.js';
 import type { PolicyRuntime } from './policy-runtime.js';
 import type { RateLimitCharge } from './rate-limiter.js';
 import { slotsMatch } from './rule-match.js';
@@ -29,7 +29,7 @@ export interface Explanation {
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
-type Prepared = { ok: true; ctx: MatchContext; target: NormalisedTarget } | { ok: false; decision: Decision; target?: NormalisedTarget };
+type Claims = Readonly<Record<string, unknown>> | undefined;
 
 export class PolicyDecisionEngine implements PolicyEngine {
   constructor(
@@ -48,14 +48,14 @@ export class PolicyDecisionEngine implements PolicyEngine {
     // Without a JWT to verify a decision is synchronous; it stays so, which spares it the promise chain an async
     // function would add, and only the result is wrapped.
     try {
-      const prepared = this.prepare(request);
-      if (prepared instanceof Promise) {
-        return prepared.then(
-          (p) => this.conclude(request, p),
-          (err: unknown) => this.failClosed(request, err),
-        );
-      }
-      return Promise.resolve(this.conclude(request, prepared));
+      const path = checkRequest(request);
+      if (typeof path !== 'string') return Promise.resolve(path);
+      const headers = request.headers ?? NO_HEADERS;
+      if (this.jwt === undefined) return Promise.resolve(this.conclude(request, path, headers, undefined));
+      return this.jwt.verify(headers).then(
+        (outcome) => (outcome.kind === 'rejected' ? unauthenticated(outcome) : this.conclude(request, path, headers, claimsOf(outcome))),
+        (err: unknown) => this.failClosed(request, err),
+      );
     } catch (err) {
       return Promise.resolve(this.failClosed(request, err));
     }
@@ -64,9 +64,14 @@ export class PolicyDecisionEngine implements PolicyEngine {
   /** Explains a decision rule by rule, for `meshward policy explain`. Charges no rate limit. */
   async explain(request: AuthzRequest): Promise<Explanation> {
     try {
-      const prepared = await this.prepare(request);
-      if (!prepared.ok) return { decision: prepared.decision, target: prepared.target };
-      const { ctx, target } = prepared;
+      const malformed = describeMalformed(request);
+      if (malformed !== undefined) return { decision: { kind: 'invalid', reason: malformed } };
+      const target = normalisePath(request.path);
+      if (!target.ok) return { decision: { kind: 'invalid', reason: target.reason }, target };
+      const headers = request.headers ?? NO_HEADERS;
+      const outcome = this.jwt === undefined ? undefined : await this.jwt.verify(headers);
+      if (outcome?.kind === 'rejected') return { decision: unauthenticated(outcome), target };
+      const ctx = matchContext(request, target.path, headers, outcome === undefined ? undefined : claimsOf(outcome));
       return {
         decision: evaluate(this.policy, ctx),
         target,
@@ -78,34 +83,17 @@ export class PolicyDecisionEngine implements PolicyEngine {
     }
   }
 
-  /** Evaluates a prepared request and charges rate limits on an allow. */
-  private conclude(request: AuthzRequest, prepared: Prepared): Decision {
+  /** Evaluates a checked (and authenticated) request and charges rate limits on an allow. */
+  private conclude(request: AuthzRequest, path: string, headers: Readonly<Record<string, string>>, claims: Claims): Decision {
     try {
-      if (!prepared.ok) return prepared.decision;
-      const verdict = evaluate(this.policy, prepared.ctx);
+      const ctx = matchContext(request, path, headers, claims);
+      const verdict = evaluate(this.policy, ctx);
       if (verdict.kind !== 'allow' || this.policy.rateLimits.length === 0) return verdict;
-      const refusal = this.runtime.rateLimits.take(this.chargesFor(prepared.ctx));
+      const refusal = this.runtime.rateLimits.take(this.chargesFor(ctx));
       return refusal === undefined ? verdict : { kind: 'rate_limited', limit: refusal.limit, retryAfterSeconds: refusal.retryAfterSeconds };
     } catch (err) {
       return this.failClosed(request, err);
     }
-  }
-
-  /** Checks and normalises the request and verifies its JWT: a match context, or the decision that ends it early. */
-  private prepare(request: AuthzRequest): Prepared | Promise<Prepared> {
-    const malformed = describeMalformed(request);
-    if (malformed !== undefined) return { ok: false, decision: { kind: 'invalid', reason: malformed } };
-    const target = normalisePath(request.path);
-    if (!target.ok) return { ok: false, decision: { kind: 'invalid', reason: target.reason }, target };
-    const headers = request.headers ?? NO_HEADERS;
-    if (this.jwt === undefined) return { ok: true, ctx: matchContext(request, target, headers, undefined), target };
-    return this.jwt.verify(headers).then((outcome): Prepared => {
-      if (outcome.kind === 'rejected') {
-        return { ok: false, decision: { kind: 'unauthenticated', reason: outcome.reason, challenge: outcome.challenge }, target };
-      }
-      const claims = outcome.kind === 'verified' ? outcome.claims : undefined;
-      return { ok: true, ctx: matchContext(request, target, headers, claims), target };
-    });
   }
 
   private chargesFor(ctx: MatchContext): RateLimitCharge[] {
@@ -127,13 +115,25 @@ export class PolicyDecisionEngine implements PolicyEngine {
   }
 }
 
-function matchContext(
-  request: AuthzRequest,
-  target: Extract<NormalisedTarget, { ok: true }>,
-  headers: Readonly<Record<string, string>>,
-  claims: Readonly<Record<string, unknown>> | undefined,
-): MatchContext {
-  const path = target.path;
+/**
+ * The request's normalised path, or the decision that ends it before it is authenticated (400). A decision needs
+ * only the path, so it takes it without the segments and query that normalisePath also returns.
+ */
+function checkRequest(request: AuthzRequest): string | Decision {
+  const malformed = describeMalformed(request);
+  if (malformed !== undefined) return { kind: 'invalid', reason: malformed };
+  const path = normaliseTargetPath(request.path);
+  return typeof path === 'string' ? path : { kind: 'invalid', reason: path.reason };
+}
+
+function unauthenticated(outcome: Extract<JwtOutcome, { kind: 'rejected' }>): Decision {
+  return { kind: 'unauthenticated', reason: outcome.reason, challenge: outcome.challenge };
+}
+
+const claimsOf = (outcome: JwtOutcome): Claims => (outcome.kind === 'verified' ? outcome.claims : undefined);
+
+/** `path` is the normalised path, which may end with a slash. */
+function matchContext(request: AuthzRequest, path: string, headers: Readonly<Record<string, string>>, claims: Claims): MatchContext {
   const method = request.method.toUpperCase();
   return new MatchContext({
     principal: request.principal === '' ? undefined : request.principal,
@@ -144,7 +144,6 @@ function matchContext(
     host: normaliseRequestHost(request.host),
     // A trailing slash is not significant to rules: `/admin/` must not escape a rule about `/admin`.
     path: path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path,
-    segments: target.segments,
     headers,
     context: request.contextExtensions,
     claims,

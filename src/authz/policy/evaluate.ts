@@ -1,7 +1,6 @@
 import type { Decision, DryRunNote } from '../types.js';
 import type { CompiledPolicy } from './compile.js';
 import type { MatchContext } from './match-context.js';
-import { Role } from './compile-rule.js';
 import { DEFAULT_RULE } from './schema.js';
 
 export type PolicyVerdict = Extract<Decision, { kind: 'allow' | 'deny' }>;
@@ -12,8 +11,7 @@ export type PolicyVerdict = Extract<Decision, { kind: 'allow' | 'deny' }>;
  * the ones that match are reported alongside it. Pure.
  */
 export function evaluate(policy: CompiledPolicy, ctx: MatchContext): PolicyVerdict {
-  const deny = policy.index.firstMatch(ctx, Role.deny);
-  const allow = deny === undefined ? policy.index.firstMatch(ctx, Role.allow) : undefined;
+  const { deny, allow, audit, dryRun } = policy.index.match(ctx);
   let verdict: PolicyVerdict;
   if (deny !== undefined) {
     verdict = { kind: 'deny', rule: deny.name, reason: `denied by rule "${deny.name}"` };
@@ -24,11 +22,9 @@ export function evaluate(policy: CompiledPolicy, ctx: MatchContext): PolicyVerdi
   } else {
     verdict = { kind: 'deny', rule: DEFAULT_RULE, reason: 'no rule allows the request (defaultAction: deny)' };
   }
-  const audited = policy.index.allMatches(ctx, Role.audit);
-  if (audited !== undefined) verdict.audit = audited.map((r) => r.name);
-  const dryRuns = policy.index.allMatches(ctx, Role.dryRun);
-  if (dryRuns !== undefined) {
-    verdict.dryRun = dryRuns.map((r): DryRunNote => ({ rule: r.name, wouldBe: r.action === 'deny' ? 'deny' : 'allow' }));
+  if (audit !== undefined) verdict.audit = audit.map((r) => r.name);
+  if (dryRun !== undefined) {
+    verdict.dryRun = dryRun.map((r): DryRunNote => ({ rule: r.name, wouldBe: r.action === 'deny' ? 'deny' : 'allow' }));
   }
   return verdict;
 }

@@ -1,4 +1,5 @@
 import { parseIpAddress, type IpAddress } from './ip-block.js';
+import { pathSegments } from './path-normalise.js';
 
 /** The facts about one request that rules test, already normalised. Built once per decision. */
 export interface MatchFacts {
@@ -13,7 +14,8 @@ export interface MatchFacts {
   readonly host: string;
   /** The normalised path without a trailing slash (`/` for the root). */
   readonly path: string;
-  readonly segments: readonly string[];
+  /** The path's segments; derived from `path` when not given. */
+  readonly segments?: readonly string[];
   readonly headers: Readonly<Record<string, string>>;
   readonly context: Readonly<Record<string, string>> | undefined;
   /** Verified JWT claims; undefined when no token was presented. */
@@ -28,11 +30,12 @@ export class MatchContext implements MatchFacts {
   readonly methodBit: number;
   readonly host: string;
   readonly path: string;
-  readonly segments: readonly string[];
   readonly headers: Readonly<Record<string, string>>;
   readonly context: Readonly<Record<string, string>> | undefined;
   readonly claims: Readonly<Record<string, unknown>> | undefined;
   private parsedAddress: IpAddress | undefined | null = null;
+  // Only glob patterns read segments, and few rules have globs, so a decision does not split its path up front.
+  private splitPath: readonly string[] | undefined;
 
   constructor(facts: MatchFacts) {
     this.principal = facts.principal;
@@ -42,10 +45,21 @@ export class MatchContext implements MatchFacts {
     this.methodBit = facts.methodBit;
     this.host = facts.host;
     this.path = facts.path;
-    this.segments = facts.segments;
+    this.splitPath = facts.segments;
     this.headers = facts.headers;
     this.context = facts.context;
     this.claims = facts.claims;
+  }
+
+  get segments(): readonly string[] {
+    return (this.splitPath ??= pathSegments(this.path));
+  }
+
+  /** The first segment ('' for the root), which the rule index looks rules up by. */
+  get firstSegment(): string {
+    if (this.splitPath !== undefined) return this.splitPath[0] ?? '';
+    const end = this.path.indexOf('/', 1);
+    return this.path.slice(1, end === -1 ? this.path.length : end);
   }
 
   /** The source address, parsed on first use: most decisions never look at it. */

@@ -80,44 +80,93 @@ function decodePath(path: string): { ok: true; value: string } | { ok: false; re
   return { ok: true, value: from === 0 ? path : out + path.slice(from) };
 }
 
+/** Whether `path` (no query, already decoded) has a repeated slash or a `.` or `..` segment to resolve. */
+function needsResolving(path: string): boolean {
+  // `start` is where the current segment begins, just after its slash.
+  let start = 1;
+  for (let i = 1; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
+    const length = i - start;
+    // An empty last segment is just a trailing slash, which stays.
+    if (length === 0 && i < path.length) return true;
+    if (length === 1 && path.charCodeAt(start) === 0x2e) return true;
+    if (length === 2 && path.charCodeAt(start) === 0x2e && path.charCodeAt(start + 1) === 0x2e) return true;
+    start = i + 1;
+  }
+  return false;
+}
+
+// Segments kept while resolving, as [start, end) offsets into the path: two numbers per segment rather than a
+// substring each. Module-level and reused because resolving is synchronous and never re-enters.
+const kept: number[] = [];
+
+/**
+ * Resolves `.` and `..` (never above the root) and merges repeated slashes. Keeps a trailing slash, also the one a
+ * final `.` or `..` leaves (`/a/b/..` is `/a/`), except at the root.
+ */
+function resolveSegments(path: string): string {
+  let count = 0;
+  let trailingSlash = false;
+  let start = 1;
+  for (let i = 1; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
+    const length = i - start;
+    const dot = length >= 1 && length <= 2 && path.charCodeAt(start) === 0x2e && (length === 1 || path.charCodeAt(start + 1) === 0x2e);
+    if (length === 0 || dot) {
+      if (length === 2 && count > 0) count -= 2;
+      if (i === path.length) trailingSlash = true;
+    } else {
+      kept[count++] = start;
+      kept[count++] = i;
+    }
+    start = i + 1;
+  }
+  if (count === 0) return '/';
+  // Copy runs of segments that were adjacent in the input in one slice each (with the slash before them).
+  let out = '';
+  let runStart = kept[0]! - 1;
+  for (let k = 2; k < count; k += 2) {
+    if (kept[k]! === kept[k - 1]! + 1) continue;
+    out += path.slice(runStart, kept[k - 1]!);
+    runStart = kept[k]! - 1;
+  }
+  out += path.slice(runStart, kept[count - 1]!);
+  return trailingSlash ? `${out}/` : out;
+}
+
+/**
+ * The normalised path of a request target, without its query, or why the target is refused. This is what a decision
+ * needs of `normalisePath`, without the segments and the result object it would allocate on every request.
+ */
+export function normaliseTargetPath(target: string): string | { readonly reason: string } {
+  if (typeof target !== 'string' || target.length === 0) return { reason: 'the request target is empty' };
+  if (target.charCodeAt(0) !== 0x2f) return { reason: 'the request target is not in origin form (it must start with "/")' };
+  const question = target.indexOf('?');
+  const end = question === -1 ? target.length : question;
+  const forbidden = findForbiddenCharacter(target, end);
+  if (forbidden) return { reason: forbidden };
+  let path = end === target.length ? target : target.slice(0, end);
+  if (path.indexOf('%') !== -1) {
+    const decoded = decodePath(path);
+    if (!decoded.ok) return { reason: decoded.reason };
+    path = decoded.value;
+  }
+  return needsResolving(path) ? resolveSegments(path) : path;
+}
+
+/** The segments of a normalised path: none for `/`, and a trailing slash adds none. */
+export function pathSegments(path: string): string[] {
+  const end = path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.length - 1 : path.length;
+  return end <= 1 ? [] : path.slice(1, end).split('/');
+}
+
 /**
  * Normalises a request target (`/a/./b/../c?x=1`) for policy matching: percent-decodes unreserved characters,
  * resolves `.` and `..` (never above the root) and merges repeated slashes. Pure.
  */
 export function normalisePath(target: string): NormalisedTarget {
-  if (typeof target !== 'string' || target.length === 0) return refuse('the request target is empty');
-  if (target.charCodeAt(0) !== 0x2f) {
-    return refuse('the request target is not in origin form (it must start with "/")');
-  }
+  const path = normaliseTargetPath(target);
+  if (typeof path !== 'string') return refuse(path.reason);
   const question = target.indexOf('?');
-  const end = question === -1 ? target.length : question;
-  const forbidden = findForbiddenCharacter(target, end);
-  if (forbidden) return refuse(forbidden);
-
-  const rawPath = end === target.length ? target : target.slice(0, end);
-  const query = end === target.length ? '' : target.slice(end);
-  const decoded = decodePath(rawPath);
-  if (!decoded.ok) return refuse(decoded.reason);
-
-  const parts = decoded.value.split('/');
-  const segments: string[] = [];
-  let changed = decoded.value !== rawPath;
-  let trailingSlash = false;
-  // parts[0] is the empty string before the leading slash.
-  for (let i = 1; i < parts.length; i++) {
-    const part = parts[i]!;
-    const last = i === parts.length - 1;
-    if (part === '' || part === '.' || part === '..') {
-      if (part === '..') segments.pop();
-      // An empty last part is just a trailing slash; any other empty, "." or ".." part rewrites the path.
-      if (last) trailingSlash = true;
-      if (part !== '' || !last) changed = true;
-      continue;
-    }
-    segments.push(part);
-  }
-  if (!changed) return { ok: true, path: decoded.value, query, segments };
-  const joined = `/${segments.join('/')}`;
-  const path = trailingSlash && segments.length > 0 ? `${joined}/` : joined;
-  return { ok: true, path, query, segments };
+  return { ok: true, path, query: question === -1 ? '' : target.slice(question), segments: pathSegments(path) };
 }

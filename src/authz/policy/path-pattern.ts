@@ -102,9 +102,20 @@ function startsWithSegment(path: string, prefix: string): boolean {
   return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 0x2f);
 }
 
-/** `path` is `parent` + `/` + one more non-empty segment. `parent` ends with `/`. */
+/** `path` is `parent` + `/` + one more non-empty segment. */
 function isChildOf(path: string, parent: string): boolean {
-  return path.length > parent.length && path.startsWith(parent) && path.indexOf('/', parent.length) === -1;
+  return (
+    path.length > parent.length + 1 &&
+    path.charCodeAt(parent.length) === 0x2f &&
+    path.startsWith(parent) &&
+    path.indexOf('/', parent.length + 1) === -1
+  );
+}
+
+/** A normalised path without a trailing slash (`/` for the root), and its segments. */
+export interface PathFacts {
+  readonly path: string;
+  readonly segments: readonly string[];
 }
 
 /**
@@ -116,7 +127,7 @@ export class PathMatcher {
   private readonly exact: ValueList<string> | null;
   /** Literal parts of `/x/**` patterns, without the trailing slash ('' for `/**`). */
   private readonly prefixes: ValueList<string> | null;
-  /** Literal parts of `/x/*` patterns, with the trailing slash. */
+  /** Literal parts of `/x/*` patterns, without the trailing slash ('' for `/*`). */
   private readonly children: ValueList<string> | null;
   private readonly globs: readonly Glob[] | null;
 
@@ -124,9 +135,12 @@ export class PathMatcher {
     const patterns = mustParsePathPatterns(sources);
     const isChildren = (p: PathPattern) =>
       p.kind === 'glob' && p.segments[p.segments.length - 1] === ONE && p.segments.indexOf(ONE) === p.segments.length - 1 && !p.segments.includes(ANY);
-    const exact = patterns.filter((p) => p.kind === 'exact').map((p) => p.literal);
-    const prefixes = patterns.filter((p) => p.kind === 'prefix').map((p) => p.literal);
-    const children = patterns.filter(isChildren).map((p) => `${toGlob(p).literal}/`);
+    // Patterns often share their literal part (`/x` and `/x/*`). Held as one string, it is one cold read, not two.
+    const pooled = new Map<string, string>();
+    const pool = (literal: string) => pooled.get(literal) ?? (pooled.set(literal, literal), literal);
+    const exact = patterns.filter((p) => p.kind === 'exact').map((p) => pool(p.literal));
+    const prefixes = patterns.filter((p) => p.kind === 'prefix').map((p) => pool(p.literal));
+    const children = patterns.filter(isChildren).map((p) => pool(toGlob(p).literal));
     const globs = patterns.filter((p) => p.kind === 'glob' && !isChildren(p)).map(toGlob);
     this.exact = exact.length > 0 ? toValueList(exact) : null;
     this.prefixes = prefixes.length > 0 ? toValueList(prefixes) : null;
@@ -136,6 +150,12 @@ export class PathMatcher {
 
   /** `path` is the normalised path without a trailing slash (`/` for the root); `segments` its segments. */
   matches(path: string, segments: readonly string[]): boolean {
+    return this.matchesPathOf({ path, segments });
+  }
+
+  /** The same for a request whose segments are split only if a glob needs them (see MatchContext). */
+  matchesPathOf(request: PathFacts): boolean {
+    const path = request.path;
     if (this.exact !== null && listHas(this.exact, path)) return true;
     const { prefixes, children, globs } = this;
     if (prefixes !== null) {
@@ -155,7 +175,7 @@ export class PathMatcher {
     if (globs !== null) {
       for (let i = 0; i < globs.length; i++) {
         const glob = globs[i]!;
-        if (startsWithSegment(path, glob.literal) && matchGlobSegments(glob.rest, segments, glob.literalSegments)) return true;
+        if (startsWithSegment(path, glob.literal) && matchGlobSegments(glob.rest, request.segments, glob.literalSegments)) return true;
       }
     }
     return false;

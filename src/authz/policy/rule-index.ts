@@ -1,6 +1,6 @@
-import type { CompiledRule, IndexKeys, Role } from './compile-rule.js';
+import { Role, withoutSlot, type CompiledRule, type IndexKeys } from './compile-rule.js';
 import type { MatchContext } from './match-context.js';
-import { slotsMatch, type MatchSlots } from './rule-match.js';
+import { slotsMatch, type SlotName } from './rule-match.js';
 
 // Decision cost must not grow with the number of rules. Each rule is filed under one request fact it can only match
 // under (its exact hosts, exact principals, first path segments, ports or methods); a decision looks up the
@@ -8,8 +8,8 @@ import { slotsMatch, type MatchSlots } from './rule-match.js';
 // such fact (wildcard principals and paths only, say). Of the facts a rule names, it is filed under the most
 // selective one, the one whose values the fewest other rules share, as a query planner picks an index.
 //
-// One index serves every role (deny, allow, audit, dry run), so a decision pays for one cold map lookup per fact,
-// not one per role. And because a rule is reached only through its own bucket, the filed copy drops the slot that
+// One index serves every role (deny, allow, audit, dry run), and a decision walks it once for all of them: one map
+// lookup per fact and one test per candidate, not one per role. And because a rule is reached only through its own bucket, the filed copy drops the slot that
 // the bucket already guarantees (a rule filed under host "orders" is only ever tested against requests for
 // "orders"), which saves reading it on every decision. With many rules it is cold memory reads, not comparisons,
 // that a decision pays for, hence also the compact forms in value-list.ts and http-method.ts.
@@ -26,7 +26,7 @@ interface Dimension {
   readonly name: keyof IndexKeys;
   readonly keyOf: (ctx: MatchContext) => Key | undefined;
   /** The slot a bucket of this dimension guarantees, if any. */
-  readonly implied: keyof MatchSlots | undefined;
+  readonly implied: Exclude<SlotName, 'when'> | undefined;
 }
 
 // Order breaks ties in selectivity: hosts and principals usually spread rules best, methods worst.
@@ -35,7 +35,7 @@ const DIMENSIONS: readonly Dimension[] = [
   // Only rules whose principals are all exact are filed here, so the bucket guarantees the principal slot.
   { name: 'principal', keyOf: (ctx) => ctx.principal, implied: 'principals' },
   // A pattern for `/` is filed under '', which no real segment can be. Same first segment is not a path match.
-  { name: 'pathRoot', keyOf: (ctx) => ctx.segments[0] ?? '', implied: undefined },
+  { name: 'pathRoot', keyOf: (ctx) => ctx.firstSegment, implied: undefined },
   { name: 'port', keyOf: (ctx) => ctx.port, implied: 'ports' },
   { name: 'method', keyOf: (ctx) => ctx.method, implied: 'methods' },
 ];
@@ -72,8 +72,6 @@ const bucketSize = (bucket: Bucket) => (Array.isArray(bucket) ? bucket.length : 
 export class RuleIndex {
   private readonly tables: readonly Table[];
   private readonly residual: readonly CompiledRule[];
-  /** How many rules play each role, so that a decision skips roles nobody plays. */
-  private readonly perRole: readonly number[];
   readonly stats: RuleIndexStats;
 
   /** `entries` must be in file order. */
@@ -82,22 +80,19 @@ export class RuleIndex {
     const buckets = DIMENSIONS.map(() => new Map<Key, Bucket>());
     const residual: CompiledRule[] = [];
     const filedUnder = DIMENSIONS.map(() => 0);
-    const perRole = [0, 0, 0, 0];
     for (const { rule, keys } of entries) {
-      perRole[rule.role]!++;
       const d = mostSelectiveDimension(keys, shares);
       if (d === -1) {
         residual.push(rule);
         continue;
       }
       const dim = DIMENSIONS[d]!;
-      const filed: CompiledRule = dim.implied === undefined ? rule : { ...rule, [dim.implied]: null };
+      const filed = dim.implied === undefined ? rule : withoutSlot(rule, dim.implied);
       filedUnder[d]!++;
       for (const key of keys[dim.name]!) fileInto(buckets[d]!, key, filed);
     }
     this.tables = DIMENSIONS.flatMap((dim, d) => (buckets[d]!.size > 0 ? [{ keyOf: dim.keyOf, buckets: buckets[d]! }] : []));
     this.residual = residual;
-    this.perRole = perRole;
     this.stats = {
       rules: entries.length,
       byDimension: Object.fromEntries(DIMENSIONS.map((dim, d) => [dim.name, filedUnder[d]!])),
@@ -106,56 +101,60 @@ export class RuleIndex {
     };
   }
 
-  /** The first rule of `role` in file order that matches, or undefined. */
-  firstMatch(ctx: MatchContext, role: Role): CompiledRule | undefined {
-    if (this.perRole[role] === 0) return undefined;
-    let best: CompiledRule | undefined;
+  /**
+   * The rules that decide `ctx`, in one pass over its candidates: each bucket is looked up once and each candidate
+   * tested at most once, whatever its role.
+   */
+  match(ctx: MatchContext): RuleMatches {
+    const found: RuleMatches = { deny: undefined, allow: undefined, audit: undefined, dryRun: undefined };
     for (let t = 0; t < this.tables.length; t++) {
       const table = this.tables[t]!;
       const key = table.keyOf(ctx);
       if (key === undefined) continue;
       const bucket = table.buckets.get(key);
       if (bucket === undefined) continue;
-      if (!Array.isArray(bucket)) {
-        if (bucket.role === role && (best === undefined || bucket.order < best.order) && slotsMatch(bucket, ctx)) best = bucket;
-      } else {
-        best = firstIn(bucket, role, ctx, best);
-      }
+      if (!Array.isArray(bucket)) consider(bucket, ctx, found);
+      else for (let i = 0; i < bucket.length; i++) consider(bucket[i]!, ctx, found);
     }
-    return firstIn(this.residual, role, ctx, best);
-  }
-
-  /** Every matching rule of `role` in file order, or undefined when none matches (no allocation in the common case). */
-  allMatches(ctx: MatchContext, role: Role): CompiledRule[] | undefined {
-    if (this.perRole[role] === 0) return undefined;
-    let found: CompiledRule[] | undefined;
-    const consider = (rule: CompiledRule) => {
-      if (rule.role === role && slotsMatch(rule, ctx)) (found ??= []).push(rule);
-    };
-    const collect = (rules: Bucket | readonly CompiledRule[] | undefined) => {
-      if (rules === undefined) return;
-      if (Array.isArray(rules)) rules.forEach(consider);
-      else consider(rules as CompiledRule);
-    };
-    for (const table of this.tables) {
-      const key = table.keyOf(ctx);
-      if (key !== undefined) collect(table.buckets.get(key));
-    }
-    collect(this.residual);
-    // A rule is filed under one dimension and a request has one value per dimension, so there are no duplicates.
-    return found && found.length > 1 ? found.sort((a, b) => a.order - b.order) : found;
+    for (let i = 0; i < this.residual.length; i++) consider(this.residual[i]!, ctx, found);
+    // Buckets are visited one after another, so matches from several of them can be out of file order.
+    if (found.audit !== undefined && found.audit.length > 1) found.audit.sort(byOrder);
+    if (found.dryRun !== undefined && found.dryRun.length > 1) found.dryRun.sort(byOrder);
+    return found;
   }
 }
 
-/** The first rule of `role` in `rules` (sorted by order) that matches and comes before `best`. */
-function firstIn(rules: readonly CompiledRule[], role: Role, ctx: MatchContext, best: CompiledRule | undefined): CompiledRule | undefined {
-  const limit = best === undefined ? Infinity : best.order;
-  for (let i = 0; i < rules.length; i++) {
-    const rule = rules[i]!;
-    if (rule.order >= limit) break;
-    if (rule.role === role && slotsMatch(rule, ctx)) return rule;
+/** What the rules say about one request, before defaultAction applies. */
+export interface RuleMatches {
+  /** The first matching deny rule in file order. */
+  deny: CompiledRule | undefined;
+  /** The first matching allow rule in file order; may be left undefined once a deny rule matched. */
+  allow: CompiledRule | undefined;
+  /** Every matching audit rule in file order; undefined when none matches (no allocation in the common case). */
+  audit: CompiledRule[] | undefined;
+  /** Every matching dry-run rule in file order; undefined when none matches. */
+  dryRun: CompiledRule[] | undefined;
+}
+
+const byOrder = (a: CompiledRule, b: CompiledRule) => a.order - b.order;
+
+/** Records `rule` in `found` if it matches and matters: a rule that cannot change the answer is not tested. */
+function consider(rule: CompiledRule, ctx: MatchContext, found: RuleMatches): void {
+  switch (rule.role) {
+    case Role.deny:
+      if ((found.deny === undefined || rule.order < found.deny.order) && slotsMatch(rule, ctx)) found.deny = rule;
+      return;
+    case Role.allow:
+      if (found.deny === undefined && (found.allow === undefined || rule.order < found.allow.order) && slotsMatch(rule, ctx)) {
+        found.allow = rule;
+      }
+      return;
+    case Role.audit:
+      if (slotsMatch(rule, ctx)) (found.audit ??= []).push(rule);
+      return;
+    default:
+      if (slotsMatch(rule, ctx)) (found.dryRun ??= []).push(rule);
   }
-  return best;
 }
 
 /** For each dimension, how many rules name each value. */

@@ -14,8 +14,38 @@ import { WhenCondition } from './when-condition.js';
 // compiled rule has the same shape and `slotsMatch` tests the slots in straight-line code, cheapest first, which
 // keeps the per-candidate cost of a decision to a few lookups. `firstMismatch` walks the same slots, in the same
 // order, to say why a rule did not match; it serves explanations only.
+//
+// `given` says which slots are set, one bit each, so that `slotsMatch` reads only those: a rule usually gives three
+// or four of the twelve, and with many rules every field read can be a cold cache line.
+
+/** The bit of each slot in `MatchSlots.given`. */
+export const Slot = {
+  methods: 1 << 0,
+  notMethods: 1 << 1,
+  ports: 1 << 2,
+  hosts: 1 << 3,
+  notHosts: 1 << 4,
+  principals: 1 << 5,
+  notPrincipals: 1 << 6,
+  paths: 1 << 7,
+  notPaths: 1 << 8,
+  ipBlocks: 1 << 9,
+  notIpBlocks: 1 << 10,
+  when: 1 << 11,
+} as const;
+
+export type SlotName = keyof typeof Slot;
+
+/** The bits of the slots that are set. */
+export function givenSlots(s: Omit<MatchSlots, 'given'>): number {
+  let given = 0;
+  for (const name of Object.keys(Slot) as SlotName[]) if (s[name] !== null) given |= Slot[name];
+  return given;
+}
 
 export interface MatchSlots {
+  /** One bit per slot that is set; see Slot. */
+  readonly given: number;
   readonly methods: MethodSet | null;
   readonly notMethods: MethodSet | null;
   readonly ports: ValueList<number> | null;
@@ -39,7 +69,7 @@ function orNull<T, R>(list: readonly T[] | undefined, build: (list: readonly T[]
 }
 
 export function compileMatchSlots({ from, to, when }: MatchSpec): MatchSlots {
-  return {
+  const slots = {
     methods: orNull(to?.methods, toMethodSet),
     notMethods: orNull(to?.notMethods, toMethodSet),
     ports: orNull(to?.ports, (l) => toValueList(l)),
@@ -59,23 +89,26 @@ export function compileMatchSlots({ from, to, when }: MatchSpec): MatchSlots {
       }),
     ),
   };
+  return { given: givenSlots(slots), ...slots };
 }
 
 /** Whether the request meets every given field. The hot path of every decision. */
 export function slotsMatch(s: MatchSlots, ctx: MatchContext): boolean {
-  if (s.methods !== null && !methodSetHas(s.methods, ctx.method, ctx.methodBit)) return false;
-  if (s.notMethods !== null && methodSetHas(s.notMethods, ctx.method, ctx.methodBit)) return false;
-  if (s.ports !== null && (ctx.port === undefined || !listHas(s.ports, ctx.port))) return false;
-  if (s.hosts !== null && !listHas(s.hosts, ctx.host)) return false;
-  if (s.notHosts !== null && listHas(s.notHosts, ctx.host)) return false;
-  if (s.principals !== null && !s.principals.matches(ctx.principal)) return false;
-  if (s.notPrincipals !== null && s.notPrincipals.matches(ctx.principal)) return false;
-  if (s.paths !== null && !s.paths.matches(ctx.path, ctx.segments)) return false;
-  if (s.notPaths !== null && s.notPaths.matches(ctx.path, ctx.segments)) return false;
-  if (s.ipBlocks !== null && !s.ipBlocks.contains(ctx.address)) return false;
-  if (s.notIpBlocks !== null && s.notIpBlocks.contains(ctx.address)) return false;
-  if (s.when !== null) {
-    for (let i = 0; i < s.when.length; i++) if (!s.when[i]!.matches(ctx)) return false;
+  const given = s.given;
+  if ((given & Slot.methods) !== 0 && !methodSetHas(s.methods!, ctx.method, ctx.methodBit)) return false;
+  if ((given & Slot.notMethods) !== 0 && methodSetHas(s.notMethods!, ctx.method, ctx.methodBit)) return false;
+  if ((given & Slot.ports) !== 0 && (ctx.port === undefined || !listHas(s.ports!, ctx.port))) return false;
+  if ((given & Slot.hosts) !== 0 && !listHas(s.hosts!, ctx.host)) return false;
+  if ((given & Slot.notHosts) !== 0 && listHas(s.notHosts!, ctx.host)) return false;
+  if ((given & Slot.principals) !== 0 && !s.principals!.matches(ctx.principal)) return false;
+  if ((given & Slot.notPrincipals) !== 0 && s.notPrincipals!.matches(ctx.principal)) return false;
+  if ((given & Slot.paths) !== 0 && !s.paths!.matchesPathOf(ctx)) return false;
+  if ((given & Slot.notPaths) !== 0 && s.notPaths!.matchesPathOf(ctx)) return false;
+  if ((given & Slot.ipBlocks) !== 0 && !s.ipBlocks!.contains(ctx.address)) return false;
+  if ((given & Slot.notIpBlocks) !== 0 && s.notIpBlocks!.contains(ctx.address)) return false;
+  if ((given & Slot.when) !== 0) {
+    const when = s.when!;
+    for (let i = 0; i < when.length; i++) if (!when[i]!.matches(ctx)) return false;
   }
   return true;
 }
@@ -87,7 +120,7 @@ export interface Mismatch {
 }
 
 interface FieldSpec {
-  readonly slot: Exclude<keyof MatchSlots, 'when'>;
+  readonly slot: Exclude<SlotName, 'when'>;
   readonly section: 'from' | 'to';
   readonly negated: boolean;
   readonly noun: string;
@@ -133,7 +166,7 @@ const pathField = (slot: FieldSpec['slot'], negated: boolean): FieldSpec => ({
   negated,
   noun: 'path',
   read: (ctx) => ctx.path,
-  test: (m, ctx) => (m as PathMatcher).matches(ctx.path, ctx.segments),
+  test: (m, ctx) => (m as PathMatcher).matchesPathOf(ctx),
   listed: (m) => (m as PathMatcher).sources,
 });
 const ipField = (slot: FieldSpec['slot'], negated: boolean): FieldSpec => ({
