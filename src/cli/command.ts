@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A subcommand: its help text and an entry point that returns the process exit code. */
@@ -30,4 +31,17 @@ export function parseFlags<O extends Options>(argv: string[], options: O, allowP
 export function required<T>(value: T | undefined, flag: string): T {
   if (value === undefined || value === '') throw new UsageError(`missing required flag --${flag}`);
   return value;
+}
+
+/** `--listen HOST:PORT` (or [IPv6]:PORT); port 0 asks the system for a free port. */
+export function parseListenAddress(value: string, flag = 'listen'): { host: string; port: number } {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new UsageError(`--${flag} "${value}" is not HOST:PORT (or [IPv6]:PORT) with a port from 0 to 65535`);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+/** The package's version, as `meshward --version` prints it. */
+export function packageVersion(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 }
