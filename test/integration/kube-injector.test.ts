@@ -18,18 +18,23 @@ let output: () => string;
 let port: number;
 let ca: Buffer;
 
-/** A self-signed serving certificate for localhost, as openssl makes it; the client trusts it directly. */
-function makeCert(name: string): { cert: string; key: string } {
-  const cert = join(tmp.dir, `${name}.pem`);
-  const key = join(tmp.dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${name}`,
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-  return { cert, key };
+/** The webhook's Service name: the API server checks the serving certificate against it. */
+const SERVICE_DNS = 'meshward-injector.meshward-system.svc';
+
+/** A CA and a serving certificate signed by it, made with the openssl commands docs/kubernetes.md gives. */
+function makeCert(name: string): { cert: string; key: string; ca: string } {
+  const file = (ext: string) => join(tmp.dir, `${name}.${ext}`);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  openssl('req', '-x509', ...ec, '-days', '1', '-subj', `/CN=${name}-ca`, '-keyout', file('ca.key'), '-out', file('ca.pem'));
+  openssl('req', ...ec, '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${SERVICE_DNS}`, '-keyout', file('key'), '-out', file('csr'));
+  openssl('x509', '-req', '-in', file('csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-days', '1', '-copy_extensions', 'copy', '-out', file('pem'));
+  return { cert: file('pem'), key: file('key'), ca: file('ca.pem') };
 }
 
 function post(path: string, body: string | Buffer, method = 'POST'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, ca, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request({ host: '127.0.0.1', servername: SERVICE_DNS, port, path, method, ca, headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode!, body: text }));
@@ -55,8 +60,8 @@ function nextOutput(pattern: RegExp): Promise<void> {
 const reviewText = readFileSync(join(FIXTURES, 'admission-review-pod.json'), 'utf8');
 
 beforeAll(async () => {
-  const { cert, key } = makeCert('injector');
-  ca = readFileSync(cert);
+  const { cert, key, ca: caFile } = makeCert('injector');
+  ca = readFileSync(caFile);
   const started = await startCli(['injector', '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key, '--image', OPTIONS.image], /"address":"127\.0\.0\.1:(\d+)"[^\n]*"msg":"listening"/);
   child = started.child;
   output = started.output;
@@ -117,7 +122,7 @@ describe('meshward injector', () => {
   it('speaks TLS 1.2 (the API server\'s minimum) and refuses older versions', async () => {
     const handshake = (maxVersion: 'TLSv1.2' | 'TLSv1.1') =>
       new Promise<string>((resolve) => {
-        const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', minVersion: 'TLSv1', maxVersion }, () => {
+        const socket = connect({ host: '127.0.0.1', port, ca, servername: SERVICE_DNS, minVersion: 'TLSv1', maxVersion }, () => {
           resolve(socket.getProtocol() ?? '');
           socket.end();
         });
@@ -134,9 +139,9 @@ describe('meshward injector', () => {
     const reloaded = nextOutput(/TLS certificate reloaded/);
     child.kill('SIGHUP');
     await reloaded;
-    ca = readFileSync(next.cert);
+    ca = readFileSync(next.ca);
     const serving = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      const socket = connect({ host: '127.0.0.1', port, ca, servername: SERVICE_DNS }, () => {
         resolve(new X509Certificate(socket.getPeerX509Certificate()!.raw).fingerprint256);
         socket.end();
       });
