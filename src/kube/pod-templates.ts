@@ -42,7 +42,7 @@ export function podTemplatesOf(manifest: JsonObject, path: ManifestPath = []): P
   for (const key of where.path) {
     const next = node[key];
     at.push(key);
-    if (!isObject(next)) throw new ManifestError(at, `a ${manifest.kind} must have ${key === 'template' ? 'a pod template' : `an object here`}`);
+    if (!isObject(next)) throw new ManifestError(at, `is missing: a ${manifest.kind} keeps its pod template at ${where.path.join('.')}`);
     node = next;
   }
   if (!isObject(node.spec)) throw new ManifestError([...at, 'spec'], 'the pod spec is missing');

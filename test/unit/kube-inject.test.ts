@@ -219,6 +219,8 @@ describe('injectSidecar: app port', () => {
   });
 
   it('refuses a workload without its pod template', () => {
-    expect(thrown(() => injectSidecar({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: {} }, OPTIONS)).message).toBe('spec.template: a Deployment must have a pod template');
+    const cron = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'x' }, spec: { schedule: '* * * * *' } };
+    expect(thrown(() => injectSidecar(cron, OPTIONS)).message).toBe('spec.jobTemplate: is missing: a CronJob keeps its pod template at spec.jobTemplate.spec.template');
+    expect(thrown(() => injectSidecar({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: {} }, OPTIONS)).message).toBe('spec.template: is missing: a Deployment keeps its pod template at spec.template');
   });
 });
