@@ -29,8 +29,9 @@ const STATUS: Record<CaErrorCode, number> = {
 export interface CaServerOptions {
   authority: Authority;
   dir: string;
-  /** HOST:PORT; port 0 picks a free one. */
-  listen: string;
+  host: string;
+  /** 0 picks a free port; the bound one is in `address`. */
+  port: number;
   passphrase?: string;
   logger: Logger;
   /** DNS SANs on the serving certificate, for clients that check a hostname (default: localhost). */
@@ -110,9 +111,8 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
     },
   });
 
-  const [host, port] = splitHostPort(opts.listen);
-  const bound = await server.listen(host, port);
-  const address = `${host}:${bound.port}`;
+  const bound = await server.listen(opts.host, opts.port);
+  const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
 
   // Rotation steps, directory changes and serving-certificate renewal, serialised so they never overlap.
   let lastVersion = await stateVersion(opts.dir);
@@ -162,12 +162,6 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
 
 function bundleMessageOf(authority: Authority, sequence: number): BundleMessage {
   return { trustDomain: authority.trustDomain, x509Authorities: authority.bundle.flatMap(pemToDerList), pem: authority.bundle.join(''), sequence };
-}
-
-function splitHostPort(listen: string): [string, number] {
-  const m = /^(.*):(\d+)$/.exec(listen);
-  if (!m || Number(m[2]) > 65535) throw new Error(`--listen "${listen}" is not HOST:PORT`);
-  return [m[1]!.replace(/^\[(.*)\]$/, '$1'), Number(m[2])];
 }
 
 /** Who the caller is: a verified SVID presented over mTLS, a join token in the request, or nobody. */

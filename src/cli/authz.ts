@@ -1,6 +1,6 @@
 import { startExtAuthzServer } from '../authz/index.js';
 import { createLogger } from '../telemetry/index.js';
-import { parseFlags, required, UsageError, type Command } from './command.js';
+import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
 
 /** How long SIGTERM waits for calls in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -53,13 +53,6 @@ export const authzCommand: Command = {
     return 0;
   },
 };
-
-function parseListenAddress(value: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new UsageError(`--listen "${value}" is not HOST:PORT (or [IPv6]:PORT) with a port from 0 to 65535`);
-  return { host: match[1] ?? match[2]!, port };
-}
 
 function tlsFlags(certFile?: string, keyFile?: string, caFile?: string) {
   const given = [certFile, keyFile, caFile].filter((f) => f !== undefined).length;

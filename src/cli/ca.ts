@@ -6,7 +6,7 @@ import { parseDuration } from '../config/duration.js';
 import { advanceCa, Authority, CA_FILES, CaError, describeState, loadCa, initCa, makeCsr, mintJoinToken, PASSPHRASE_ENV, readState, rotateCa, startCaServer } from '../ca/index.js';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { createLogger } from '../telemetry/logger.js';
-import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
+import { parseFlags, parseListenAddress, required, runSubcommand, UsageError, type Command } from './command.js';
 
 const USAGE = `
 Usage: meshward ca <subcommand> [options]
@@ -154,10 +154,10 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
   async serve(argv) {
     const { values } = parseFlags(argv, { dir: { type: 'string' }, listen: { type: 'string' }, dns: { type: 'string', multiple: true } });
     const dir = required(values.dir, 'dir');
-    const listen = required(values.listen, 'listen');
+    const { host, port } = parseListenAddress(required(values.listen, 'listen'));
     const logger = createLogger('ca');
     const authority = await Authority.open(dir, { logger, ...(passphrase() ? { passphrase: passphrase()! } : {}) });
-    const server = await startCaServer({ authority, dir, listen, logger, ...(passphrase() ? { passphrase: passphrase()! } : {}), ...(values.dns ? { dnsNames: values.dns } : {}) });
+    const server = await startCaServer({ authority, dir, host, port, logger, ...(passphrase() ? { passphrase: passphrase()! } : {}), ...(values.dns ? { dnsNames: values.dns } : {}) });
     logger.info({ address: server.address, trustDomain: authority.trustDomain }, 'CA listening');
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

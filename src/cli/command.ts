@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A subcommand: its help text and an entry point that returns the process exit code. */
@@ -41,4 +42,17 @@ export async function runSubcommand(argv: string[], table: Record<string, (rest:
     throw new UsageError(sub ? `unknown subcommand "${sub}" (one of: ${choices})` : `a subcommand is required (one of: ${choices})`);
   }
   return run(rest);
+}
+
+/** `--listen HOST:PORT` (or [IPv6]:PORT); port 0 asks the system for a free port. */
+export function parseListenAddress(value: string, flag = 'listen'): { host: string; port: number } {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new UsageError(`--${flag} "${value}" is not HOST:PORT (or [IPv6]:PORT) with a port from 0 to 65535`);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+/** The package's version, as `meshward --version` prints it. */
+export function packageVersion(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 }

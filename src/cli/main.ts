@@ -1,5 +1,5 @@
 import { ConfigError } from '../config/index.js';
-import { UsageError, type Command } from './command.js';
+import { packageVersion, UsageError, type Command } from './command.js';
 
 // Subcommands load lazily so that `meshward --help` and each command start without loading the others.
 // A command without `load` is part of the planned surface but not built yet: it says so and exits 2.
@@ -8,8 +8,8 @@ const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> 
   sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)' },
   authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service', load: async () => (await import('./authz.js')).authzCommand },
   policy: { summary: 'check, explain and test policy files', load: async () => (await import('./policy.js')).policyCommand },
-  inject: { summary: 'add the sidecar to Kubernetes manifests' },
-  injector: { summary: 'run the Kubernetes mutating admission webhook' },
+  inject: { summary: 'add the sidecar to Kubernetes manifests', load: async () => (await import('./inject.js')).injectCommand },
+  injector: { summary: 'run the Kubernetes mutating admission webhook', load: async () => (await import('./injector.js')).injectorCommand },
   audit: { summary: 'verify tamper-evident audit logs', load: async () => (await import('./audit.js')).auditCommand },
   demo: { summary: 'run the whole mesh on this machine and show what it does' },
 };
@@ -37,8 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
-    const { createRequire } = await import('node:module');
-    process.stdout.write(`${(createRequire(import.meta.url)('../../package.json') as { version: string }).version}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   const entry = COMMANDS[name];

@@ -1,0 +1,90 @@
+import type { JsonObject } from './manifest.js';
+import {
+  ANNOTATIONS,
+  CA_TOKEN_AUDIENCE,
+  CA_TOKEN_EXPIRATION_SECONDS,
+  FILES,
+  PORTS,
+  SIDECAR_CONTAINER,
+  SIDECAR_UID,
+  TRUST_BUNDLE_CONFIGMAP,
+  VOLUMES,
+} from './sidecar-layout.js';
+
+const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+  httpGet: { path, port: PORTS.admin.name },
+  periodSeconds,
+  failureThreshold,
+  timeoutSeconds: 1,
+});
+
+/**
+ * The sidecar as a native sidecar: an init container with `restartPolicy: Always` (Kubernetes 1.29+). It starts
+ * before the app and, through its startup probe on /readyz, holds the app back until an SVID is loaded, so the
+ * app's first call already has an identity; and it does not keep a Job from completing, as a plain container would.
+ * The security context meets the "restricted" Pod Security Standard.
+ */
+export function sidecarContainer(image: string, withInbound: boolean): JsonObject {
+  return {
+    name: SIDECAR_CONTAINER,
+    image,
+    imagePullPolicy: 'IfNotPresent',
+    restartPolicy: 'Always',
+    args: ['sidecar', '--config', FILES.config],
+    env: [{ name: 'TMPDIR', value: VOLUMES.run.mountPath }],
+    ports: [
+      ...(withInbound ? [{ name: PORTS.inbound.name, containerPort: PORTS.inbound.port, protocol: 'TCP' }] : []),
+      { name: PORTS.admin.name, containerPort: PORTS.admin.port, protocol: 'TCP' },
+    ],
+    resources: {
+      requests: { cpu: '50m', memory: '64Mi' },
+      limits: { cpu: '1', memory: '256Mi' },
+    },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: SIDECAR_UID,
+      runAsGroup: SIDECAR_UID,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    startupProbe: probe('/readyz', 1, 120),
+    readinessProbe: probe('/readyz', 5, 3),
+    livenessProbe: probe('/healthz', 10, 3),
+    volumeMounts: [
+      { name: VOLUMES.config.name, mountPath: VOLUMES.config.mountPath, readOnly: true },
+      { name: VOLUMES.token.name, mountPath: VOLUMES.token.mountPath, readOnly: true },
+      { name: VOLUMES.run.name, mountPath: VOLUMES.run.mountPath },
+    ],
+  };
+}
+
+/**
+ * The sidecar's volumes. Only the sidecar mounts them, so their files are world-readable (0444): the sidecar's
+ * UID need not match the pod's fsGroup, which the app's owner chose. The policy is projected only for a sidecar with an
+ * inbound listener: a pod that only makes calls should not wait for a ConfigMap it does not use.
+ */
+export function sidecarVolumes(policyConfigMap: string | undefined): JsonObject[] {
+  return [
+    {
+      name: VOLUMES.config.name,
+      projected: {
+        defaultMode: 0o444,
+        sources: [
+          { downwardAPI: { items: [{ path: 'sidecar.yaml', fieldRef: { fieldPath: `metadata.annotations['${ANNOTATIONS.sidecarConfig}']` } }] } },
+          { configMap: { name: TRUST_BUNDLE_CONFIGMAP, items: [{ key: 'bundle.pem', path: 'bundle.pem' }] } },
+          ...(policyConfigMap === undefined ? [] : [{ configMap: { name: policyConfigMap, items: [{ key: 'policy.yaml', path: 'policy.yaml' }] } }]),
+        ],
+      },
+    },
+    {
+      name: VOLUMES.token.name,
+      projected: {
+        defaultMode: 0o444,
+        sources: [{ serviceAccountToken: { audience: CA_TOKEN_AUDIENCE, expirationSeconds: CA_TOKEN_EXPIRATION_SECONDS, path: 'token' } }],
+      },
+    },
+    { name: VOLUMES.run.name, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+  ];
+}

@@ -1,0 +1,226 @@
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { injectSidecar, ManifestError, type JsonObject } from '../../src/kube/index.js';
+import { fixtureDocuments, OPTIONS } from '../helpers/kube.js';
+import { kubernetesSchemaErrors } from '../helpers/kube-schema.js';
+
+type Container = { name: string; ports?: { name?: string; containerPort: number }[]; restartPolicy?: string; [k: string]: unknown };
+type Volume = { name: string; projected?: { sources: Record<string, { audience?: string; expirationSeconds?: number; name?: string }>[] }; emptyDir?: unknown };
+type PodTemplate = { metadata?: { annotations?: Record<string, string> }; spec: { containers: Container[]; initContainers?: Container[]; volumes?: Volume[] } };
+
+const byKind = (kind: string) => structuredClone(fixtureDocuments('workloads.yaml').find((d) => d.kind === kind)!);
+
+/** The pod template of a workload, wherever its kind keeps it. */
+function podOf(manifest: JsonObject): PodTemplate {
+  const m = manifest as { kind: string; spec: { template: PodTemplate; jobTemplate: { spec: { template: PodTemplate } } } };
+  if (m.kind === 'Pod') return manifest as unknown as PodTemplate;
+  if (m.kind === 'CronJob') return m.spec.jobTemplate.spec.template;
+  return m.spec.template;
+}
+
+function sidecarConfig(pod: PodTemplate): Record<string, unknown> & { identity: { ca: Record<string, string> }; inbound?: Record<string, string>; outbound: { routes: unknown[] } } {
+  return parse(pod.metadata!.annotations!['meshward.io/sidecar-config']!);
+}
+
+function thrown(fn: () => unknown): ManifestError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ManifestError) return err;
+    throw err;
+  }
+  throw new Error('expected a ManifestError');
+}
+
+describe('injectSidecar: every workload kind', () => {
+  const cases: [kind: string, spiffeId: string, appPort: number | undefined][] = [
+    ['Pod', 'spiffe://cluster.local/ns/tools/sa/default', 9000],
+    ['StatefulSet', 'spiffe://cluster.local/ns/shop/sa/ledger', 7443],
+    ['DaemonSet', 'spiffe://cluster.local/ns/ops/sa/default', 9100],
+    ['ReplicaSet', 'spiffe://cluster.local/ns/default/sa/default', 3000],
+    ['Job', 'spiffe://cluster.local/ns/shop/sa/migrator', undefined],
+    ['CronJob', 'spiffe://cluster.local/ns/shop/sa/default', undefined],
+  ];
+
+  it.each(cases)('%s gets the sidecar, its volumes and its config (%s)', (kind, spiffeId, appPort) => {
+    const input = byKind(kind);
+    const before = structuredClone(input);
+    const { changed, manifest } = injectSidecar(input, OPTIONS);
+    expect(changed).toBe(true);
+    expect(input).toEqual(before);
+
+    const pod = podOf(manifest);
+    const sidecar = pod.spec.initContainers![0]!;
+    expect(sidecar).toMatchObject({
+      name: 'meshward-sidecar',
+      image: OPTIONS.image,
+      restartPolicy: 'Always',
+      args: ['sidecar', '--config', '/etc/meshward/sidecar.yaml'],
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+      readinessProbe: { httpGet: { path: '/readyz', port: 'meshward-admin' } },
+      livenessProbe: { httpGet: { path: '/healthz', port: 'meshward-admin' } },
+    });
+    // The app's own containers are untouched.
+    expect(pod.spec.containers).toEqual(podOf(before).spec.containers);
+
+    const token = pod.spec.volumes!.find((v) => v.name === 'meshward-token')!;
+    expect(token.projected!.sources[0]!.serviceAccountToken).toEqual({ audience: 'meshward-ca', expirationSeconds: 600, path: 'token' });
+    const configSources = pod.spec.volumes!.find((v) => v.name === 'meshward-config')!.projected!.sources;
+    expect(configSources.map((s) => s.configMap?.name).filter(Boolean)).toEqual(appPort ? ['meshward-trust-bundle', 'meshward-policy'] : ['meshward-trust-bundle']);
+    expect(pod.spec.volumes!.find((v) => v.name === 'meshward-run')!.emptyDir).toBeDefined();
+
+    const config = sidecarConfig(pod);
+    expect(config.trustDomain).toBe('cluster.local');
+    expect(config.identity.ca).toEqual({
+      address: OPTIONS.caAddress,
+      bundle: '/etc/meshward/bundle.pem',
+      spiffeId,
+      token: 'file:/var/run/secrets/meshward/token',
+      ttl: '1h',
+    });
+    if (appPort === undefined) {
+      expect(config.inbound).toBeUndefined();
+      expect(sidecar.ports!.map((p) => p.name)).toEqual(['meshward-admin']);
+      expect(pod.metadata!.annotations!['meshward.io/inbound']).toBeUndefined();
+    } else {
+      expect(config.inbound).toEqual({ listen: '0.0.0.0:15006', app: `http://127.0.0.1:${appPort}`, policy: '/etc/meshward/policy.yaml' });
+      expect(sidecar.ports!.map((p) => [p.name, p.containerPort])).toEqual([['meshward-in', 15006], ['meshward-admin', 15000]]);
+      expect(pod.metadata!.annotations!['meshward.io/inbound']).toBe(`15006 -> ${appPort}`);
+    }
+  });
+
+  it('puts the sidecar first among existing init containers', () => {
+    const input = byKind('StatefulSet');
+    podOf(input).spec.initContainers = [{ name: 'schema', image: 'example.org/schema:1' }];
+    const names = podOf(injectSidecar(input, OPTIONS).manifest).spec.initContainers!.map((c) => c.name);
+    expect(names).toEqual(['meshward-sidecar', 'schema']);
+  });
+
+  it('copies outbound routes from the annotation into the config', () => {
+    const config = sidecarConfig(podOf(injectSidecar(byKind('CronJob'), OPTIONS).manifest));
+    expect(config.outbound).toEqual({
+      listen: '127.0.0.1:15001',
+      routes: [{ host: 'orders', address: 'orders.shop.svc:15006', spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders' }],
+    });
+  });
+
+  it('every injected workload matches the Kubernetes schema', async () => {
+    const objects = fixtureDocuments('workloads.yaml').map((d, i) => ({ label: `workloads.yaml #${i + 1} injected`, object: injectSidecar(d, OPTIONS).manifest }));
+    expect(await kubernetesSchemaErrors(objects)).toEqual([]);
+  });
+});
+
+describe('injectSidecar: what it leaves alone', () => {
+  it('passes unknown kinds through untouched, including a same-named kind in another API group', () => {
+    const configMap = byKind('ConfigMap');
+    expect(injectSidecar(configMap, OPTIONS)).toEqual({ changed: false, manifest: configMap });
+    const foreign = { ...byKind('Job'), apiVersion: 'example.com/v1' };
+    expect(injectSidecar(foreign, OPTIONS).changed).toBe(false);
+  });
+
+  it('honours meshward.io/inject: "false" on the workload or on its pod template', () => {
+    expect(injectSidecar(byKind('Deployment'), OPTIONS).changed).toBe(false);
+    const job = byKind('Job');
+    podOf(job).metadata = { annotations: { 'meshward.io/inject': 'false' } };
+    expect(injectSidecar(job, OPTIONS).changed).toBe(false);
+  });
+
+  it('is idempotent: injecting the output again changes nothing', () => {
+    for (const doc of fixtureDocuments('workloads.yaml')) {
+      const once = injectSidecar(doc, OPTIONS).manifest;
+      const twice = injectSidecar(once, OPTIONS);
+      expect(twice.changed).toBe(false);
+      expect(twice.manifest).toEqual(once);
+    }
+  });
+
+  it('treats a meshward-sidecar among regular containers as already injected', () => {
+    const pod = byKind('Pod');
+    podOf(pod).spec.containers.push({ name: 'meshward-sidecar', image: 'x' });
+    expect(injectSidecar(pod, OPTIONS).changed).toBe(false);
+  });
+});
+
+describe('injectSidecar: List', () => {
+  it('injects every workload item and leaves the others as they are', () => {
+    const [list] = fixtureDocuments('list.yaml');
+    const { changed, manifest } = injectSidecar(list!, OPTIONS);
+    expect(changed).toBe(true);
+    const [deployment, service] = (manifest as { items: JsonObject[] }).items;
+    expect(podOf(deployment!).spec.initContainers![0]!.name).toBe('meshward-sidecar');
+    expect(sidecarConfig(podOf(deployment!)).identity.ca.spiffeId).toBe('spiffe://cluster.local/ns/shop/sa/orders');
+    expect(service).toEqual((list as { items: JsonObject[] }).items[1]);
+  });
+
+  it('names the item in an error', () => {
+    const [list] = fixtureDocuments('list.yaml');
+    const items = (list as { items: JsonObject[] }).items;
+    (podOf(items[0]!).spec as { hostNetwork?: boolean }).hostNetwork = true;
+    expect(thrown(() => injectSidecar(list!, OPTIONS)).message).toMatch(/^items\[0\]\.spec\.template\.spec\.hostNetwork: a hostNetwork pod/);
+  });
+});
+
+describe('injectSidecar: namespace and identity', () => {
+  it('uses the namespace an admission request names over the document\'s', () => {
+    const config = sidecarConfig(podOf(injectSidecar(byKind('StatefulSet'), { ...OPTIONS, namespace: 'prod' }).manifest));
+    expect(config.identity.ca.spiffeId).toBe('spiffe://cluster.local/ns/prod/sa/ledger');
+  });
+
+  it('uses defaultNamespace only where the document names none', () => {
+    const rs = sidecarConfig(podOf(injectSidecar(byKind('ReplicaSet'), { ...OPTIONS, defaultNamespace: 'staging' }).manifest));
+    expect(rs.identity.ca.spiffeId).toBe('spiffe://cluster.local/ns/staging/sa/default');
+    const sts = sidecarConfig(podOf(injectSidecar(byKind('StatefulSet'), { ...OPTIONS, defaultNamespace: 'staging' }).manifest));
+    expect(sts.identity.ca.spiffeId).toBe('spiffe://cluster.local/ns/shop/sa/ledger');
+  });
+});
+
+describe('injectSidecar: app port', () => {
+  it('follows meshward.io/app-port by number or by port name', () => {
+    const sts = byKind('StatefulSet');
+    const pod = podOf(sts);
+    pod.spec.containers[0]!.ports!.push({ name: 'metrics', containerPort: 9090 });
+    pod.metadata!.annotations = { 'meshward.io/app-port': 'metrics' };
+    expect(sidecarConfig(podOf(injectSidecar(sts, OPTIONS).manifest)).inbound!.app).toBe('http://127.0.0.1:9090');
+    pod.metadata!.annotations = { 'meshward.io/app-port': '7443' };
+    expect(sidecarConfig(podOf(injectSidecar(sts, OPTIONS).manifest)).inbound!.app).toBe('http://127.0.0.1:7443');
+  });
+
+  it('refuses, naming the path, what would collide with the sidecar', () => {
+    const port = byKind('Pod');
+    podOf(port).spec.containers[0]!.ports = [{ containerPort: 15006 }];
+    expect(thrown(() => injectSidecar(port, OPTIONS)).message).toBe('spec.containers[0].ports[0].containerPort: port 15006 is used by the meshward sidecar; move the app to another port');
+
+    const name = byKind('Pod');
+    podOf(name).spec.containers[0]!.ports = [{ name: 'meshward-in', containerPort: 8080 }];
+    expect(thrown(() => injectSidecar(name, OPTIONS)).message).toMatch(/^spec\.containers\[0\]\.ports\[0\]\.name: the port name "meshward-in" is reserved/);
+
+    const volume = byKind('Deployment');
+    delete (volume.metadata as { annotations?: unknown }).annotations;
+    podOf(volume).spec.volumes = [{ name: 'data' }, { name: 'meshward-run', emptyDir: {} }];
+    expect(thrown(() => injectSidecar(volume, OPTIONS)).message).toMatch(/^spec\.template\.spec\.volumes\[1\]\.name: the volume name "meshward-run" is reserved/);
+
+    const missing = byKind('StatefulSet');
+    podOf(missing).metadata!.annotations = { 'meshward.io/app-port': 'admin' };
+    expect(thrown(() => injectSidecar(missing, OPTIONS)).message).toBe('spec.template.metadata.annotations.meshward.io/app-port: no containerPort is named "admin"');
+  });
+
+  it('refuses a malformed outbound-routes annotation, naming the route', () => {
+    const cron = byKind('CronJob');
+    podOf(cron).metadata!.annotations!['meshward.io/outbound-routes'] = '[{"host": "orders", "address": "orders.shop.svc:15006", "spiffeId": "spiffe:/nope"}]';
+    expect(thrown(() => injectSidecar(cron, OPTIONS)).message).toMatch(/^spec\.jobTemplate\.spec\.template\.metadata\.annotations\.meshward\.io\/outbound-routes\[0\]\.spiffeId: "spiffe:\/nope" is not a SPIFFE ID/);
+  });
+
+  it('refuses a workload without its pod template', () => {
+    const cron = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'x' }, spec: { schedule: '* * * * *' } };
+    expect(thrown(() => injectSidecar(cron, OPTIONS)).message).toBe('spec.jobTemplate: is missing: a CronJob keeps its pod template at spec.jobTemplate.spec.template');
+    expect(thrown(() => injectSidecar({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: {} }, OPTIONS)).message).toBe('spec.template: is missing: a Deployment keeps its pod template at spec.template');
+  });
+});
