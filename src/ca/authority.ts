@@ -16,6 +16,8 @@ import { SvidSigner } from './svid-signer.js';
 /** How the caller proved who it is. */
 export type Caller =
   | { method: 'join-token'; token: string }
+  /** A platform credential (a Kubernetes projected service-account token) that a WorkloadAttestor vouches for. */
+  | { method: 'workload-token'; token: string }
   /** A caller that presented its current SVID over mTLS, already verified against the trust bundle. */
   | { method: 'svid'; spiffeId: string }
   /** Someone with access to the CA directory and key, on this machine (the `ca issue` / `ca sign` commands). */
@@ -44,6 +46,14 @@ export interface IssuedSvid {
   notice?: string;
 }
 
+/**
+ * Turns a platform credential into the SPIFFE ID it proves (src/kube's SaTokenAttestor on Kubernetes). Unlike a
+ * join token it is not used up: the platform rotates it, and each one only ever proves its own workload.
+ */
+export interface WorkloadAttestor {
+  attest(token: string): Promise<{ ok: true; spiffeId: string } | { ok: false; code: 'unauthenticated' | 'unavailable'; reason: string }>;
+}
+
 export interface IssuanceRecord {
   time: string;
   serial: string;
@@ -62,14 +72,20 @@ export class Authority {
     private readonly tokens: JoinTokens,
     private readonly issued: AppendLog,
     private readonly logger?: Logger,
+    private readonly attestor?: WorkloadAttestor,
   ) {
     this.signer = new SvidSigner({ certificate: material.signingCert, chain: material.chain, privateKey: material.privateKey });
   }
 
-  static async open(dir: string, opts: { passphrase?: string; logger?: Logger } = {}): Promise<Authority> {
+  static async open(dir: string, opts: { passphrase?: string; logger?: Logger; attestor?: WorkloadAttestor } = {}): Promise<Authority> {
     const material = await loadCa(dir, opts.passphrase);
     const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
-    return new Authority(material, tokens, await AppendLog.open(join(dir, CA_FILES.issued)), opts.logger);
+    return new Authority(material, tokens, await AppendLog.open(join(dir, CA_FILES.issued)), opts.logger, opts.attestor);
+  }
+
+  /** Whether platform credentials (workload tokens) are accepted besides join tokens. */
+  get attestsWorkloads(): boolean {
+    return this.attestor !== undefined;
   }
 
   get trustDomain(): string {
@@ -158,6 +174,12 @@ export class Authority {
         const claims = await this.tokens.verify(caller.token);
         return { spiffeId: claims.spiffeId, consume: () => this.tokens.consume(claims) };
       }
+      case 'workload-token': {
+        if (!this.attestor) throw new CaError('unauthenticated', 'this CA does not accept platform tokens; present a join token');
+        const attested = await this.attestor.attest(caller.token);
+        if (!attested.ok) throw new CaError(attested.code, attested.reason);
+        return { spiffeId: attested.spiffeId };
+      }
       case 'none':
         throw new CaError('unauthenticated', 'present a join token, or renew over mTLS with your current, valid SVID');
     }
@@ -171,7 +193,12 @@ export class Authority {
         throw new CaError('invalid_argument', `${requested} is in the trust domain "${id.value.trustDomain}"; this CA issues for "${this.trustDomain}" only`);
       }
       if (entitled !== undefined && requested !== entitled) {
-        const how = caller.method === 'svid' ? 'renewal keeps the identity of the SVID presented' : 'the join token is bound to another ID';
+        const how =
+          caller.method === 'svid'
+            ? 'renewal keeps the identity of the SVID presented'
+            : caller.method === 'workload-token'
+              ? 'the platform token proves another identity'
+              : 'the join token is bound to another ID';
         throw new CaError('permission_denied', `${requested} may not be issued to this caller: ${how} (${entitled})`);
       }
       return requested;

@@ -1,4 +1,5 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { decodeProtectedHeader } from 'jose';
 import type { Logger } from 'pino';
 import { GrpcHttp2Server, GrpcStatusError, unaryRoute, verifiedPeerCertificate } from '../grpc/index.js';
 import { svidIdentity, pemToDerList } from '../spiffe/x509-svid.js';
@@ -23,6 +24,7 @@ const STATUS: Record<CaErrorCode, number> = {
   permission_denied: 7,
   invalid_argument: 3,
   failed_precondition: 9,
+  unavailable: 14,
   internal: 13,
 };
 
@@ -80,7 +82,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
     `/${CA_SERVICE}/Sign`,
     unaryRoute(async (bytes, stream) => {
       const request = types.SignRequest.decode(bytes) as unknown as SignRequestMessage;
-      const caller = callerOf(verifiedPeerCertificate(stream), request, peerIds);
+      const caller = callerOf(verifiedPeerCertificate(stream), request, peerIds, authority.attestsWorkloads);
       if ('refusal' in caller) throw new GrpcStatusError(STATUS.unauthenticated, caller.refusal);
       try {
         const svid = await authority.sign(
@@ -165,14 +167,24 @@ function bundleMessageOf(authority: Authority, sequence: number): BundleMessage 
 }
 
 /** Who the caller is: a verified SVID presented over mTLS, a join token in the request, or nobody. */
-function callerOf(peer: Buffer | undefined, request: SignRequestMessage, peerIds: PeerIdentityCache): Caller | { refusal: string } {
+function callerOf(peer: Buffer | undefined, request: SignRequestMessage, peerIds: PeerIdentityCache, attestsWorkloads: boolean): Caller | { refusal: string } {
   if (peer) {
     const id = peerIds.get(peer);
     if (!id.ok) return { refusal: `the client certificate is not a usable SVID: ${id.error}` };
     return { method: 'svid', spiffeId: id.value.uri };
   }
-  if (request.joinToken) return { method: 'join-token', token: request.joinToken };
-  return { method: 'none' };
+  const token = request.joinToken;
+  if (!token) return { method: 'none' };
+  // Join tokens are HS256 (a secret only this CA holds); a platform token is signed by its issuer's key pair.
+  return attestsWorkloads && tokenAlgorithm(token) !== 'HS256' ? { method: 'workload-token', token } : { method: 'join-token', token };
+}
+
+function tokenAlgorithm(token: string): string | undefined {
+  try {
+    return decodeProtectedHeader(token).alg;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 // The built-in certificate authority: its public face for the CLI, the sidecar's identity source and tests.
-export { Authority, type Caller, type IssuedSvid, type SvidRequest } from './authority.js';
+export { Authority, type Caller, type IssuedSvid, type SvidRequest, type WorkloadAttestor } from './authority.js';
 export { CA_FILES, advanceCa, describeState, initCa, loadCa, readState, rotateCa, type CaMaterial } from './ca-directory.js';
 export { CaError } from './ca-error.js';
 export { CaClient, leafSummary, type CaClientOptions } from './client.js';

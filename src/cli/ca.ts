@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { parseDuration } from '../config/duration.js';
-import { advanceCa, Authority, CA_FILES, CaError, describeState, loadCa, initCa, makeCsr, mintJoinToken, PASSPHRASE_ENV, readState, rotateCa, startCaServer } from '../ca/index.js';
+import { advanceCa, Authority, CA_FILES, type WorkloadAttestor, CaError, describeState, loadCa, initCa, makeCsr, mintJoinToken, PASSPHRASE_ENV, readState, rotateCa, startCaServer } from '../ca/index.js';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { createLogger } from '../telemetry/logger.js';
 import { parseFlags, parseListenAddress, required, runSubcommand, UsageError, type Command } from './command.js';
@@ -21,7 +21,10 @@ Usage: meshward ca <subcommand> [options]
   token   --dir DIR --spiffe-id ID [--ttl 10m]
           Print a one-time join token bound to that SPIFFE ID.
   serve   --dir DIR --listen HOST:PORT [--dns NAME]...
-          Serve the CA over gRPC with TLS (proto/meshward/ca/v1/ca.proto).
+          [--k8s-issuer URL [--k8s-jwks-url URL | --k8s-jwks-file FILE] [--k8s-api-ca FILE] [--k8s-token-file FILE]]
+          Serve the CA over gRPC with TLS (proto/meshward/ca/v1/ca.proto). With --k8s-issuer it also accepts
+          projected service-account tokens (audience meshward-ca) and issues spiffe://TD/ns/NAMESPACE/sa/NAME;
+          keys come from the issuer's OIDC discovery unless a JWKS URL or file is given.
   rotate  --dir DIR [--propagation-delay DURATION]
           Start a staged root rotation (default delay: the maximum SVID TTL).
   status  --dir DIR
@@ -57,6 +60,15 @@ async function withAuthority<T>(dir: string, fn: (authority: Authority) => Promi
   } finally {
     await authority.close();
   }
+}
+
+/** The Kubernetes attestor (src/kube), loaded only when asked for. */
+async function kubernetesAttestor(
+  trustDomain: string,
+  opts: { issuer: string; keys: { discovery: true } | { jwksUrl: string } | { jwksFile: string }; fetch: { caPem?: string; bearerTokenFile?: string } },
+): Promise<WorkloadAttestor> {
+  const { SaTokenAttestor } = await import('../kube/index.js');
+  return SaTokenAttestor.create({ trustDomain, issuer: opts.issuer, keys: opts.keys, fetch: opts.fetch });
 }
 
 const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
@@ -152,11 +164,31 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
   },
 
   async serve(argv) {
-    const { values } = parseFlags(argv, { dir: { type: 'string' }, listen: { type: 'string' }, dns: { type: 'string', multiple: true } });
+    const { values } = parseFlags(argv, {
+      dir: { type: 'string' },
+      listen: { type: 'string' },
+      dns: { type: 'string', multiple: true },
+      'k8s-issuer': { type: 'string' },
+      'k8s-jwks-url': { type: 'string' },
+      'k8s-jwks-file': { type: 'string' },
+      'k8s-api-ca': { type: 'string' },
+      'k8s-token-file': { type: 'string' },
+    });
     const dir = required(values.dir, 'dir');
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
+    if (!values['k8s-issuer'] && (values['k8s-jwks-url'] || values['k8s-jwks-file'] || values['k8s-api-ca'] || values['k8s-token-file'])) {
+      throw new UsageError('the --k8s-* options need --k8s-issuer');
+    }
+    if (values['k8s-jwks-url'] && values['k8s-jwks-file']) throw new UsageError('--k8s-jwks-url and --k8s-jwks-file are alternatives');
     const logger = createLogger('ca');
-    const authority = await Authority.open(dir, { logger, ...(passphrase() ? { passphrase: passphrase()! } : {}) });
+    const attestor = values['k8s-issuer']
+      ? await kubernetesAttestor((await readState(dir)).trustDomain, {
+          issuer: values['k8s-issuer'],
+          keys: values['k8s-jwks-url'] ? { jwksUrl: values['k8s-jwks-url'] } : values['k8s-jwks-file'] ? { jwksFile: values['k8s-jwks-file'] } : { discovery: true },
+          fetch: { ...(values['k8s-api-ca'] ? { caPem: await readFile(values['k8s-api-ca'], 'utf8') } : {}), ...(values['k8s-token-file'] ? { bearerTokenFile: values['k8s-token-file'] } : {}) },
+        })
+      : undefined;
+    const authority = await Authority.open(dir, { logger, ...(attestor ? { attestor } : {}), ...(passphrase() ? { passphrase: passphrase()! } : {}) });
     const server = await startCaServer({ authority, dir, host, port, logger, ...(passphrase() ? { passphrase: passphrase()! } : {}), ...(values.dns ? { dnsNames: values.dns } : {}) });
     logger.info({ address: server.address, trustDomain: authority.trustDomain }, 'CA listening');
     await new Promise<void>((resolve) => {

@@ -25,8 +25,8 @@ export interface ServingCa {
 }
 
 /** `meshward ca serve` as a child process on an ephemeral port. */
-export async function serveCa(caDir: string, env: NodeJS.ProcessEnv = {}): Promise<ServingCa> {
-  const { child, output, match } = await startCli(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0'], /"address":"(127\.0\.0\.1:\d+)"[^\n]*"msg":"CA listening"/, { env });
+export async function serveCa(caDir: string, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<ServingCa> {
+  const { child, output, match } = await startCli(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', ...extraArgs], /"address":"(127\.0\.0\.1:\d+)"[^\n]*"msg":"CA listening"/, { env });
   const address = match[1]!;
   const clients: CaClient[] = [];
   return {

@@ -104,7 +104,14 @@ describe('deploy/kubernetes', () => {
     const ca = find('Service', 'meshward-ca');
     expect(`${ca.metadata.name}.${ca.metadata.namespace}.svc:${ca.spec.ports[0].port}`).toBe(DEFAULT_CA_ADDRESS);
     const pod = find('Deployment', 'meshward-ca').spec.template.spec;
-    expect(pod.containers[0].args).toEqual(['ca', 'serve', '--dir', '/var/lib/meshward-ca', '--listen', '0.0.0.0:8443']);
+    expect(pod.containers[0].args.slice(0, 6)).toEqual(['ca', 'serve', '--dir', '/var/lib/meshward-ca', '--listen', '0.0.0.0:8443']);
+    // Pods bootstrap with their projected service-account tokens, verified against the cluster issuer's keys.
+    const flags = Object.fromEntries(pod.containers[0].args.slice(6).map((a: string, i: number, all: string[]) => (i % 2 ? [] : [a, all[i + 1]])).filter((p: string[]) => p.length));
+    expect(flags).toEqual({
+      '--k8s-issuer': 'https://kubernetes.default.svc.cluster.local',
+      '--k8s-api-ca': '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+      '--k8s-token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token',
+    });
     expect(pod.initContainers[0].command.join(' ')).toContain(`ca init --trust-domain ${DEFAULT_TRUST_DOMAIN} --dir /var/lib/meshward-ca`);
     for (const name of ['meshward-ca', 'meshward-injector']) {
       expect(find('Deployment', name).spec.template.metadata.annotations['meshward.io/inject']).toBe('false');
