@@ -5,7 +5,7 @@ import { packageVersion, UsageError, type Command } from './command.js';
 // A command without `load` is part of the planned surface but not built yet: it says so and exits 2.
 const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> }> = {
   ca: { summary: 'run and manage the built-in certificate authority', load: async () => (await import('./ca.js')).caCommand },
-  sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)' },
+  sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)', load: async () => (await import('./sidecar.js')).sidecarCommand },
   authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service', load: async () => (await import('./authz.js')).authzCommand },
   policy: { summary: 'check, explain and test policy files', load: async () => (await import('./policy.js')).policyCommand },
   inject: { summary: 'add the sidecar to Kubernetes manifests', load: async () => (await import('./inject.js')).injectCommand },

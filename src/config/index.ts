@@ -1,3 +1,6 @@
 export * from './duration.js';
 export * from './errors.js';
 export * from './load.js';
+export * from './strict-object.js';
+export * from './sidecar-config.js';
+export * from './sidecar-schema.js';

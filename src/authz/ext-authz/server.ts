@@ -10,11 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from '../../telemetry/index.js';
-import { loadPolicyEngine, PolicyRuntime } from '../policy/index.js';
 import { checkHandler } from './check-handler.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../grpc/grpc-framing.js';
 import { GrpcHttp2Server } from '../../grpc/grpc-http2-server.js';
-import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
+import { policyEngineLoader, PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
 import { readTlsFiles, type TlsFiles } from './tls-files.js';
 import { unaryRoute } from '../../grpc/unary-route.js';
@@ -75,15 +74,6 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     policy.close();
     throw err;
   }
-}
-
-/** meshward's engine; one runtime for all reloads, so that rate-limit buckets and fetched JWKS survive them. */
-function policyEngineLoader(logger: Logger): PolicyLoader {
-  const runtime = new PolicyRuntime();
-  return (file) => {
-    const { engine } = loadPolicyEngine(file, { runtime, logger });
-    return { engine, explainDenials: engine.explainDenials };
-  };
 }
 
 function createServer(logger: Logger, maxMessageBytes: number, tls: Awaited<ReturnType<typeof readTlsFiles>> | undefined): GrpcHttp2Server {

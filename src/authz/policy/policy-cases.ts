@@ -4,7 +4,7 @@ import { ConfigError, loadYamlFile, type ConfigProblem } from '../../config/inde
 import type { AuthzRequest, Decision, PolicyEngine } from '../types.js';
 import { tokenHeader } from './jwt-verifier.js';
 import { DEFAULT_RULE, type PolicyDocument } from './schema.js';
-import { strictObject } from './strict-object.js';
+import { strictObject } from '../../config/strict-object.js';
 
 // Table-driven policy tests (`meshward policy test`), in the spirit of `opa test`: each case is a request and the
 // decision it must get. Cases run in order against one engine whose clock does not move, so a case with `repeat`

@@ -5,7 +5,7 @@ import { parseIpBlock } from './ip-block.js';
 import { parsePathPattern } from './path-pattern.js';
 import type { PatternResult } from './pattern-result.js';
 import { parsePrincipalPattern } from './principal-pattern.js';
-import { strictObject } from './strict-object.js';
+import { strictObject } from '../../config/strict-object.js';
 
 // The policy file's schema (the contract in issue 3). Everything that can be checked without a request is checked
 // here, so that `meshward policy check` catches it and the compiler can trust its input.

@@ -1,0 +1,188 @@
+import { z } from 'zod';
+import { parseSpiffeId } from '../spiffe/id.js';
+import { parseDuration } from './duration.js';
+import { strictObject } from './strict-object.js';
+
+// The sidecar's config file (the contract of `meshward sidecar --config`, issue 4). Everything that can be checked
+// without opening a socket is checked here, so that a bad file is refused at start (and at reload) with its path
+// and reason. Durations become milliseconds and addresses become {host, port}; file paths stay as written and are
+// resolved against the config file's directory by the loader.
+
+const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s/]+)):(\d{1,5})$/;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** `host:port`, with brackets around an IPv6 address: what sockets and URLs take. */
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+function hostPort(what: string, allowZero: boolean) {
+  return z.string().transform((value, ctx): HostPort => {
+    const match = HOST_PORT.exec(value);
+    const port = Number(match?.[3]);
+    if (!match || port > 65535 || (!allowZero && port === 0)) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not HOST:PORT (or [IPv6]:PORT) for ${what}` });
+      return z.NEVER;
+    }
+    return { host: match[1] ?? match[2]!, port };
+  });
+}
+
+const listen = hostPort('a listener (port 0 picks a free one)', true);
+
+function duration(what: string) {
+  return z.string().transform((value, ctx) => {
+    const parsed = parseDuration(value);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: `${what}: ${parsed.error}` });
+      return z.NEVER;
+    }
+    return Math.round(parsed.seconds * 1000);
+  });
+}
+
+const spiffeId = z.string().superRefine((value, ctx) => {
+  const id = parseSpiffeId(value);
+  if (!id.ok) ctx.addIssue({ code: 'custom', message: id.error });
+});
+
+const size = (what: string, max: number) =>
+  z.number().int(`${what} must be a whole number of bytes`).min(1, `${what} must be at least 1 byte`).max(max, `${what} must be at most ${max} bytes`);
+
+/** `env:NAME` or `file:PATH`: a secret is never written into the config itself. */
+const secretRef = z.string().superRefine((value, ctx) => {
+  if (!/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(value) && !/^file:.+$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: 'must be env:VARIABLE or file:PATH (the token itself never goes in the config)' });
+  }
+});
+
+export type AppProtocol = 'http' | 'h2c' | 'tcp';
+
+/** http://HOST:PORT (HTTP/1.1), h2c://HOST:PORT (HTTP/2 without TLS, e.g. gRPC), tcp://HOST:PORT (bytes). */
+const appUrl = z.string().transform((value, ctx): { protocol: AppProtocol; address: HostPort } => {
+  const match = /^(http|h2c|tcp):\/\/([^/?#]+)\/?$/.exec(value);
+  const address = match ? HOST_PORT.exec(match[2]!) : null;
+  const port = Number(address?.[3]);
+  if (!match || !address || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not http://HOST:PORT, h2c://HOST:PORT or tcp://HOST:PORT` });
+    return z.NEVER;
+  }
+  return { protocol: match[1] as AppProtocol, address: { host: address[1] ?? address[2]!, port } };
+});
+
+const tlsVersion = z.enum(['TLSv1.3', 'TLSv1.2'], { error: 'must be TLSv1.3 (the default) or TLSv1.2' });
+
+const limits = strictObject({
+  /** Request line and headers together; larger is refused with 431. */
+  maxHeaderBytes: size('maxHeaderBytes', 1024 * 1024).default(16 * 1024),
+  /** A larger body (declared or streamed) is refused with 413. */
+  maxBodyBytes: size('maxBodyBytes', 1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** The request line and headers must arrive within this (slow-loris). */
+  headersTimeout: duration('headersTimeout').default(10_000),
+  /** The whole request must arrive, and the app's response headers, within this; else 408 or 504. */
+  requestTimeout: duration('requestTimeout').default(30_000),
+  /** An idle keep-alive connection is closed after this. */
+  idleTimeout: duration('idleTimeout').default(60_000),
+  /** The TLS handshake must finish within this (inbound). */
+  handshakeTimeout: duration('handshakeTimeout').default(5_000),
+  maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+});
+
+const defaultLimits = limits.parse({});
+
+export type Limits = z.output<typeof limits>;
+
+const extAuthz = strictObject({
+  address: hostPort('the ext_authz server', false),
+  timeout: duration('timeout').default(200),
+  /** Let requests through when the server fails or times out. Off by default: fail closed. */
+  failOpen: z.boolean().default(false),
+});
+
+const inbound = strictObject({
+  listen,
+  app: appUrl,
+  policy: z.string().min(1).optional(),
+  extAuthz: extAuthz.optional(),
+  minTlsVersion: tlsVersion.default('TLSv1.3'),
+  limits: limits.default(defaultLimits),
+}).superRefine((value, ctx) => {
+  if ((value.policy === undefined) === (value.extAuthz === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)' });
+  }
+});
+
+const route = strictObject({
+  /** Matched against Host / :authority, case-insensitive, port ignored. */
+  host: z.string().min(1, 'must name the Host the app calls').transform((h) => h.toLowerCase()),
+  /** The destination's inbound listener. */
+  address: hostPort('the destination sidecar', false),
+  /** The identity the server must prove. */
+  spiffeId,
+});
+
+const outbound = strictObject({
+  listen,
+  routes: z.array(route).default([]),
+  minTlsVersion: tlsVersion.default('TLSv1.3'),
+  limits: limits.default(defaultLimits),
+}).superRefine((value, ctx) => {
+  const seen = new Set<string>();
+  value.routes.forEach((r, i) => {
+    if (seen.has(r.host)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'host'], message: `"${r.host}" has a route already` });
+    seen.add(r.host);
+  });
+});
+
+const identity = strictObject({
+  files: strictObject({ cert: z.string().min(1), key: z.string().min(1), bundle: z.string().min(1) }).optional(),
+  ca: strictObject({
+    address: hostPort('the CA', false),
+    /** The CA's trust bundle, to trust it with at first (later bundles arrive from the CA). */
+    bundle: z.string().min(1),
+    spiffeId,
+    token: secretRef,
+    ttl: duration('ttl').default(3_600_000),
+  }).optional(),
+}).superRefine((value, ctx) => {
+  if ((value.files === undefined) === (value.ca === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'give exactly one identity source: files or ca' });
+  }
+});
+
+export const sidecarConfigSchema = strictObject({
+  trustDomain: z.string().superRefine((value, ctx) => {
+    const id = parseSpiffeId(`spiffe://${value}`);
+    if (!id.ok || id.value.path !== '') ctx.addIssue({ code: 'custom', message: `"${value}" is not a trust domain name` });
+  }),
+  identity,
+  inbound: inbound.optional(),
+  outbound: outbound.optional(),
+  admin: strictObject({ listen }).default({ listen: { host: '127.0.0.1', port: 15000 } }),
+  audit: strictObject({ path: z.string().min(1) }).optional(),
+  /** SIGTERM: how long in-flight requests may take to finish before connections are closed. */
+  drainTimeout: duration('drainTimeout').default(10_000),
+}).superRefine((value, ctx) => {
+  if (value.inbound === undefined && value.outbound === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'give inbound, outbound or both: a sidecar with neither has nothing to do' });
+  }
+  const routes = value.outbound?.routes ?? [];
+  routes.forEach((r, i) => {
+    if (!r.spiffeId.startsWith(`spiffe://${value.trustDomain}/`)) {
+      ctx.addIssue({ code: 'custom', path: ['outbound', 'routes', i, 'spiffeId'], message: `${r.spiffeId} is not in the trust domain ${value.trustDomain}` });
+    }
+  });
+  const ca = value.identity.ca;
+  if (ca && !ca.spiffeId.startsWith(`spiffe://${value.trustDomain}/`)) {
+    ctx.addIssue({ code: 'custom', path: ['identity', 'ca', 'spiffeId'], message: `${ca.spiffeId} is not in the trust domain ${value.trustDomain}` });
+  }
+});
+
+export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
+export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
+export type OutboundConfig = NonNullable<SidecarConfig['outbound']>;
+export type OutboundRouteConfig = OutboundConfig['routes'][number];

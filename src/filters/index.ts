@@ -1,0 +1,6 @@
+// The per-request filter chain and its filters.
+export { runFilters, type Filter, type FilterResult, type HopContext, type HopDecision } from './chain.js';
+export { extAuthzAuthorization } from './ext-authz-authorization.js';
+export { peerAuthentication } from './peer-authentication.js';
+export { policyAuthorization } from './policy-authorization.js';
+export { requestLimits } from './request-limits.js';

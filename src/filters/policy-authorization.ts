@@ -1,0 +1,55 @@
+import type { ActivePolicy, Decision } from '../authz/index.js';
+import { buildCheckResponse } from '../authz/ext-authz/check-response.js';
+import type { LocalReply } from '../proxy/local-reply.js';
+import { PRINCIPAL_HEADER } from '../proxy/hop-headers.js';
+import type { Filter, FilterResult, HopContext, HopDecision } from './chain.js';
+
+/**
+ * The in-process policy engine. Denials are answered exactly as Envoy answers them from meshward's ext_authz
+ * server (the same status, body and headers), because both are built by buildCheckResponse: one mapping for
+ * every transport. `currentPolicy` is read once per request, so a reload never mixes two policies in one decision.
+ */
+export function policyAuthorization(currentPolicy: () => ActivePolicy): Filter {
+  return (ctx) => {
+    const policy = currentPolicy();
+    return policy.engine.decide(ctx.request).then(
+      (decision) => conclude(ctx, decision, policy.explainDenials),
+      // The engine promises never to reject; if it does anyway, deny as the engine does on an error.
+      () => conclude(ctx, { kind: 'deny', rule: 'error', reason: 'policy engine failed' }, policy.explainDenials),
+    );
+  };
+}
+
+function conclude(ctx: HopContext, decision: Decision, explainDenials: boolean): FilterResult {
+  ctx.decision = hopDecision(decision);
+  if (decision.kind === 'allow') {
+    if (decision.principal !== undefined) ctx.setHeaders.push([PRINCIPAL_HEADER, decision.principal]);
+    return undefined;
+  }
+  return denialReply(decision, ctx.requestId, explainDenials);
+}
+
+function denialReply(decision: Decision, requestId: string, explainDenials: boolean): LocalReply {
+  const denied = buildCheckResponse(decision, { requestId, explainDenials }).deniedResponse!;
+  const headers: Record<string, string> = {};
+  for (const option of denied.headers) headers[option.header.key] = option.header.value;
+  return { status: denied.status.code, headers, body: denied.body };
+}
+
+function hopDecision(decision: Decision): HopDecision {
+  switch (decision.kind) {
+    case 'allow':
+    case 'deny':
+      return {
+        outcome: decision.kind,
+        rule: decision.rule,
+        ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
+        ...(decision.audit ? { audit: decision.audit } : {}),
+      };
+    case 'rate_limited':
+      return { outcome: 'rate_limited', rule: decision.limit };
+    case 'unauthenticated':
+    case 'invalid':
+      return { outcome: decision.kind, rule: 'request' };
+  }
+}

@@ -1,0 +1,8 @@
+import { replies } from '../proxy/local-reply.js';
+import type { Filter } from './chain.js';
+
+/** A declared body over the cap is refused before a byte of it is read (413); streamed bodies are capped by the forwarder. */
+export function requestLimits(maxBodyBytes: number): Filter {
+  return (ctx) =>
+    ctx.declaredBodyBytes !== undefined && ctx.declaredBodyBytes > maxBodyBytes ? replies.tooLarge(ctx.requestId, maxBodyBytes) : undefined;
+}

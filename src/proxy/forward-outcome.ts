@@ -1,0 +1,36 @@
+import type { LocalReply } from './local-reply.js';
+import { replies } from './local-reply.js';
+
+// How forwarding a request ended, for the audit record and metrics; and, when nothing was sent to the client yet,
+// the reply that tells it. Upstream error text stays in the logs; the client learns only the kind of failure.
+
+export type ForwardOutcome =
+  | { ok: true; status: number }
+  | { ok: false; kind: 'unavailable' | 'timeout' | 'failed' | 'too_large' | 'aborted'; detail: string };
+
+export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, requestId: string, what: string, maxBodyBytes: number): LocalReply {
+  switch (outcome.kind) {
+    case 'unavailable':
+      return replies.unavailable(requestId, what);
+    case 'timeout':
+      return replies.gatewayTimeout(requestId);
+    case 'too_large':
+      return replies.tooLarge(requestId, maxBodyBytes);
+    default:
+      return replies.badGateway(requestId);
+  }
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE']);
+const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** Classifies an error from undici or node:http2 / node:tls. */
+export function classifyUpstreamError(err: unknown): Extract<ForwardOutcome, { ok: false }> {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e?.code ?? e?.cause?.code ?? '';
+  const detail = e instanceof Error ? `${code ? `${code}: ` : ''}${e.message}` : String(err);
+  if (code === 'BODY_TOO_LARGE') return { ok: false, kind: 'too_large', detail };
+  if (TIMEOUTS.has(code)) return { ok: false, kind: 'timeout', detail };
+  if (CONNECT_FAILURES.has(code)) return { ok: false, kind: 'unavailable', detail };
+  return { ok: false, kind: 'failed', detail };
+}

@@ -1,0 +1,39 @@
+import type { HopContext, HopDecision } from '../filters/chain.js';
+
+/** One request through a listener, as the audit log and metrics see it. */
+export interface HopRecord {
+  direction: 'inbound' | 'outbound';
+  requestId: string;
+  principal?: string;
+  sourceIp?: string;
+  method: string;
+  host: string;
+  path: string;
+  /** Undefined outbound, where routes (not policies) decide. */
+  decision?: HopDecision;
+  /** The status the client got; 0 when the connection was cut before an answer. */
+  status: number;
+  /** Why forwarding failed, for the log; never sent to the client. */
+  upstreamError?: string;
+  latencyMs: number;
+}
+
+export type HopObserver = (record: HopRecord) => void;
+
+/** The record of an inbound request that went through the filter chain. */
+export function hopRecordOf(ctx: HopContext, status: number, latencyMs: number, upstreamError?: string): HopRecord {
+  const { request } = ctx;
+  return {
+    direction: 'inbound',
+    requestId: ctx.requestId,
+    ...(request.principal !== undefined ? { principal: request.principal } : {}),
+    ...(request.sourceIp !== undefined ? { sourceIp: request.sourceIp } : {}),
+    method: request.method,
+    host: request.host,
+    path: request.path,
+    ...(ctx.decision !== undefined ? { decision: ctx.decision } : {}),
+    status,
+    ...(upstreamError !== undefined ? { upstreamError } : {}),
+    latencyMs,
+  };
+}

@@ -1,0 +1,173 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import type { AuthzRequest } from '../authz/index.js';
+import type { Limits } from '../config/index.js';
+import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
+import type { Logger } from '../telemetry/index.js';
+import { ConnectionTracker } from './connection-tracker.js';
+import { failureReply } from './forward-outcome.js';
+import { forwardedRequestHeaders, xfccValue } from './hop-headers.js';
+import { hopRecordOf, type HopObserver } from './hop-record.js';
+import { listenOn } from './listen.js';
+import { peerIdentity } from './peer-identity.js';
+import { requestIdOf } from './request-id.js';
+import { hasBody, requestBody } from './request-body.js';
+import { sendReply } from './send-reply.js';
+import type { Upstream } from './upstream.js';
+
+// The inbound listener for HTTP apps: mutual TLS (TLS 1.3 unless configured), HTTP/1.1 and HTTP/2 chosen by ALPN
+// on one port, the filter chain, then the app. Node's HTTP/1.1 server does the HTTP/1.1 connections (its header
+// cap, header and request timeouts and keep-alive apply as configured); HTTP/2 streams arrive through the compat
+// API, so one handler serves both.
+
+export interface InboundHttpOptions {
+  host: string;
+  port: number;
+  tls: SecureContextOptions & { handshakeTimeout: number };
+  trustDomain: string;
+  /** This sidecar's SPIFFE ID now (it can change with a renewal only in theory; read per request). */
+  ownId: () => string;
+  limits: Limits;
+  filters: readonly Filter[];
+  upstream: Upstream;
+  /** The app speaks HTTP/2 (h2c): keep `te: trailers`. */
+  appIsHttp2: boolean;
+  observe: HopObserver;
+  logger: Logger;
+}
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+export class InboundHttpListener {
+  private readonly server: Http2SecureServer;
+  private readonly connections = new ConnectionTracker();
+
+  constructor(private readonly options: InboundHttpOptions) {
+    const { limits } = options;
+    this.server = http2.createSecureServer({
+      ...options.tls,
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: true,
+      maxSessionMemory: 32,
+      settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: 256 },
+    });
+    // HTTP/1.1 connections are handed to Node's HTTP/1.1 server code, which reads these from the server object.
+    Object.assign(this.server, {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeout,
+      requestTimeout: limits.requestTimeout,
+      keepAliveTimeout: limits.idleTimeout,
+    });
+    this.server.maxConnections = limits.maxConnections;
+    this.server.setTimeout(limits.idleTimeout);
+    this.server.on('request', (req: Request, res: Response) => this.handle(req, res));
+    this.server.on('secureConnection', (socket: TLSSocket) => this.connections.add(socket));
+    this.server.on('session', (session) => this.connections.addSession(session));
+    this.server.on('tlsClientError', (err: Error & { code?: string }) =>
+      options.logger.debug({ err: err.message, code: err.code }, 'inbound TLS handshake refused'),
+    );
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listenOn(this.server, this.options.host, this.options.port);
+  }
+
+  /** New handshakes use the new SVID and bundle at once; open connections carry on with theirs. */
+  updateTls(context: SecureContextOptions): void {
+    this.server.setSecureContext({ ...context });
+  }
+
+  /** Stops accepting, lets requests in flight finish for up to `drainMs`, then closes every connection. */
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.connections.drain(drainMs);
+    await closed;
+  }
+
+  private handle(req: Request, res: Response): void {
+    const started = performance.now();
+    const { options } = this;
+    const socket = req.socket as TLSSocket;
+    const peer = peerIdentity(socket, options.trustDomain);
+    const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
+    const headers = req.headers as Record<string, string>;
+    const request: AuthzRequest = {
+      method: req.method ?? '',
+      host: headers.host ?? headers[':authority'] ?? '',
+      path: req.url ?? '',
+      headers,
+      requestId,
+    };
+    if (peer.ok) request.principal = peer.spiffeId;
+    if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
+    request.destinationPort = socket.localPort;
+    const declared = headers['content-length'];
+    const ctx: HopContext = {
+      request,
+      requestId,
+      peer,
+      declaredBodyBytes: declared === undefined ? undefined : Number(declared),
+      setHeaders: generated ? [['x-request-id', requestId]] : [],
+      removeHeaders: [],
+    };
+    this.connections.begin(socket);
+    res.once('close', () => this.connections.end(socket));
+    if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
+    const result = runFilters(options.filters, ctx);
+    if (result instanceof Promise) {
+      result.then(
+        (reply) => this.proceed(req, res, ctx, reply, started),
+        () => this.proceed(req, res, ctx, { status: 500, body: '{"error":"internal"}' }, started),
+      );
+    } else {
+      this.proceed(req, res, ctx, result, started);
+    }
+  }
+
+  private proceed(req: Request, res: Response, ctx: HopContext, reply: FilterResult, started: number): void {
+    if (reply !== undefined) {
+      sendReply(res, reply, hasUnreadBody(req));
+      this.record(ctx, reply.status, started);
+      return;
+    }
+    const { options } = this;
+    const remove = ctx.setHeaders.length === 0 ? ctx.removeHeaders : [...ctx.removeHeaders, ...ctx.setHeaders.map(([n]) => n)];
+    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: options.appIsHttp2, stripIdentity: true, remove });
+    for (const [name, value] of ctx.setHeaders) headers.push(name, value);
+    const peer = ctx.peer;
+    if (peer?.ok) headers.push('x-forwarded-client-cert', xfccValue(options.ownId(), peer.certHash, peer.spiffeId));
+    if (options.appIsHttp2 || req.httpVersionMajor === 2) {
+      // HTTP/1.1 apps need a Host; an HTTP/2 client sent :authority instead.
+      if (req.headers.host === undefined && ctx.request.host !== '') headers.push('host', ctx.request.host);
+    }
+    options.upstream
+      .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes) }, res)
+      .then((outcome) => {
+        if (outcome.ok) {
+          this.record(ctx, outcome.status, started);
+          return;
+        }
+        if (!res.headersSent && !res.destroyed) {
+          const failure = failureReply(outcome, ctx.requestId, 'the app', options.limits.maxBodyBytes);
+          sendReply(res, failure, true);
+          this.record(ctx, failure.status, started, outcome.detail);
+        } else {
+          this.record(ctx, 0, started, outcome.detail);
+        }
+        options.logger.warn({ requestId: ctx.requestId, kind: outcome.kind, err: outcome.detail }, 'forwarding to the app failed');
+      });
+  }
+
+  private record(ctx: HopContext, status: number, started: number, upstreamError?: string): void {
+    this.options.observe(hopRecordOf(ctx, status, performance.now() - started, upstreamError));
+  }
+}
+
+function hasUnreadBody(req: Request): boolean {
+  return req.httpVersionMajor === 1 && hasBody(req) && !req.readableEnded;
+}

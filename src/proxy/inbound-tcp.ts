@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import tls, { type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { AuthzRequest } from '../authz/index.js';
+import type { Limits } from '../config/index.js';
+import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
+import type { Logger } from '../telemetry/index.js';
+import type { HostPort } from '../config/index.js';
+import { hopRecordOf, type HopObserver } from './hop-record.js';
+import { listenOn } from './listen.js';
+import { peerIdentity } from './peer-identity.js';
+
+// The inbound listener for `tcp://` apps: after the mTLS handshake, the peer is judged on who it is alone (the
+// request the filters see is `CONNECT /` with no host and no headers, so only `from` and `to.ports` can match),
+// and an allowed connection is spliced to the app byte for byte. A refused one is closed without a byte of the app.
+
+export interface InboundTcpOptions {
+  host: string;
+  port: number;
+  tls: SecureContextOptions & { handshakeTimeout: number };
+  trustDomain: string;
+  limits: Limits;
+  filters: readonly Filter[];
+  app: HostPort;
+  observe: HopObserver;
+  logger: Logger;
+}
+
+export class InboundTcpListener {
+  private readonly server: tls.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly options: InboundTcpOptions) {
+    this.server = tls.createServer({ ...options.tls, requestCert: true, rejectUnauthorized: true }, (socket) => this.handle(socket));
+    this.server.maxConnections = options.limits.maxConnections;
+    this.server.on('tlsClientError', (err: Error) => options.logger.debug({ err: err.message }, 'inbound TLS handshake refused'));
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listenOn(this.server, this.options.host, this.options.port);
+  }
+
+  updateTls(context: SecureContextOptions): void {
+    this.server.setSecureContext({ ...context });
+  }
+
+  /** Stops accepting; open byte streams may run for up to `drainMs`, then are cut. */
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.sockets.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, drainMs);
+        timer.unref();
+        const check = setInterval(() => this.sockets.size === 0 && (clearInterval(check), clearTimeout(timer), resolve()), 50);
+        check.unref();
+      });
+    }
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private handle(socket: TLSSocket): void {
+    const started = performance.now();
+    const { options } = this;
+    this.track(socket);
+    socket.setTimeout(options.limits.idleTimeout, () => socket.destroy());
+    const peer = peerIdentity(socket, options.trustDomain);
+    const requestId = randomUUID();
+    const request: AuthzRequest = { method: 'CONNECT', host: '', path: '/', headers: {}, requestId, destinationPort: socket.localPort };
+    if (peer.ok) request.principal = peer.spiffeId;
+    if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
+    const ctx: HopContext = { request, requestId, peer, declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [] };
+    const result = runFilters(options.filters, ctx);
+    const proceed = (reply: FilterResult) => {
+      if (reply !== undefined) {
+        socket.destroy();
+        this.record(ctx, reply.status, started);
+        return;
+      }
+      const app = net.connect(options.app.port, options.app.host);
+      this.track(app);
+      app.setTimeout(options.limits.idleTimeout, () => app.destroy());
+      app.on('error', (err) => {
+        options.logger.warn({ requestId, err: err.message }, 'connecting to the app failed');
+        socket.destroy();
+      });
+      socket.on('error', () => app.destroy());
+      socket.pipe(app).pipe(socket);
+      app.once('connect', () => this.record(ctx, 200, started));
+    };
+    if (result instanceof Promise) result.then(proceed, () => proceed({ status: 500, body: '' }));
+    else proceed(result);
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  private record(ctx: HopContext, status: number, started: number): void {
+    this.options.observe(hopRecordOf(ctx, status, performance.now() - started));
+  }
+}

@@ -1,0 +1,2 @@
+// The data plane: listeners, forwarding and the sidecar that wires them together.
+export { startSidecar, type Sidecar } from './sidecar.js';

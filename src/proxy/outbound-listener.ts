@@ -1,0 +1,154 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Limits } from '../config/index.js';
+import type { Logger } from '../telemetry/index.js';
+import { ConnectionTracker } from './connection-tracker.js';
+import { failureReply } from './forward-outcome.js';
+import { forwardedRequestHeaders } from './hop-headers.js';
+import type { HopObserver } from './hop-record.js';
+import { listenOn } from './listen.js';
+import { replies } from './local-reply.js';
+import { sniffHttp2 } from './protocol-sniff.js';
+import { requestIdOf } from './request-id.js';
+import { requestBody } from './request-body.js';
+import { sendReply } from './send-reply.js';
+import type { Upstream } from './upstream.js';
+
+// The app's way out: plain HTTP on loopback (HTTP/1.1, or HTTP/2 with prior knowledge for gRPC), routed by Host /
+// :authority to a destination sidecar over mTLS with this sidecar's SVID. A host with no route is refused (502),
+// so egress is denied unless configured.
+
+export interface OutboundRoutes {
+  /** The upstream for a host (lower case, no port) and the protocol the app spoke, or undefined. */
+  upstreamFor(host: string, http2: boolean): Upstream | undefined;
+}
+
+export interface OutboundListenerOptions {
+  host: string;
+  port: number;
+  limits: Limits;
+  routes: OutboundRoutes;
+  observe: HopObserver;
+  logger: Logger;
+}
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+export class OutboundListener {
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly connections = new ConnectionTracker();
+
+  constructor(private readonly options: OutboundListenerOptions) {
+    const { limits } = options;
+    const handler = (req: Request, res: Response) => this.handle(req, res);
+    this.h1 = http.createServer(
+      {
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeout,
+        requestTimeout: limits.requestTimeout,
+        keepAliveTimeout: limits.idleTimeout,
+      },
+      handler,
+    );
+    this.h1.maxConnections = limits.maxConnections;
+    this.h2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } }, handler);
+    this.h2.setTimeout(limits.idleTimeout);
+    this.h2.on('session', (session) => this.connections.addSession(session));
+    // The HTTP/1.1 server owns the port (its header and request timeouts run off its own listening); each new
+    // connection is looked at first, and HTTP/2 ones are handed to the HTTP/2 server.
+    const [serveHttp1] = this.h1.listeners('connection') as Array<(socket: Socket) => void>;
+    this.h1.removeAllListeners('connection');
+    this.h1.on('connection', (socket: Socket) => {
+      this.connections.add(socket);
+      sniffHttp2(socket, limits.headersTimeout, (isHttp2) => {
+        if (isHttp2) this.h2.emit('connection', socket);
+        else serveHttp1!.call(this.h1, socket);
+        socket.resume();
+      });
+    });
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listenOn(this.h1, this.options.host, this.options.port);
+  }
+
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.h1.close(() => resolve()));
+    await this.connections.drain(drainMs);
+    await closed;
+  }
+
+  private handle(req: Request, res: Response): void {
+    const started = performance.now();
+    const { options } = this;
+    const socket = req.socket;
+    const isHttp2 = req.httpVersionMajor === 2;
+    const authority = (isHttp2 ? req.headers[':authority'] : req.headers.host) ?? '';
+    const host = hostOf(String(authority));
+    const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
+    const method = req.method ?? '';
+    const path = req.url ?? '';
+    this.connections.begin(socket);
+    res.once('close', () => this.connections.end(socket));
+    if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
+    const done = (status: number, upstreamError?: string) =>
+      options.observe({
+        direction: 'outbound',
+        requestId,
+        method,
+        host,
+        path,
+        status,
+        ...(upstreamError !== undefined ? { upstreamError } : {}),
+        latencyMs: performance.now() - started,
+      });
+
+    const upstream = options.routes.upstreamFor(host, isHttp2);
+    if (upstream === undefined) {
+      const reply = replies.noRoute(requestId, host);
+      sendReply(res, reply, true);
+      done(reply.status);
+      return;
+    }
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > options.limits.maxBodyBytes) {
+      const reply = replies.tooLarge(requestId, options.limits.maxBodyBytes);
+      sendReply(res, reply, true);
+      done(reply.status);
+      return;
+    }
+    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: isHttp2, stripIdentity: true });
+    if (generated) headers.push('x-request-id', requestId);
+    if (isHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
+    upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
+      if (outcome.ok) {
+        done(outcome.status);
+        return;
+      }
+      options.logger.warn({ requestId, host, kind: outcome.kind, err: outcome.detail }, 'forwarding to the destination failed');
+      if (!res.headersSent && !res.destroyed) {
+        const reply = failureReply(outcome, requestId, `the destination "${host}"`, options.limits.maxBodyBytes);
+        sendReply(res, reply, true);
+        done(reply.status, outcome.detail);
+      } else {
+        done(0, outcome.detail);
+      }
+    });
+  }
+
+}
+
+/** Host / :authority without its port, lower case; IPv6 literals keep their brackets. */
+export function hostOf(authority: string): string {
+  const lower = authority.toLowerCase();
+  if (lower.startsWith('[')) {
+    const end = lower.indexOf(']');
+    return end === -1 ? lower : lower.slice(0, end + 1);
+  }
+  const colon = lower.indexOf(':');
+  return colon === -1 ? lower : lower.slice(0, colon);
+}

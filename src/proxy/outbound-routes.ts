@@ -1,0 +1,73 @@
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { formatHostPort, type Limits, type OutboundRouteConfig } from '../config/index.js';
+import type { IdentitySnapshot } from '../identity/index.js';
+import type { Logger } from '../telemetry/index.js';
+import type { OutboundRoutes } from './outbound-listener.js';
+import { expectSpiffeId } from './server-identity-check.js';
+import { secureContextOptions, type TlsVersion } from './tls-options.js';
+import { Http1Upstream } from './upstream-http1.js';
+import { Http2Upstream } from './upstream-http2.js';
+import type { Upstream } from './upstream.js';
+
+// The outbound routes and the mTLS connection pools behind them. The pools hold this sidecar's SVID: when the SVID
+// or the bundle changes, new pools are made for new requests and the old ones are closed once their requests in
+// flight are done, so a rotation never fails a request.
+
+interface RouteUpstreams {
+  http1: Http1Upstream;
+  http2: Http2Upstream;
+}
+
+export class OutboundRouteTable implements OutboundRoutes {
+  private upstreams: Map<string, RouteUpstreams>;
+
+  constructor(
+    private readonly routes: readonly OutboundRouteConfig[],
+    private readonly trustDomain: string,
+    private readonly minVersion: TlsVersion,
+    private readonly limits: Limits,
+    snapshot: IdentitySnapshot,
+    private readonly logger: Logger,
+  ) {
+    this.upstreams = this.build(snapshot);
+  }
+
+  upstreamFor(host: string, http2: boolean): Upstream | undefined {
+    const route = this.upstreams.get(host);
+    return route === undefined ? undefined : http2 ? route.http2 : route.http1;
+  }
+
+  update(snapshot: IdentitySnapshot): void {
+    const old = this.upstreams;
+    this.upstreams = this.build(snapshot);
+    void closeAll(old).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'closing old outbound pools failed'));
+  }
+
+  close(): Promise<void> {
+    return closeAll(this.upstreams);
+  }
+
+  private build(snapshot: IdentitySnapshot): Map<string, RouteUpstreams> {
+    const table = new Map<string, RouteUpstreams>();
+    const { limits } = this;
+    for (const route of this.routes) {
+      const tls: ConnectionOptions = {
+        ...secureContextOptions(snapshot, this.minVersion),
+        // SNI carries a name, never an IP address; identity is checked by SPIFFE ID either way.
+        ...(isIP(route.host) === 0 ? { servername: route.host } : {}),
+        checkServerIdentity: expectSpiffeId(route.spiffeId, this.trustDomain),
+      };
+      const address = formatHostPort(route.address);
+      table.set(route.host, {
+        http1: new Http1Upstream({ address, tls, headersTimeoutMs: limits.requestTimeout, bodyTimeoutMs: limits.idleTimeout, keepAliveTimeoutMs: limits.idleTimeout }),
+        http2: new Http2Upstream({ address, tls, headersTimeoutMs: limits.requestTimeout }),
+      });
+    }
+    return table;
+  }
+}
+
+async function closeAll(table: Map<string, RouteUpstreams>): Promise<void> {
+  await Promise.all([...table.values()].flatMap((r) => [r.http1.close(), r.http2.close()]));
+}

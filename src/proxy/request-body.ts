@@ -1,0 +1,38 @@
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+
+// The request body to send on, capped. A declared Content-Length over the cap is refused before this (413); an
+// HTTP/1.1 body with a declared length is held to it by Node's parser, so it passes as is. Anything else (chunked,
+// or HTTP/2, whose DATA frames Node does not hold to content-length) is counted as it streams.
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+
+export function hasBody(req: DownstreamRequest): boolean {
+  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  const length = req.headers['content-length'];
+  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
+}
+
+export function requestBody(req: DownstreamRequest, maxBytes: number): Readable | null {
+  if (!hasBody(req)) return null;
+  if (req.httpVersionMajor === 1 && req.headers['content-length'] !== undefined) return req;
+  const capped = bodyCap(maxBytes);
+  req.on('error', (err) => capped.destroy(err));
+  return req.pipe(capped);
+}
+
+/** Passes a streamed body through until it exceeds `maxBytes`, then fails with code BODY_TOO_LARGE. */
+function bodyCap(maxBytes: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      seen += chunk.length;
+      if (seen > maxBytes) {
+        callback(Object.assign(new Error(`the request body is larger than ${maxBytes} bytes`), { code: 'BODY_TOO_LARGE' }));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+}

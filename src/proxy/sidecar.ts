@@ -1,0 +1,166 @@
+import type { AddressInfo } from 'node:net';
+import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
+import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
+import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
+import type { IdentitySnapshot, SvidSource } from '../identity/index.js';
+import { AuditLog, type Logger } from '../telemetry/index.js';
+import { AdminServer } from './admin-server.js';
+import type { HopRecord } from './hop-record.js';
+import { startIdentitySource } from './identity-source.js';
+import { InboundHttpListener } from './inbound-http.js';
+import { InboundTcpListener } from './inbound-tcp.js';
+import { OutboundListener } from './outbound-listener.js';
+import { OutboundRouteTable } from './outbound-routes.js';
+import { secureContextOptions } from './tls-options.js';
+import { Http1Upstream } from './upstream-http1.js';
+import { Http2Upstream } from './upstream-http2.js';
+import type { Upstream } from './upstream.js';
+
+// `meshward sidecar`: an identity source, the inbound listener (mTLS → filter chain → app), the outbound listener
+// (app → route → mTLS), the admin listener and the audit log, wired together. Identity changes flow one way: the
+// source publishes a snapshot, and every TLS context and outbound pool is rebuilt from it.
+
+export interface Sidecar {
+  readonly addresses: { inbound?: string; outbound?: string; admin: string };
+  reloadPolicy(): Promise<void>;
+  /** Drains (stops accepting, finishes requests in flight for up to the drain timeout) and stops. */
+  close(): Promise<void>;
+}
+
+export async function startSidecar(config: SidecarConfig, logger: Logger): Promise<Sidecar> {
+  // Listeners drain together first; then everything else stops, newest first.
+  const drains: Array<() => Promise<void>> = [];
+  const cleanup: Array<() => Promise<void> | void> = [];
+  const stop = async () => {
+    await Promise.all(drains.map((drain) => drain()));
+    for (const step of cleanup.reverse()) await step();
+  };
+  try {
+    const identity = await startIdentitySource(config, logger);
+    cleanup.push(() => identity.close());
+    let snapshot = identity.current()!;
+    logger.info({ spiffeId: snapshot.svid.spiffeId, serial: snapshot.svid.serial, notAfter: snapshot.svid.notAfter.toISOString() }, 'SVID loaded');
+
+    const audit = config.audit ? await AuditLog.open({ path: config.audit.path }) : undefined;
+    if (audit) cleanup.push(() => audit.close());
+    const observe = hopObserver(audit, logger);
+
+    let draining = false;
+    const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
+    const updaters: Array<(s: IdentitySnapshot) => void> = [];
+
+    let policy: PolicyReloader | undefined;
+    if (config.inbound) {
+      const inbound = config.inbound;
+      const authz = await authorizationFilter(inbound, logger);
+      policy = authz.policy;
+      cleanup.push(() => authz.close());
+      const filters: Filter[] = [requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
+      const tls = { ...secureContextOptions(snapshot, inbound.minTlsVersion), handshakeTimeout: inbound.limits.handshakeTimeout };
+      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger };
+      let listener: InboundHttpListener | InboundTcpListener;
+      if (inbound.app.protocol === 'tcp') {
+        listener = new InboundTcpListener({ ...common, app: inbound.app.address });
+      } else {
+        const app = appUpstream(inbound);
+        cleanup.push(() => app.close());
+        listener = new InboundHttpListener({ ...common, ownId: () => snapshot.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
+      }
+      addresses.inbound = formatAddress(await listener.listen());
+      drains.push(() => listener.close(config.drainTimeout));
+      updaters.push((s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)));
+    }
+    if (config.outbound) {
+      const outbound = config.outbound;
+      const routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, snapshot, logger);
+      cleanup.push(() => routes.close());
+      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger });
+      addresses.outbound = formatAddress(await listener.listen());
+      drains.push(() => listener.close(config.drainTimeout));
+      updaters.push((s) => routes.update(s));
+    }
+
+    const unsubscribe = identity.onChange((next) => {
+      snapshot = next;
+      for (const update of updaters) update(next);
+      logger.info({ spiffeId: next.svid.spiffeId, serial: next.svid.serial, notAfter: next.svid.notAfter.toISOString() }, 'identity rotated; new connections use it');
+    });
+    cleanup.push(unsubscribe);
+
+    const admin = new AdminServer(config.admin.listen.host, config.admin.listen.port, {
+      ready: () => !draining && identity.current() !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
+      certs: () => certsView(identity),
+      config: () => config,
+    });
+    addresses.admin = formatAddress(await admin.listen());
+    // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.
+    cleanup.unshift(() => admin.close());
+
+    logger.info(addresses, 'sidecar ready');
+    return {
+      addresses,
+      reloadPolicy: () => policy?.reload('SIGHUP') ?? Promise.resolve(),
+      close: async () => {
+        draining = true;
+        await stop();
+      },
+    };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function authorizationFilter(
+  inbound: InboundConfig,
+  logger: Logger,
+): Promise<{ filter: Filter; policy?: PolicyReloader; close: () => void }> {
+  if (inbound.extAuthz) {
+    const { address, timeout, failOpen } = inbound.extAuthz;
+    const client: ExtAuthzClient = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger });
+    return { filter: extAuthzAuthorization(client, failOpen), close: () => client.close() };
+  }
+  const policy = await PolicyReloader.start(inbound.policy!, policyEngineLoader(logger), logger);
+  return { filter: policyAuthorization(() => policy.current), policy, close: () => policy.close() };
+}
+
+function appUpstream(inbound: InboundConfig): Upstream {
+  const { address, protocol } = inbound.app;
+  const target = formatHostPort(address);
+  const { requestTimeout, idleTimeout } = inbound.limits;
+  return protocol === 'h2c'
+    ? new Http2Upstream({ address: target, headersTimeoutMs: requestTimeout })
+    : new Http1Upstream({ address: target, headersTimeoutMs: requestTimeout, bodyTimeoutMs: idleTimeout, keepAliveTimeoutMs: idleTimeout });
+}
+
+/** Audit records for every decision; a log line for every refusal and failure (allowed requests only at debug). */
+function hopObserver(audit: AuditLog | undefined, logger: Logger): (record: HopRecord) => void {
+  return (record) => {
+    if (audit !== undefined && record.decision !== undefined) {
+      audit
+        .append({ type: 'authz', time: new Date().toISOString(), ...record, latencyMs: Math.round(record.latencyMs * 1000) / 1000 })
+        .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'audit log append failed'));
+    }
+    if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
+    else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
+  };
+}
+
+function certsView(identity: SvidSource) {
+  const current = identity.current();
+  if (current === undefined) return { loaded: false };
+  const { svid } = current;
+  return {
+    loaded: true,
+    spiffeId: svid.spiffeId,
+    serial: svid.serial,
+    notBefore: svid.notBefore.toISOString(),
+    notAfter: svid.notAfter.toISOString(),
+    secondsToExpiry: Math.max(0, Math.floor((svid.notAfter.getTime() - Date.now()) / 1000)),
+    bundleRoots: (current.bundlePem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length,
+  };
+}
+
+function formatAddress(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}

@@ -1,0 +1,65 @@
+import type { ConnectionOptions } from 'node:tls';
+import { Pool } from 'undici';
+import { classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
+import { forwardedResponseHeaders } from './hop-headers.js';
+import type { DownstreamResponse, Upstream, UpstreamRequest } from './upstream.js';
+
+// HTTP/1.1 to one origin over an undici pool of keep-alive connections: the app (plain) or a destination sidecar
+// (mTLS, `tls` given). undici's stream() writes the answer straight into the client's response, without an
+// intermediate Readable: the cheapest way through for a proxy.
+
+export interface Http1UpstreamOptions {
+  /** host:port */
+  address: string;
+  /** TLS to the origin (certificate, key, roots, server identity check); plain when absent. */
+  tls?: ConnectionOptions;
+  /** Time allowed for the answer's headers; exceeded → timeout (504). */
+  headersTimeoutMs: number;
+  /** Time allowed between two chunks of the answer's body. */
+  bodyTimeoutMs: number;
+  keepAliveTimeoutMs?: number;
+}
+
+export class Http1Upstream implements Upstream {
+  private readonly pool: Pool;
+
+  constructor(private readonly options: Http1UpstreamOptions) {
+    this.pool = new Pool(`${options.tls ? 'https' : 'http'}://${options.address}`, {
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+      // An answer's headers may be as large as a request's.
+      maxHeaderSize: 64 * 1024,
+      ...(options.tls ? { connect: { ...options.tls, ALPNProtocols: ['http/1.1'] } } : {}),
+    });
+  }
+
+  forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome> {
+    let status = 0;
+    return this.pool
+      .stream(
+        {
+          method: request.method,
+          path: request.path,
+          headers: request.headers,
+          body: request.body,
+          headersTimeout: this.options.headersTimeoutMs,
+          bodyTimeout: this.options.bodyTimeoutMs,
+        },
+        ({ statusCode, headers }) => {
+          status = statusCode;
+          res.writeHead(statusCode, forwardedResponseHeaders(headers));
+          return res;
+        },
+      )
+      .then(
+        (): ForwardOutcome => ({ ok: true, status }),
+        (err: unknown): ForwardOutcome => {
+          if (res.headersSent) res.destroy();
+          return classifyUpstreamError(err);
+        },
+      );
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}

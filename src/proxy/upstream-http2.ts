@@ -1,0 +1,138 @@
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { ConnectionOptions } from 'node:tls';
+import { classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
+import { forwardedResponseHeaders } from './hop-headers.js';
+import type { DownstreamResponse, Upstream, UpstreamRequest } from './upstream.js';
+
+// HTTP/2 to one origin over one multiplexed session: an h2c app (gRPC) inbound, or a destination sidecar over mTLS
+// (ALPN h2) outbound. Trailers are carried through (gRPC's grpc-status lives there), and a trailers-only answer
+// (headers that end the stream, as gRPC sends for an immediate error) is split into headers and trailers, which
+// every gRPC client reads the same way and which an HTTP/1.1 or HTTP/2 response object can express.
+
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = http2.constants;
+const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
+const TRAILER_NAMES = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
+
+export interface Http2UpstreamOptions {
+  address: string;
+  tls?: ConnectionOptions;
+  /** Time allowed for the answer's headers; exceeded → timeout (504). Streams may then run as long as they like. */
+  headersTimeoutMs: number;
+}
+
+export class Http2Upstream implements Upstream {
+  private session: ClientHttp2Session | undefined;
+  private closed = false;
+
+  constructor(private readonly options: Http2UpstreamOptions) {}
+
+  forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome> {
+    return new Promise((resolve) => {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = this.connect().request(requestHeaders(request, this.options.tls !== undefined), { endStream: request.body === null });
+      } catch (err) {
+        resolve(classifyUpstreamError(err));
+        return;
+      }
+      let status = 0;
+      let settled = false;
+      const settle = (outcome: ForwardOutcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      const timer = setTimeout(() => {
+        stream.close(NGHTTP2_CANCEL);
+        if (res.headersSent) res.destroy();
+        settle({ ok: false, kind: 'timeout', detail: `no response headers within ${this.options.headersTimeoutMs} ms` });
+      }, this.options.headersTimeoutMs);
+
+      stream.on('response', (headers: IncomingHttpHeaders, flags: number) => {
+        clearTimeout(timer);
+        status = Number(headers[HTTP2_HEADER_STATUS]);
+        const forwarded = forwardedResponseHeaders(headers);
+        if (flags & END_STREAM) {
+          const trailers: Record<string, string | string[]> = {};
+          for (const name of TRAILER_NAMES) {
+            if (forwarded[name] !== undefined) {
+              trailers[name] = forwarded[name]!;
+              delete forwarded[name];
+            }
+          }
+          res.writeHead(status, forwarded);
+          if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
+          res.end();
+          return;
+        }
+        res.writeHead(status, forwarded);
+        stream.pipe(res);
+      });
+      stream.on('trailers', (trailers: IncomingHttpHeaders) => res.addTrailers(forwardedResponseHeaders(trailers)));
+      stream.on('close', () => {
+        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !res.writableEnded) {
+          if (res.headersSent) res.destroy();
+          settle({ ok: false, kind: 'failed', detail: `upstream reset the stream (code ${stream.rstCode})` });
+          return;
+        }
+        settle(status > 0 ? { ok: true, status } : { ok: false, kind: 'failed', detail: 'upstream closed the stream without answering' });
+      });
+      stream.on('error', (err) => {
+        if (res.headersSent) res.destroy();
+        settle(classifyUpstreamError(err));
+      });
+      // A client that goes away cancels its upstream stream.
+      res.on('close', () => {
+        if (!res.writableFinished && !stream.closed) stream.close(NGHTTP2_CANCEL);
+      });
+      if (request.body !== null) {
+        request.body.on('error', (err) => {
+          stream.close(NGHTTP2_CANCEL);
+          settle(classifyUpstreamError(err));
+        });
+        request.body.pipe(stream);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    const session = this.session;
+    this.session = undefined;
+    if (session === undefined || session.closed || session.destroyed) return Promise.resolve();
+    return new Promise((resolve) => session.close(() => resolve()));
+  }
+
+  /** One session, reused; a new one once it has gone away (GOAWAY, error, idle close). */
+  private connect(): ClientHttp2Session {
+    if (this.closed) throw Object.assign(new Error('the upstream is closed'), { code: 'ECONNREFUSED' });
+    const current = this.session;
+    if (current !== undefined && !current.closed && !current.destroyed) return current;
+    const tls = this.options.tls;
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${this.options.address}`, tls ? { ...tls, ALPNProtocols: ['h2'] } : {});
+    session.on('error', () => undefined);
+    session.on('goaway', () => this.session === session && (this.session = undefined));
+    session.on('close', () => this.session === session && (this.session = undefined));
+    this.session = session;
+    return session;
+  }
+}
+
+function requestHeaders(request: UpstreamRequest, secure: boolean): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {
+    ':method': request.method,
+    ':path': request.path,
+    ':authority': request.authority,
+    ':scheme': secure ? 'https' : 'http',
+  };
+  const raw = request.headers;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    // :authority carries the host in HTTP/2.
+    if (name === 'host') continue;
+    const existing = headers[name];
+    headers[name] = existing === undefined ? raw[i + 1]! : Array.isArray(existing) ? [...existing, raw[i + 1]!] : [String(existing), raw[i + 1]!];
+  }
+  return headers;
+}

@@ -1,0 +1,32 @@
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { ForwardOutcome } from './forward-outcome.js';
+
+// What a listener hands to whoever carries a request on: the app (plain HTTP/1.1 or h2c) inbound, another
+// sidecar (mTLS) outbound.
+
+export interface UpstreamRequest {
+  method: string;
+  /** The request target as received: path and query. */
+  path: string;
+  /** Host / :authority as received. */
+  authority: string;
+  /** Flat [name, value, ...], already filtered (hop-by-hop and identity headers removed). */
+  headers: string[];
+  /** The request body, or null when there is none. */
+  body: Readable | null;
+}
+
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+export interface Upstream {
+  /**
+   * Sends the request and streams the answer into `res`. Never rejects. On a failure before anything was written
+   * to `res` it writes nothing (the caller replies); after, it destroys `res` (the client sees a cut-off answer,
+   * never a wrong one).
+   */
+  forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome>;
+  /** Lets requests in flight finish, then closes connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/cli.js';
+import { httpRequest, makeMesh, ORDERS_ID, runPair, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
+
+const run = promisify(execFile);
+
+// The pair web (outbound) → orders (inbound) → an HTTP/1.1 app that echoes what it received, all real processes.
+
+interface Seen {
+  url: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+describe('sidecar: HTTP through an outbound and an inbound sidecar', () => {
+  const { dir, cleanup } = tempDir();
+  let mesh: Mesh;
+  let app: http.Server;
+  let appUrl: string;
+  let orders: RunningSidecar;
+  let web: RunningSidecar;
+  const seen: Seen[] = [];
+
+  beforeAll(async () => {
+    app = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers });
+      res.setHeader('content-type', 'text/plain');
+      res.end(`hello ${req.url}`);
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+    mesh = await makeMesh(dir);
+    ({ orders, web } = await runPair(mesh, { app: appUrl }));
+  });
+
+  afterAll(async () => {
+    await Promise.all([orders?.stop(), web?.stop()]);
+    app?.close();
+    cleanup();
+  });
+
+  const viaWeb = (path: string, headers: Record<string, string> = {}) => httpRequest(web.outbound!, path, { headers: { host: 'orders', ...headers } });
+
+  it('forwards an allowed request with the verified identity, and strips forged identity headers', async () => {
+    const res = await viaWeb('/api/orders/7', { 'x-forwarded-client-cert': 'By=x;URI=spiffe://example.org/ns/default/sa/admin', 'x-meshward-principal': 'spiffe://example.org/ns/default/sa/admin' });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('hello /api/orders/7');
+    const last = seen.at(-1)!;
+    expect(last.headers['x-meshward-principal']).toBe(WEB_ID);
+    expect(last.headers['x-forwarded-client-cert']).toMatch(new RegExp(`^By=${ORDERS_ID};Hash=[0-9a-f]{64};URI=${WEB_ID}$`));
+  });
+
+  it('denies what the policy does not allow, naming the rule, without reaching the app', async () => {
+    const before = seen.length;
+    const res = await viaWeb('/api/admin');
+    expect(res.status).toBe(403);
+    expect(res.headers['x-meshward-denied-by']).toBe('default');
+    expect(JSON.parse(res.body)).toMatchObject({ error: 'forbidden', rule: 'default' });
+    expect(seen.length).toBe(before);
+  });
+
+  it('refuses egress to a host without a route (502, naming the host)', async () => {
+    const res = await httpRequest(web.outbound!, '/x', { headers: { host: 'payments:8080' } });
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body)).toMatchObject({ error: 'no_route', reason: 'no outbound route for host "payments"' });
+  });
+
+  it('serves curl over HTTP/1.1 and HTTP/2 with its client certificate, and refuses curl without one', async () => {
+    const [, port] = orders.inbound!.split(':');
+    const url = `https://localhost:${port}/api/orders/1`;
+    const tls = ['--cert', `${dir}/web.pem`, '--key', `${dir}/web.key`, '--cacert', mesh.bundle];
+    for (const version of ['--http1.1', '--http2']) {
+      const { stdout } = await run('curl', ['-sS', version, ...tls, '-w', ' %{http_code} %{http_version}', url]);
+      expect(stdout).toBe(`hello /api/orders/1 200 ${version === '--http2' ? '2' : '1.1'}`);
+    }
+    await expect(run('curl', ['-sS', '--cacert', mesh.bundle, url])).rejects.toThrow();
+  });
+});
