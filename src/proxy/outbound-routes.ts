@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { formatHostPort, type Limits, type OutboundRouteConfig } from '../config/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import type { Logger } from '../telemetry/index.js';
@@ -51,9 +51,12 @@ export class OutboundRouteTable implements OutboundRoutes {
   private build(snapshot: IdentitySnapshot): Map<string, RouteUpstreams> {
     const table = new Map<string, RouteUpstreams>();
     const { limits } = this;
+    // One context for every connection of every route: parsing the key and chains per connection would cost more
+    // than the handshake's own crypto.
+    const secureContext = createSecureContext(secureContextOptions(snapshot, this.minVersion));
     for (const route of this.routes) {
       const tls: ConnectionOptions = {
-        ...secureContextOptions(snapshot, this.minVersion),
+        secureContext,
         // SNI carries a name, never an IP address; identity is checked by SPIFFE ID either way.
         ...(isIP(route.host) === 0 ? { servername: route.host } : {}),
         checkServerIdentity: expectSpiffeId(route.spiffeId, this.trustDomain),

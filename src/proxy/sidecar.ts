@@ -39,7 +39,6 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
     const identity = await startIdentitySource(config, logger);
     cleanup.push(() => identity.close());
     let snapshot = identity.current()!;
-    logger.info({ spiffeId: snapshot.svid.spiffeId, serial: snapshot.svid.serial, notAfter: snapshot.svid.notAfter.toISOString() }, 'SVID loaded');
 
     const audit = config.audit ? await AuditLog.open({ path: config.audit.path }) : undefined;
     if (audit) cleanup.push(() => audit.close());
