@@ -1,9 +1,11 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
+import { OpensslPki, SVID_EXTENSIONS, type CertAndKey } from '../helpers/openssl-pki.js';
 import { httpRequest, makeMesh, ORDERS_ID, runPair, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
 
 const run = promisify(execFile);
@@ -77,5 +79,39 @@ describe('sidecar: HTTP through an outbound and an inbound sidecar', () => {
       expect(stdout).toBe(`hello /api/orders/1 200 ${version === '--http2' ? '2' : '1.1'}`);
     }
     await expect(run('curl', ['-sS', '--cacert', mesh.bundle, url])).rejects.toThrow();
+  });
+
+  it('serves an SVID made by openssl, and refuses untrusted, expired and non-SVID certificates', async () => {
+    const pki = new OpensslPki(dir);
+    const ourRoot = { cert: join(mesh.caDir, 'root.pem'), key: join(mesh.caDir, 'root.key') };
+    const request = async (client: CertAndKey) => {
+      const [, port] = orders.inbound!.split(':');
+      const args = ['-sS', '--http1.1', '--cert', client.cert, '--key', client.key, '--cacert', mesh.bundle, '-o', '/dev/null', '-w', '%{http_code}'];
+      return run('curl', [...args, `https://localhost:${port}/api/orders/2`]).then((r) => r.stdout, () => 'refused');
+    };
+    expect(await request(pki.svid('openssl-web', ourRoot))).toBe('200');
+    const before = seen.length;
+    expect(await request(pki.svid('untrusted', pki.root('other-root')))).toBe('refused');
+    const expiredKey = pki.key('expired');
+    const expired = pki.cert('expired', ourRoot, expiredKey, [`subjectAltName=URI:${WEB_ID}`, ...SVID_EXTENSIONS], { start: '20250101000000Z', end: '20250102000000Z' });
+    expect(await request({ cert: expired, key: expiredKey })).toBe('refused');
+    // These chain to the bundle, so the handshake passes; they are still no SVID of this trust domain.
+    expect(await request(pki.svid('no-uri', ourRoot, 'DNS:web.example.org'))).toBe('403');
+    expect(await request(pki.svid('two-uris', ourRoot, `URI:${WEB_ID},URI:spiffe://example.org/ns/default/sa/admin`))).toBe('403');
+    expect(await request(pki.svid('foreign', ourRoot, 'URI:spiffe://other.org/ns/default/sa/web'))).toBe('403');
+    expect(seen.length).toBe(before);
+  });
+
+  it('refuses a client without a certificate at the handshake (openssl s_client), and serves one with', async () => {
+    const sClient = (extra: string[]) =>
+      new Promise<string>((resolve) => {
+        const child = spawn('openssl', ['s_client', '-connect', orders.inbound!, '-CAfile', mesh.bundle, '-tls1_3', '-quiet', ...extra]);
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('close', () => resolve(out));
+        child.stdin.end('GET /api/orders/3 HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n');
+      });
+    expect(await sClient(['-cert', `${dir}/web.pem`, '-key', `${dir}/web.key`])).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*hello \/api\/orders\/3$/);
+    expect(await sClient([])).toBe('');
   });
 });
