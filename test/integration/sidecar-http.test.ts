@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
 import { OpensslPki, SVID_EXTENSIONS, type CertAndKey } from '../helpers/openssl-pki.js';
-import { httpRequest, makeMesh, ORDERS_ID, runPair, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
+import { TD } from '../helpers/ca.js';
+import { httpRequest, makeMesh, ORDERS_ID, runPair, runSidecar, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
 
 const run = promisify(execFile);
 
@@ -68,6 +69,27 @@ describe('sidecar: HTTP through an outbound and an inbound sidecar', () => {
     const res = await httpRequest(web.outbound!, '/x', { headers: { host: 'payments:8080' } });
     expect(res.status).toBe(502);
     expect(JSON.parse(res.body)).toMatchObject({ error: 'no_route', reason: 'no outbound route for host "payments"' });
+  });
+
+  it('refuses to send to a destination whose certificate is not the SPIFFE ID its route names', async () => {
+    const svid = await mesh.issue('web2', WEB_ID);
+    const impostorCheck = await runSidecar(dir, 'web2', {
+      trustDomain: TD,
+      identity: { files: { cert: svid.cert, key: svid.key, bundle: mesh.bundle } },
+      outbound: { listen: '127.0.0.1:0', routes: [{ host: 'payments', address: orders.inbound, spiffeId: `spiffe://${TD}/ns/default/sa/payments` }] },
+      admin: { listen: '127.0.0.1:0' },
+    });
+    try {
+      const before = seen.length;
+      const res = await httpRequest(impostorCheck.outbound!, '/api/orders/1', { headers: { host: 'payments' } });
+      expect(res.status).toBe(502);
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway' });
+      expect(res.body).not.toContain('127.0.0.1');
+      expect(seen.length).toBe(before);
+      expect(impostorCheck.output()).toContain(`the server is ${ORDERS_ID}, not spiffe://${TD}/ns/default/sa/payments`);
+    } finally {
+      await impostorCheck.stop();
+    }
   });
 
   it('serves curl over HTTP/1.1 and HTTP/2 with its client certificate, and refuses curl without one', async () => {
