@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sidecarConfigSchema } from '../../src/config/index.js';
 import { parse } from 'yaml';
 import { injectSidecar, ManifestError, type JsonObject } from '../../src/kube/index.js';
 import { fixtureDocuments, OPTIONS } from '../helpers/kube.js';
@@ -78,6 +79,9 @@ describe('injectSidecar: every workload kind', () => {
     expect(pod.spec.volumes!.find((v) => v.name === 'meshward-run')!.emptyDir).toBeDefined();
 
     const config = sidecarConfig(pod);
+    // What injection writes is a config the sidecar itself accepts.
+    const accepted = sidecarConfigSchema.safeParse(config);
+    expect(accepted.error?.issues).toBeUndefined();
     expect(config.trustDomain).toBe('cluster.local');
     expect(config.identity.ca).toEqual({
       address: OPTIONS.caAddress,
