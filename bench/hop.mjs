@@ -1,0 +1,474 @@
+// The sidecar hop benchmark (issue 4): wrk → web's outbound sidecar → mTLS → orders's inbound sidecar (policy
+// allows, audit log on) → nginx, next to the same hop through two HAProxy instances (one originating, one
+// terminating mTLS with the same certificates) and the direct path wrk → nginx, in one run.
+//
+//   npm run build && node bench/hop.mjs
+//
+// The bar: meshward's hop >= 0.50x HAProxy's requests/s, and its median latency <= 2.0x HAProxy's.
+// Settings (environment): BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32),
+// BENCH_THREADS (1, wrk threads), BENCH_HAPROXY_THREADS (1, nbthread of each HAProxy), BENCH_HAPROXY_LOG (0; 1 logs
+// every request on both HAProxy instances), BENCH_PHASES (direct,haproxy,meshward), BENCH_SIDECAR_NODE_ARGS (extra
+// node flags for both sidecars, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// Rounds alternate the order of the two hops so that noise from other work on the machine falls on both; the
+// figures are medians over rounds.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { processCpuMs } from './ca-load.mjs';
+import { freePort, startChild, tempDir, waitReady } from './ca-procs.mjs';
+import {
+  ROUTE_HOST,
+  TRUST_DOMAIN,
+  WEB_ID,
+  ORDERS_ID,
+  haproxyOriginating,
+  haproxyTerminating,
+  nginxConfig,
+  ordersSidecarYaml,
+  policyYaml,
+  webSidecarYaml,
+} from './fixtures/hop-configs.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MESHWARD = join(ROOT, 'bin/meshward.js');
+const REPORT_LUA = join(ROOT, 'bench/fixtures/hop-report.lua');
+const READY_TIMEOUT_MS = 20_000;
+const FIRST_WARMUP_S = 5;
+
+const env = process.env;
+/** A positive whole number from the environment, or the default. */
+function count(name, fallback) {
+  const value = Number(env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) fatal(`${name}=${env[name]}: expected a positive whole number`);
+  return value;
+}
+const cfg = {
+  durationS: count('BENCH_DURATION_S', 10),
+  warmupS: count('BENCH_WARMUP_S', 2),
+  rounds: count('BENCH_ROUNDS', 3),
+  connections: count('BENCH_CONNECTIONS', 32),
+  threads: count('BENCH_THREADS', 1),
+  haproxyThreads: count('BENCH_HAPROXY_THREADS', 1),
+  haproxyLog: env.BENCH_HAPROXY_LOG === '1',
+  phases: (env.BENCH_PHASES ?? 'direct,haproxy,meshward').split(',').map((s) => s.trim()).filter(Boolean),
+  sidecarNodeArgs: (env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean),
+};
+
+function fatal(message) {
+  console.error(`hop benchmark: ${message}`);
+  process.exit(1);
+}
+
+/** A tool on the PATH, or in the sbin dirs a non-root PATH often lacks (Debian puts nginx and haproxy there). */
+function findTool(name) {
+  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/local/sbin'].filter(Boolean);
+  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+}
+
+function toolVersion(bin, args) {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim();
+}
+
+/** The last lines of a child's log, indented, for an error message. */
+function logTail(file, lines = 15) {
+  let text;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return `    (no log at ${file})`;
+  }
+  const tail = text.trimEnd().split('\n').slice(-lines);
+  return tail.length && tail[0] ? tail.map((l) => `    | ${l}`).join('\n') : '    (log is empty)';
+}
+
+function tcpProbe(port) {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1000, () => socket.destroy(new Error('connect timed out')));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}
+
+function httpGetStatus(url) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode));
+    });
+    req.once('timeout', () => req.destroy(new Error('timed out')));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/** Starts a server child and waits for `probe`; on failure the error carries the child's log tail. */
+async function startServer(what, command, args, { logFile, env: childEnv, probe, cwd = ROOT }) {
+  const proc = startChild(command, args, { cwd, env: childEnv, logFile });
+  proc.what = what;
+  proc.logFile = logFile;
+  try {
+    await waitReady(probe, { child: proc.child, what, timeoutMs: READY_TIMEOUT_MS });
+  } catch (err) {
+    await proc.stop(2000);
+    throw new Error(`${err.message}; its log:\n${logTail(logFile)}`);
+  }
+  return proc;
+}
+
+const alive = (proc) => proc.child.exitCode === null && proc.child.signalCode === null;
+
+/** One request with curl, an independent client: resolves { code, status, body, stderr }. */
+function curl(args) {
+  const r = spawnSync('curl', ['-sS', '--max-time', '5', '-w', '\n%{http_code}', ...args], { encoding: 'utf8' });
+  const out = r.stdout ?? '';
+  const cut = out.lastIndexOf('\n');
+  return { code: r.status, status: Number(out.slice(cut + 1)), body: out.slice(0, Math.max(cut, 0)), stderr: (r.stderr ?? '').trim() };
+}
+
+/** The hop answers a GET for / with nginx's 200 "ok", so a misconfigured hop is never measured. */
+function checkOk(url) {
+  const r = curl(['-H', `Host: ${ROUTE_HOST}`, url]);
+  if (r.code !== 0 || r.status !== 200 || r.body !== 'ok\n') {
+    throw new Error(`curl ${url} (Host: ${ROUTE_HOST}): expected 200 "ok", got exit ${r.code}, HTTP ${r.status || '-'}, body ${JSON.stringify(r.body.slice(0, 200))} ${r.stderr}`);
+  }
+}
+
+/** The mTLS listener refuses a client with no certificate (the server's own certificate is not checked here). */
+function checkRefusesAnonymous(port, what) {
+  const r = curl(['-k', '--tlsv1.3', `https://127.0.0.1:${port}/`]);
+  if (r.code === 0) throw new Error(`${what} on :${port} answered HTTP ${r.status} to a client with no certificate; expected the TLS handshake to fail`);
+}
+
+// --- wrk ---------------------------------------------------------------------------------------------------------
+
+let runSeq = 0;
+/** One wrk run; resolves wrk's summary (via hop-report.lua) and the CPU milliseconds each of `pids` used meanwhile. */
+async function runWrk({ url, seconds, pids, work }) {
+  const logFile = join(work, `wrk-${++runSeq}.out`);
+  const args = ['-t', String(cfg.threads), '-c', String(cfg.connections), '-d', `${seconds}s`, '--latency', '-s', REPORT_LUA, '-H', `Host: ${ROUTE_HOST}`, url];
+  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, processCpuMs(pid)]));
+  const wrk = startChild(findTool('wrk'), args, { cwd: work, logFile });
+  let timer;
+  const finished = await Promise.race([wrk.exited, new Promise((resolve) => (timer = setTimeout(resolve, (seconds + 30) * 1000)))]);
+  clearTimeout(timer);
+  const cpu = Object.fromEntries(
+    Object.entries(pids).map(([k, pid]) => {
+      const after = processCpuMs(pid);
+      return [k, after !== undefined && cpuBefore[k] !== undefined ? after - cpuBefore[k] : undefined];
+    }),
+  );
+  await wrk.stop(1000);
+  const output = readFileSync(logFile, 'utf8');
+  if (!finished) throw new Error(`wrk did not finish within ${seconds + 30} s:\n${output}`);
+  const line = output.split('\n').find((l) => l.startsWith('HOP-RESULT '));
+  if (!line) throw new Error(`wrk (exit ${finished.code ?? finished.signal}) printed no result:\n${output}`);
+  const r = JSON.parse(line.slice('HOP-RESULT '.length));
+  const e = r.errors;
+  return {
+    requests: r.requests,
+    rate: r.requests / (r.durationUs / 1e6),
+    p50: r.latencyUs.p50 / 1000,
+    p90: r.latencyUs.p90 / 1000,
+    p99: r.latencyUs.p99 / 1000,
+    errors: e.status + e.connect + e.read + e.write + e.timeout,
+    errorDetail: e,
+    cpu,
+  };
+}
+
+// --- the phases -------------------------------------------------------------------------------------------------
+
+/**
+ * Every phase: { name, label, url, cpuPids: { role: pid } (the proxies), procs, failed?: reason, runs: [], checks }.
+ * The servers start once and stay up through all rounds; idle ones cost nothing.
+ */
+async function setUpDirect({ nginx, nginxPort }) {
+  const url = `http://127.0.0.1:${nginxPort}/`;
+  checkOk(url);
+  return { url, procs: [], cpuPids: {}, appPid: nginx.child.pid };
+}
+
+async function setUpHaproxy({ work, caDir, nginx, nginxPort }) {
+  const haproxy = findTool('haproxy');
+  if (!haproxy) throw new Error('haproxy not found (apt-get install haproxy)');
+  const dir = join(work, 'haproxy');
+  mkdirSync(dir);
+  // HAProxy wants the certificate chain and its key in one file.
+  const combined = {};
+  for (const name of ['web', 'orders']) {
+    combined[name] = join(dir, `${name}-crt-key.pem`);
+    writeFileSync(combined[name], readFileSync(join(caDir, `${name}.pem`), 'utf8') + readFileSync(join(caDir, `${name}.key`), 'utf8'), { mode: 0o600 });
+  }
+  const bundle = join(caDir, 'bundle.pem');
+  const [outPort, inPort] = [await freePort(), await freePort()];
+  const common = { threads: cfg.haproxyThreads, log: cfg.haproxyLog, bundle };
+  writeFileSync(join(dir, 'terminating.cfg'), haproxyTerminating({ ...common, port: inPort, appPort: nginxPort, certKeyPem: combined.orders }));
+  writeFileSync(join(dir, 'originating.cfg'), haproxyOriginating({ ...common, port: outPort, upstreamPort: inPort, certKeyPem: combined.web }));
+  const procs = [];
+  try {
+    for (const [role, port] of [['terminating', inPort], ['originating', outPort]]) {
+      procs.push(
+        await startServer(`haproxy (${role})`, haproxy, ['-db', '-f', join(dir, `${role}.cfg`)], { logFile: join(dir, `${role}.log`), probe: () => tcpProbe(port) }),
+      );
+    }
+    const url = `http://127.0.0.1:${outPort}/`;
+    checkRefusesAnonymous(inPort, 'the terminating haproxy');
+    checkOk(url);
+    return { url, procs, cpuPids: { out: procs[1].child.pid, in: procs[0].child.pid }, appPid: nginx.child.pid };
+  } catch (err) {
+    await Promise.all(procs.map((p) => p.stop(2000)));
+    throw new Error(`${err.message}${procs.map((p) => `\n  ${p.what} log:\n${logTail(p.logFile)}`).join('')}`);
+  }
+}
+
+async function setUpMeshward({ work, caDir, nginx, nginxPort }) {
+  const dir = join(work, 'meshward');
+  mkdirSync(dir);
+  const policyPath = join(dir, 'policy.yaml');
+  writeFileSync(policyPath, policyYaml());
+  const check = spawnSync(process.execPath, [MESHWARD, 'policy', 'check', policyPath], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`meshward policy check ${policyPath} failed: ${check.stdout}${check.stderr}`);
+
+  const ports = { inbound: await freePort(), outbound: await freePort(), ordersAdmin: await freePort(), webAdmin: await freePort() };
+  const audit = { orders: join(dir, 'orders-audit.jsonl'), web: join(dir, 'web-audit.jsonl') };
+  writeFileSync(
+    join(dir, 'orders.yaml'),
+    ordersSidecarYaml({ caDir, inboundPort: ports.inbound, appPort: nginxPort, policyPath, adminPort: ports.ordersAdmin, auditPath: audit.orders }),
+  );
+  writeFileSync(
+    join(dir, 'web.yaml'),
+    webSidecarYaml({ caDir, outboundPort: ports.outbound, ordersInboundPort: ports.inbound, adminPort: ports.webAdmin, auditPath: audit.web }),
+  );
+  const procs = [];
+  try {
+    for (const [name, adminPort] of [['orders', ports.ordersAdmin], ['web', ports.webAdmin]]) {
+      const readyz = `http://127.0.0.1:${adminPort}/readyz`;
+      procs.push(
+        await startServer(`meshward sidecar (${name})`, process.execPath, [...cfg.sidecarNodeArgs, MESHWARD, 'sidecar', '--config', join(dir, `${name}.yaml`)], {
+          logFile: join(dir, `${name}.log`),
+          env: { MESHWARD_LOG_LEVEL: 'info' },
+          probe: async () => {
+            const status = await httpGetStatus(readyz);
+            if (status !== 200) throw new Error(`GET ${readyz}: HTTP ${status}`);
+          },
+        }),
+      );
+    }
+    const url = `http://127.0.0.1:${ports.outbound}/`;
+    checkRefusesAnonymous(ports.inbound, "orders's inbound sidecar");
+    checkOk(url);
+    // Authorization must be on in what is measured: the policy allows web only GET.
+    const denied = curl(['-X', 'POST', '--data', '', '-o', '/dev/null', '-H', `Host: ${ROUTE_HOST}`, url]);
+    if (denied.status !== 403) throw new Error(`POST through the meshward hop: expected 403 from the policy (it allows only GET), got exit ${denied.code}, HTTP ${denied.status || '-'} ${denied.stderr}`);
+    return { url, procs, cpuPids: { out: procs[1].child.pid, in: procs[0].child.pid }, appPid: nginx.child.pid, auditPaths: Object.values(audit), logFiles: procs.map((p) => p.logFile) };
+  } catch (err) {
+    await Promise.all(procs.map((p) => p.stop(5000)));
+    throw new Error(`${err.message}${procs.map((p) => `\n  ${p.what} log:\n${logTail(p.logFile)}`).join('')}`);
+  }
+}
+
+const PHASES = {
+  direct: { label: 'direct (wrk → nginx)', setUp: setUpDirect },
+  haproxy: { label: `haproxy hop (nbthread ${cfg.haproxyThreads}${cfg.haproxyLog ? ', logging' : ''})`, setUp: setUpHaproxy },
+  meshward: { label: 'meshward hop (authz + audit, info logs)', setUp: setUpMeshward },
+};
+
+/** Newlines in a file and in its rotated siblings (PATH.<time>.<n>). */
+function countLines(path) {
+  const dir = dirname(path);
+  const base = path.slice(dir.length + 1);
+  let count = 0;
+  const buf = Buffer.alloc(1 << 20);
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    if (name !== base && !name.startsWith(`${base}.`)) continue;
+    const fd = openSync(join(dir, name), 'r');
+    try {
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) for (let i = 0; i < n; i++) if (buf[i] === 10) count++;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return count;
+}
+
+// --- main -------------------------------------------------------------------------------------------------------
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+async function main() {
+  for (const name of cfg.phases) if (!PHASES[name]) fatal(`BENCH_PHASES: unknown phase "${name}" (direct, haproxy, meshward)`);
+  for (const [tool, hint] of [['wrk', 'apt-get install wrk'], ['nginx', 'apt-get install nginx'], ['curl', 'apt-get install curl']]) {
+    if (!findTool(tool)) fatal(`${tool} not found (${hint})`);
+  }
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) fatal('dist/ is missing: run `npm run build` first');
+
+  const work = tempDir('meshward-hop-bench-');
+  chmodSync(work, 0o700);
+  console.error(`# setting up in ${work}`);
+  const caDir = join(work, 'ca');
+  const meshward = (...args) => execFileSync(process.execPath, [MESHWARD, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    meshward('ca', 'init', '--trust-domain', TRUST_DOMAIN, '--dir', caDir);
+    meshward('ca', 'issue', '--dir', caDir, '--spiffe-id', WEB_ID, '--out', join(caDir, 'web'));
+    meshward('ca', 'issue', '--dir', caDir, '--spiffe-id', ORDERS_ID, '--out', join(caDir, 'orders'));
+  } catch (err) {
+    fatal(`making the certificates with meshward's CA failed: ${err.stderr?.toString() || err.message}`);
+  }
+
+  const nginxDir = join(work, 'nginx');
+  mkdirSync(nginxDir);
+  const nginxPort = await freePort();
+  writeFileSync(join(nginxDir, 'nginx.conf'), nginxConfig({ dir: nginxDir, port: nginxPort }));
+  const nginx = await startServer('nginx', findTool('nginx'), ['-p', nginxDir, '-e', join(nginxDir, 'error.log'), '-c', join(nginxDir, 'nginx.conf')], {
+    logFile: join(nginxDir, 'stderr.log'),
+    probe: () => tcpProbe(nginxPort),
+  });
+
+  const phases = [];
+  const ctx = { work, caDir, nginx, nginxPort };
+  try {
+    for (const name of cfg.phases) {
+      const phase = { name, label: PHASES[name].label, runs: [], warmupErrors: 0 };
+      phases.push(phase);
+      console.error(`# ${phase.label}: starting and checking a single request`);
+      try {
+        Object.assign(phase, await PHASES[name].setUp(ctx));
+      } catch (err) {
+        phase.failed = err.message;
+        console.error(`# ${name}: FAILED to set up: ${err.message}`);
+      }
+    }
+
+    for (let round = 1; round <= cfg.rounds; round++) {
+      // Direct first, then the two hops in alternating order.
+      const order = phases.filter((p) => !p.failed);
+      const hops = order.filter((p) => p.name !== 'direct');
+      if (round % 2 === 0) hops.reverse();
+      for (const phase of [...order.filter((p) => p.name === 'direct'), ...hops]) {
+        if (phase.failed) continue;
+        try {
+          const pids = { ...phase.cpuPids, app: phase.appPid };
+          // The first warm-up is longer: V8 needs a few seconds of load to optimise the sidecars' hot paths.
+          const warm = await runWrk({ url: phase.url, seconds: round === 1 ? Math.max(cfg.warmupS, FIRST_WARMUP_S) : cfg.warmupS, pids, work });
+          phase.warmupRequests = (phase.warmupRequests ?? 0) + warm.requests;
+          phase.warmupErrors += warm.errors;
+          const r = await runWrk({ url: phase.url, seconds: cfg.durationS, pids, work });
+          phase.runs.push(r);
+          const dead = [...phase.procs, nginx].filter((p) => !alive(p));
+          if (dead.length) throw new Error(dead.map((p) => `${p.what} exited during the run (code ${p.child.exitCode ?? p.child.signalCode}):\n${logTail(p.logFile)}`).join('\n'));
+          console.error(
+            `  round ${round} ${phase.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms` +
+              `${r.errors ? `, ${r.errors} ERRORS ${JSON.stringify(r.errorDetail)}` : ''}${warm.errors ? `, ${warm.errors} errors in the warm-up` : ''}`,
+          );
+        } catch (err) {
+          phase.failed = `round ${round}: ${err.message}`;
+          console.error(`# ${phase.name}: FAILED: ${phase.failed}`);
+        }
+      }
+    }
+  } finally {
+    for (const phase of phases) await Promise.all((phase.procs ?? []).map((p) => p.stop(5000)));
+    await nginx.stop(5000);
+  }
+
+  // Counted after the sidecars stopped, so every group-committed record is in the file.
+  const mesh = phases.find((p) => p.name === 'meshward');
+  if (mesh?.auditPaths && mesh.runs.length) {
+    const sent = mesh.runs.reduce((n, r) => n + r.requests, 0) + (mesh.warmupRequests ?? 0);
+    const auditRecords = mesh.auditPaths.reduce((n, p) => n + countLines(p), 0);
+    const logLines = mesh.logFiles.reduce((n, p) => n + countLines(p), 0);
+    mesh.logging = `${(auditRecords / sent).toFixed(2)} audit records and ${(logLines / sent).toFixed(2)} log lines per request (${sent} requests sent)`;
+  }
+  return phases;
+}
+
+function report(phases) {
+  const ms = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+  const us = (x) => (Number.isFinite(x) ? x.toFixed(0) : '-');
+  const rows = phases.map((p) => {
+    const per = (key) => median(p.runs.map((r) => (r.cpu[key] !== undefined ? (r.cpu[key] * 1000) / r.requests : NaN)));
+    const roles = Object.keys(p.cpuPids ?? {});
+    const proxyCpu = roles.length ? median(p.runs.map((r) => (roles.every((k) => r.cpu[k] !== undefined) ? (roles.reduce((s, k) => s + r.cpu[k], 0) * 1000) / r.requests : NaN))) : NaN;
+    const errors = p.runs.reduce((n, r) => n + r.errors, 0);
+    const notes = [
+      roles.length ? `${roles.map((k) => `${k} ${us(per(k))}`).join(' + ')} µs` : '',
+      `nginx ${us(per('app'))} µs`,
+      errors ? `ERRORS ${JSON.stringify(sumErrors(p.runs))}` : '',
+      p.warmupErrors ? `${p.warmupErrors} errors in warm-ups` : '',
+    ];
+    return {
+      ...p,
+      rate: median(p.runs.map((r) => r.rate)),
+      p50: median(p.runs.map((r) => r.p50)),
+      p99: median(p.runs.map((r) => r.p99)),
+      errors,
+      proxyCpu,
+      notes: p.failed && !p.runs.length ? 'FAILED (below)' : notes.filter(Boolean).join('; '),
+    };
+  });
+  const lines = [
+    `Sidecar hop benchmark: wrk ${cfg.threads} thread(s), ${cfg.connections} connections, ${cfg.rounds} round(s) of ${cfg.warmupS} s warm-up (first: ${Math.max(cfg.warmupS, FIRST_WARMUP_S)} s) + ${cfg.durationS} s measured; medians over rounds`,
+    `node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${toolVersion('wrk', ['-v'])}; ${toolVersion(findTool('nginx'), ['-v'])}; ${findTool('haproxy') ? toolVersion(findTool('haproxy'), ['-v']) : 'no haproxy'}`,
+    '',
+    `| ${'phase'.padEnd(42)} | req/s  | p50 ms | p99 ms | errors | proxy CPU µs/req | notes (CPU µs/req per process)`,
+    `|${'-'.repeat(44)}|-------:|-------:|-------:|-------:|-----------------:|------`,
+    ...rows.map(
+      (r) =>
+        `| ${r.label.padEnd(42)} | ${(r.runs.length ? r.rate.toFixed(0) : '-').padStart(6)} | ${ms(r.p50).padStart(6)} | ${ms(r.p99).padStart(6)} | ${(r.runs.length ? String(r.errors) : '-').padStart(6)} | ${us(r.proxyCpu).padStart(16)} | ${r.notes}`,
+    ),
+    '',
+  ];
+  const bad = rows.filter((r) => r.failed || r.errors || r.warmupErrors);
+  for (const r of rows) {
+    if (r.failed) lines.push(`!!! ${r.name} FAILED: ${r.failed}`);
+    if (r.errors) lines.push(`!!! ${r.name}: ${r.errors} ERRORS in the measured runs (wrk: status = HTTP status >= 400; socket errors): ${JSON.stringify(sumErrors(r.runs))}`);
+    if (r.warmupErrors) lines.push(`!!! ${r.name}: ${r.warmupErrors} ERRORS in the warm-ups`);
+  }
+  if (bad.length) lines.push('');
+
+  const ha = rows.find((r) => r.name === 'haproxy');
+  const mw = rows.find((r) => r.name === 'meshward');
+  if (mw?.logging) lines.push(`meshward hop logging: ${mw.logging}`);
+  if (ha?.runs.length && mw?.runs.length && !ha.failed && !mw.failed) {
+    const rateRatio = mw.rate / ha.rate;
+    const p50Ratio = mw.p50 / ha.p50;
+    const verdict = (ok) => (ok ? 'meets the bar' : 'BELOW the bar');
+    lines.push(`meshward / haproxy requests/s = ${rateRatio.toFixed(2)}x  ${verdict(rateRatio >= 0.5)} (>= 0.50x)`);
+    lines.push(`meshward / haproxy p50 latency = ${p50Ratio.toFixed(2)}x  ${verdict(p50Ratio <= 2.0)} (<= 2.0x)`);
+    if (Number.isFinite(mw.proxyCpu) && Number.isFinite(ha.proxyCpu)) lines.push(`proxy CPU per request: meshward ${(mw.proxyCpu / ha.proxyCpu).toFixed(1)}x haproxy's`);
+    if (mw.errors || ha.errors) lines.push('!!! the verdict is over runs WITH ERRORS (above)');
+  } else if (cfg.phases.includes('haproxy') && cfg.phases.includes('meshward')) {
+    lines.push('no verdict: the haproxy and meshward hops did not both complete (see above)');
+  }
+  console.log(lines.join('\n'));
+  return bad.length === 0;
+}
+
+function sumErrors(runs) {
+  const total = { connect: 0, read: 0, write: 0, status: 0, timeout: 0 };
+  for (const r of runs) for (const k of Object.keys(total)) total[k] += r.errorDetail[k];
+  return Object.fromEntries(Object.entries(total).filter(([, v]) => v));
+}
+
+// process.exit, not exitCode: a child's stop() leaves its grace timer pending. The exit handler of ca-procs.mjs
+// still stops any child and removes the temp dirs.
+try {
+  process.exit(report(await main()) ? 0 : 1);
+} catch (err) {
+  console.error(`hop benchmark failed: ${err.stack ?? err}`);
+  process.exit(1);
+}
