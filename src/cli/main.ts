@@ -11,7 +11,7 @@ const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> 
   inject: { summary: 'add the sidecar to Kubernetes manifests', load: async () => (await import('./inject.js')).injectCommand },
   injector: { summary: 'run the Kubernetes mutating admission webhook', load: async () => (await import('./injector.js')).injectorCommand },
   audit: { summary: 'verify tamper-evident audit logs', load: async () => (await import('./audit.js')).auditCommand },
-  demo: { summary: 'run the whole mesh on this machine and show what it does' },
+  demo: { summary: 'run the whole mesh on this machine and show what it does', load: async () => (await import('./demo.js')).demoCommand },
 };
 
 function topLevelHelp(): string {

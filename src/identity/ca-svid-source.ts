@@ -77,7 +77,10 @@ export class CaSvidSource implements SvidSource {
     this.publish({ svid, bundlePem: res.bundle.pem || this.snapshot?.bundlePem || this.opts.bootstrapBundlePem });
     this.opts.logger?.info({ spiffeId: svid.spiffeId, serial: svid.serial, notAfter: svid.notAfter.toISOString() }, 'SVID received');
     this.attempt = 0;
-    this.schedule(renewalDelayMs(svid.notBefore, svid.notAfter, new Date()));
+    // The CA back-dates notBefore for clock skew; the lifetime that counts is from now, or a short-lived SVID
+    // would be past its half-life on arrival and renew in a tight loop.
+    const now = new Date();
+    this.schedule(renewalDelayMs(svid.notBefore > now ? svid.notBefore : now, svid.notAfter, now));
   }
 
   private publish(snapshot: IdentitySnapshot): void {

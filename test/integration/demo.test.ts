@@ -1,0 +1,95 @@
+import { exec } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT, runCli, startCli, stopChild } from '../helpers/cli.js';
+
+// Issue 6: "README's first command (after `npm ci`) runs `meshward demo` … It exits 0 and cleans up after itself,
+// also on Ctrl-C … `--keep` leaves it running, printing the admin URLs and curl commands to try. … every command
+// [the README] shows is run by a test." The README's "Start here" commands are read from README.md itself, so the
+// test runs what a newcomer would type. `npm run build` first: the CLI runs from dist/.
+
+const run = promisify(exec);
+
+function startHereCommands(): string[] {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const section = /^## Start here\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+  const blocks = [...section.matchAll(/^```sh\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
+  return blocks.flatMap((b) => b.split('\n')).map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l !== '');
+}
+
+/** The working directory the demo announces; it must be gone when the demo has exited. */
+function announcedDir(output: string): string {
+  const dir = /^working directory (\S+) /m.exec(output)?.[1];
+  expect(dir, output).toMatch(/meshward-demo-/);
+  return dir!;
+}
+
+function expectChecksPassed(stdout: string): void {
+  expect(stdout).not.toMatch(/^FAIL/m);
+  expect(stdout).toMatch(/^ok +GET \/api\/orders\/42 +\| web +\| 200 allowed +\| rule web-reads-orders$/m);
+  expect(stdout).toMatch(/^ok +POST \/api\/orders +\| web +\| 403 denied +\| rule default$/m);
+  expect(stdout).toMatch(/^ok +GET \/api\/admin +\| web +\| 403 denied +\| rule default$/m);
+  expect(stdout).toMatch(/^ok +GET \/api\/orders\/42, no client cert +\| \(nobody\) +\| refused at TLS handshake +\| TLS alert: certificate required$/m);
+  expect(stdout).toMatch(/^ok +GET \/api\/orders\/7, forged XFCC sa\/admin +\| web +\| 200, forged XFCC removed +\| app saw URI=spiffe:\/\/…\/ns\/default\/sa\/web$/m);
+  const rotation = /^ok +GET \/api\/orders\/N during renewal +\| web +\| (?:orders|web) (\w+)… -> (\w+)… +\| (\d+) requests, 0 failed$/m.exec(stdout);
+  expect(rotation, stdout).not.toBeNull();
+  expect(rotation![1]).not.toBe(rotation![2]);
+  expect(Number(rotation![3])).toBeGreaterThan(0);
+}
+
+/** Printed once the sidecars have stopped: the audit log verified as `meshward audit verify` does. */
+const AUDIT_INTACT = /^audit log: \d+ decisions, hash chain intact$/m;
+
+describe('meshward demo (README: Start here)', () => {
+  it('shows only commands that CI or these tests run', () => {
+    // .ci/run is `npm ci` then `npm test`; the demo commands are run below.
+    const ci = readFileSync(join(REPO_ROOT, '.ci/run'), 'utf8');
+    const commands = startHereCommands();
+    expect(commands[0]).toBe('npm ci');
+    expect(commands[1]).toBe('npx meshward demo');
+    for (const command of commands) {
+      if (command.startsWith('npm ')) expect(ci).toMatch(new RegExp(`^${command}$`, 'm'));
+      else expect(['npx meshward demo', 'npx meshward demo --keep']).toContain(command);
+    }
+  });
+
+  it('prints its usage with --help', async () => {
+    const r = await runCli(['demo', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: meshward demo \[--keep\] \[--verbose\]/);
+  });
+
+  it.concurrent('`npx meshward demo`: every check passes, exit 0, its directory removed', { timeout: 60_000 }, async () => {
+    const { stdout, stderr } = await run('npx meshward demo', { cwd: REPO_ROOT, timeout: 55_000 });
+    expect(stderr).toBe('');
+    expect(stdout).toMatch(/^\[1\/6\] creating a CA for spiffe:\/\/demo\.meshward\.local \.\.\. done/m);
+    expect(stdout).toMatch(/^\[6\/6\] waiting for an SVID renewal under traffic .* done \(/m);
+    expectChecksPassed(stdout);
+    expect(stdout).toMatch(AUDIT_INTACT);
+    const dir = announcedDir(stdout);
+    expect(stdout).toContain(`stopped everything and removed ${dir}`);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it.concurrent('`meshward demo --keep`: its curl command works, Ctrl-C stops it with exit 0 and removes its directory', { timeout: 60_000 }, async () => {
+    const { child, output, match } = await startCli(['demo', '--keep'], /^ {2}(curl -i -H 'Host: orders' http:\/\/127\.0\.0\.1:\d+\/api\/orders\/1)$/m, { timeoutMs: 50_000 });
+    try {
+      expectChecksPassed(output());
+      const dir = announcedDir(output());
+      const curl = await run(match[1]!, { timeout: 10_000 });
+      expect(curl.stdout).toMatch(/^HTTP\/1\.1 200 /);
+      expect(curl.stdout).toContain('"order":"1"');
+      const readyz = /http:\/\/127\.0\.0\.1:\d+\/readyz/.exec(output())![0];
+      expect((await fetch(readyz)).status).toBe(200);
+
+      expect(await stopChild(child, 'SIGINT')).toBe(0);
+      expect(output()).toMatch(AUDIT_INTACT);
+      expect(output()).toContain(`stopped everything and removed ${dir}`);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await stopChild(child, 'SIGTERM');
+    }
+  });
+});
