@@ -1,11 +1,9 @@
 import { openSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { createLogger, REDACT_PATHS } from '../telemetry/logger.js';
-import { redactString, redactValue } from '../telemetry/redact.js';
+import { createLogger } from '../telemetry/index.js';
 
 // Where the demo's components (CA, sidecars) log: a file in the demo directory, so that the terminal shows only
-// the demo's own story; or stderr with --verbose, exactly as the real commands log. createLogger always writes to
-// stderr (it takes no destination), so the file variant builds the same options around a file descriptor.
+// the demo's own story; or stderr with --verbose, exactly as the real commands log.
 
 export interface ComponentLogs {
   readonly file: string | undefined;
@@ -19,23 +17,7 @@ export function componentLogs(file: string | undefined): ComponentLogs {
   const destination = pino.destination({ dest: openSync(file, 'a', 0o600), sync: true });
   return {
     file,
-    logger: (component) =>
-      pino(
-        {
-          name: 'meshward',
-          level: process.env.MESHWARD_LOG_LEVEL ?? 'info',
-          base: { component },
-          redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-          timestamp: pino.stdTimeFunctions.isoTime,
-          formatters: { level: (label) => ({ level: label }), log: (object) => redactValue(object) as Record<string, unknown> },
-          hooks: {
-            logMethod(args, method) {
-              method.apply(this, args.map((a) => (typeof a === 'string' ? redactString(a) : a)) as Parameters<typeof method>);
-            },
-          },
-        },
-        destination,
-      ),
+    logger: (component) => createLogger(component, {}, destination),
     close: () => destination.end(),
   };
 }

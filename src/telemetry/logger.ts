@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { redactString, redactValue } from './redact.js';
 
 // One logger, configured here. JSON lines to stderr so that stdout stays free for a command's output.
@@ -27,7 +27,8 @@ export const REDACT_PATHS = [
   '*.headers["x-api-key"]',
 ];
 
-export function createLogger(component: string, options: LoggerOptions = {}): Logger {
+/** `destination` defaults to stderr, written asynchronously. */
+export function createLogger(component: string, options: LoggerOptions = {}, destination: DestinationStream = pino.destination({ dest: 2, sync: false })): Logger {
   return pino(
     {
       name: 'meshward',
@@ -43,7 +44,7 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
       },
       ...options,
     },
-    pino.destination({ dest: 2, sync: false }),
+    destination,
   );
 }
 
