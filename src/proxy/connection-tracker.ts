@@ -9,6 +9,7 @@ export class ConnectionTracker {
   private readonly sessions = new Set<Http2Session>();
   private idleWaiters: Array<() => void> = [];
   private total = 0;
+  private readonly http2Sockets = new WeakSet<Socket>();
   draining = false;
 
   add(socket: Socket): void {
@@ -73,7 +74,12 @@ export class ConnectionTracker {
     for (const wake of waiters) wake();
   }
 
+  /** The socket carries HTTP/2 without ALPN (h2c, known by its preface): it is drained through its session. */
+  markHttp2(socket: Socket): void {
+    this.http2Sockets.add(socket);
+  }
+
   private isHttp2(socket: Socket): boolean {
-    return (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2';
+    return this.http2Sockets.has(socket) || (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2';
   }
 }

@@ -32,7 +32,9 @@ export class InboundTcpListener {
   private readonly sockets = new Set<net.Socket>();
 
   constructor(private readonly options: InboundTcpOptions) {
-    this.server = tls.createServer({ ...options.tls, requestCert: true, rejectUnauthorized: true }, (socket) => this.handle(socket));
+    // allowHalfOpen on both legs: a peer that has finished writing still gets the rest of the app's answer;
+    // each direction's end is passed on by pipe(), and a socket closes once both of its directions are done.
+    this.server = tls.createServer({ ...options.tls, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true }, (socket) => this.handle(socket));
     this.server.maxConnections = options.limits.maxConnections;
     this.server.on('tlsClientError', (err: Error) => options.logger.debug({ err: err.message }, 'inbound TLS handshake refused'));
   }
@@ -78,16 +80,22 @@ export class InboundTcpListener {
         this.record(ctx, reply.status, started);
         return;
       }
-      const app = net.connect(options.app.port, options.app.host);
+      const app = net.connect({ port: options.app.port, host: options.app.host, allowHalfOpen: true });
       this.track(app);
       app.setTimeout(options.limits.idleTimeout, () => app.destroy());
-      app.on('error', (err) => {
+      let connected = false;
+      app.on('error', (err: NodeJS.ErrnoException) => {
         options.logger.warn({ requestId, err: err.message }, 'connecting to the app failed');
         socket.destroy();
+        // An allowed connection that never reached the app is still a decision: audited, with what went wrong.
+        if (!connected) this.record(ctx, 503, started, `${err.code ? `${err.code}: ` : ''}${err.message}`);
       });
       socket.on('error', () => app.destroy());
       socket.pipe(app).pipe(socket);
-      app.once('connect', () => this.record(ctx, 200, started));
+      app.once('connect', () => {
+        connected = true;
+        this.record(ctx, 200, started);
+      });
     };
     if (result instanceof Promise) result.then(proceed, () => proceed({ status: 500, body: '' }));
     else proceed(result);
@@ -98,7 +106,7 @@ export class InboundTcpListener {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
-  private record(ctx: HopContext, status: number, started: number): void {
-    this.options.observe(hopRecordOf(ctx, status, performance.now() - started));
+  private record(ctx: HopContext, status: number, started: number, upstreamError?: string): void {
+    this.options.observe(hopRecordOf(ctx, status, performance.now() - started, upstreamError));
   }
 }

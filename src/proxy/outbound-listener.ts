@@ -65,8 +65,14 @@ export class OutboundListener {
     this.h1.on('connection', (socket: Socket) => {
       this.connections.add(socket);
       sniffHttp2(socket, limits.headersTimeout, (isHttp2) => {
-        if (isHttp2) this.h2.emit('connection', socket);
-        else serveHttp1!.call(this.h1, socket);
+        if (isHttp2) {
+          // The HTTP/2 session reads the bytes put back into the socket itself, on its next tick: resuming the
+          // socket here would flow them out to no listener first, and the session would see no preface.
+          this.connections.markHttp2(socket);
+          this.h2.emit('connection', socket);
+          return;
+        }
+        serveHttp1!.call(this.h1, socket);
         socket.resume();
       });
     });

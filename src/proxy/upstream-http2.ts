@@ -54,9 +54,12 @@ export class Http2Upstream implements Upstream {
         status = Number(headers[HTTP2_HEADER_STATUS]);
         const forwarded = forwardedResponseHeaders(headers);
         if (flags & END_STREAM) {
+          // gRPC's Trailers-Only is ":status, content-type, then trailers": every other field of it is trailing
+          // metadata (grpc-status, grpc-message and the app's own), and goes where the client reads trailers.
+          const grpc = String(forwarded['content-type'] ?? '').startsWith('application/grpc');
           const trailers: Record<string, string | string[]> = {};
-          for (const name of TRAILER_NAMES) {
-            if (forwarded[name] !== undefined) {
+          for (const name of Object.keys(forwarded)) {
+            if (grpc ? name !== 'content-type' : TRAILER_NAMES.has(name)) {
               trailers[name] = forwarded[name]!;
               delete forwarded[name];
             }
