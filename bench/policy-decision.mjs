@@ -28,25 +28,37 @@ async function subject(label, ruleCount, options) {
     const decision = await engine.decide(request);
     kinds[decision.kind] = (kinds[decision.kind] ?? 0) + 1;
   }
-  return { label, ruleCount, engine, requests, kinds, best: Infinity };
+  return { label, ruleCount, engine, requests, kinds, rounds: [] };
 }
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const scaling = [];
 for (const size of SIZES) scaling.push(await subject(`${size.toLocaleString('en')} rules`, size, { rateLimits: false }));
 const served = await subject('200 rules + rate limit', 200);
 const subjects = [...scaling, served];
-// Subjects take turns, round by round, so that whatever else the machine is doing weighs on all of them alike.
+// One round unmeasured, so that every subject's code is optimised before any is timed. Then subjects take turns,
+// round by round, so that whatever else the machine is doing weighs on all of them alike.
+for (const s of subjects) await cpuNsPerDecision(s.engine, s.requests);
 for (let round = 0; round < ROUNDS; round++) {
-  for (const s of subjects) s.best = Math.min(s.best, await cpuNsPerDecision(s.engine, s.requests));
+  for (const s of subjects) s.rounds.push(await cpuNsPerDecision(s.engine, s.requests));
+}
+for (const s of subjects) {
+  s.best = Math.min(...s.rounds);
+  s.median = median(s.rounds);
 }
 
-console.log(`policy decision cost: CPU ns per decision, best of ${ROUNDS} rounds of ${DECISIONS.toLocaleString('en')} decisions`);
+console.log(`policy decision cost: CPU ns per decision, best and median of ${ROUNDS} rounds of ${DECISIONS.toLocaleString('en')} decisions`);
 console.log(`over ${DISTINCT_REQUESTS.toLocaleString('en')} distinct requests (node ${process.version})`);
 for (const s of subjects) {
   const mix = Object.entries(s.kinds).map(([k, n]) => `${k} ${Math.round((n / DISTINCT_REQUESTS) * 100)}%`).join(', ');
   const { residual, worstCandidates } = s.engine.policy.index.stats;
-  console.log(`  ${s.label.padStart(22)}: ${s.best.toFixed(0).padStart(5)} ns   (${mix}; ${residual} unindexed, at most ${worstCandidates} candidates)`);
+  const figures = `${s.best.toFixed(0).padStart(5)} ns, median ${s.median.toFixed(0).padStart(5)} ns`;
+  console.log(`  ${s.label.padStart(22)}: ${figures}   (${mix}; ${residual} unindexed, at most ${worstCandidates} candidates)`);
 }
-const ratio = scaling[scaling.length - 1].best / scaling[0].best;
-console.log(`  10,000 vs 10 rules: ${ratio.toFixed(2)}x  (bar: at most 2x) ${ratio <= 2 ? 'OK' : 'OVER'}`);
+// The bar is judged on the best rounds: the least disturbed by other work. The medians show how much there was.
+const [small, large] = [scaling[0], scaling[scaling.length - 1]];
+const ratio = large.best / small.best;
+const medianRatio = large.median / small.median;
+console.log(`  10,000 vs 10 rules: ${ratio.toFixed(2)}x, medians ${medianRatio.toFixed(2)}x  (bar: at most 2x) ${ratio <= 2 ? 'OK' : 'OVER'}`);
 console.log(`  engine alone, 200 rules + rate limit: ${Math.round(1e9 / served.best).toLocaleString('en')} decisions/s on one core`);
