@@ -5,10 +5,10 @@ import { derToPem } from '../spiffe/x509-svid.js';
 import { AppendLog } from '../telemetry/append-log.js';
 import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
-import { checkCsr, CsrError } from './csr-check.js';
 import { JoinTokens } from './join-tokens.js';
+import { InlineSigning, SigningPool, type LeafSigning } from './signing-pool.js';
 import { svidValidity } from './svid-profile.js';
-import { SvidSigner } from './svid-signer.js';
+import { SvidSigner, type SigningAuthority } from './svid-signer.js';
 
 // Who may get what, independent of transport. The gRPC service and the offline CLI both come through here, so
 // every SVID is checked, signed and recorded the same way.
@@ -64,23 +64,40 @@ export interface IssuanceRecord {
 
 const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
+export interface AuthorityOptions {
+  passphrase?: string;
+  logger?: Logger;
+  attestor?: WorkloadAttestor;
+  /** Threads that check CSRs and sign (signing-pool.ts); 0, the default, signs on the calling thread. */
+  signingWorkers?: number;
+}
+
+/** The certificate that signs, and when it expires (no SVID may outlive it). */
+interface Issuer {
+  authority: SigningAuthority;
+  notAfter: Date;
+}
+
 export class Authority {
-  private signer: SvidSigner;
+  private issuer: Issuer;
 
   private constructor(
     private material: CaMaterial,
     private readonly tokens: JoinTokens,
     private readonly issued: AppendLog,
+    private readonly signing: LeafSigning,
     private readonly logger?: Logger,
     private readonly attestor?: WorkloadAttestor,
   ) {
-    this.signer = new SvidSigner({ certificate: material.signingCert, chain: material.chain, privateKey: material.privateKey });
+    this.issuer = this.useMaterial(material);
   }
 
-  static async open(dir: string, opts: { passphrase?: string; logger?: Logger; attestor?: WorkloadAttestor } = {}): Promise<Authority> {
+  static async open(dir: string, opts: AuthorityOptions = {}): Promise<Authority> {
     const material = await loadCa(dir, opts.passphrase);
     const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
-    return new Authority(material, tokens, await AppendLog.open(join(dir, CA_FILES.issued)), opts.logger, opts.attestor);
+    const workers = opts.signingWorkers ?? 0;
+    const signing = workers > 0 ? new SigningPool(workers, (err) => opts.logger?.error({ err }, 'a signing worker died; replaced it')) : new InlineSigning();
+    return new Authority(material, tokens, await AppendLog.open(join(dir, CA_FILES.issued)), signing, opts.logger, opts.attestor);
   }
 
   /** Whether platform credentials (workload tokens) are accepted besides join tokens. */
@@ -107,7 +124,13 @@ export class Authority {
   /** Swaps in new material (after a root rotation step). Requests already signing finish with the old signer. */
   replaceMaterial(material: CaMaterial): void {
     this.material = material;
-    this.signer = new SvidSigner({ certificate: material.signingCert, chain: material.chain, privateKey: material.privateKey });
+    this.issuer = this.useMaterial(material);
+  }
+
+  private useMaterial(material: CaMaterial): Issuer {
+    const authority = { certificate: material.signingCert, chain: material.chain, privateKey: material.privateKey };
+    this.signing.setAuthority(authority);
+    return { authority, notAfter: new SvidSigner(authority).notAfter };
   }
 
   async sign(request: SvidRequest, caller: Caller): Promise<IssuedSvid> {
@@ -127,31 +150,23 @@ export class Authority {
       throw new CaError('permission_denied', 'DNS names can only be added by an operator (meshward ca issue); workloads are identified by their SPIFFE ID');
     }
     for (const dns of request.dnsNames ?? []) if (!DNS_NAME.test(dns)) throw new CaError('invalid_argument', `"${dns}" is not a valid DNS name`);
-    let csr;
-    try {
-      csr = checkCsr(request.csr);
-    } catch (err) {
-      if (err instanceof CsrError) throw new CaError('invalid_argument', err.message);
-      throw err;
-    }
-    if (csr.requestedUris.some((uri) => uri !== spiffeId)) {
-      throw new CaError('permission_denied', `the CSR asks for ${csr.requestedUris.join(', ')} but this caller may only get ${spiffeId}`);
-    }
+    const issuer = this.issuer;
     const validity = svidValidity({
       now: new Date(),
       ...(request.ttlSeconds !== undefined ? { requestedTtlSeconds: request.ttlSeconds } : {}),
       maxTtlSeconds: this.material.state.maxSvidTtlSeconds,
       defaultTtlSeconds: this.material.state.defaultSvidTtlSeconds,
-      issuerNotAfter: this.signer.notAfter,
+      issuerNotAfter: issuer.notAfter,
     });
-    if (entitlement?.consume) await entitlement.consume();
-    const signer = this.signer;
     const bundle = this.material.bundle;
-    const leaf = signer.sign({ spki: csr.spki, spiffeId, notBefore: validity.notBefore, notAfter: validity.notAfter, rsa: csr.keyType === 'rsa', ...(request.dnsNames ? { dnsNames: request.dnsNames } : {}) });
+    // The CSR is checked before a one-time token is used up, so a bad CSR does not cost the caller its token;
+    // the token is recorded before anything is returned, and only one of two concurrent uses gets that far.
+    const leaf = await this.signing.issue({ csr: request.csr, spiffeId, notBefore: validity.notBefore, notAfter: validity.notAfter, ...(request.dnsNames ? { dnsNames: request.dnsNames } : {}) });
+    if (entitlement?.consume) await entitlement.consume();
     const record: IssuanceRecord = { time: new Date().toISOString(), serial: leaf.serialHex, spiffeId, notAfter: validity.notAfter.toISOString(), method: caller.method };
     await this.issued.append(record);
     this.logger?.info(record, 'SVID issued');
-    const chain = [leaf.der, ...signer.authority.chain];
+    const chain = [leaf.der, ...issuer.authority.chain];
     return {
       spiffeId,
       chain,
@@ -208,6 +223,6 @@ export class Authority {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.tokens.close(), this.issued.close()]);
+    await Promise.all([this.tokens.close(), this.issued.close(), this.signing.close()]);
   }
 }

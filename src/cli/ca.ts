@@ -1,5 +1,6 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { parseDuration } from '../config/duration.js';
@@ -20,11 +21,12 @@ Usage: meshward ca <subcommand> [options]
           Sign a CSR made by anyone; prints the PEM chain.
   token   --dir DIR --spiffe-id ID [--ttl 10m]
           Print a one-time join token bound to that SPIFFE ID.
-  serve   --dir DIR --listen HOST:PORT [--dns NAME]...
+  serve   --dir DIR --listen HOST:PORT [--dns NAME]... [--workers N]
           [--k8s-issuer URL [--k8s-jwks-url URL | --k8s-jwks-file FILE] [--k8s-api-ca FILE] [--k8s-token-file FILE]]
           Serve the CA over gRPC with TLS (proto/meshward/ca/v1/ca.proto). With --k8s-issuer it also accepts
           projected service-account tokens (audience meshward-ca) and issues spiffe://TD/ns/NAMESPACE/sa/NAME;
-          keys come from the issuer's OIDC discovery unless a JWKS URL or file is given.
+          keys come from the issuer's OIDC discovery unless a JWKS URL or file is given. CSR checks and signing
+          run on N worker threads (default: one per CPU; 0 signs on the main thread).
   rotate  --dir DIR [--propagation-delay DURATION]
           Start a staged root rotation (default delay: the maximum SVID TTL).
   status  --dir DIR
@@ -173,9 +175,14 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
       'k8s-jwks-file': { type: 'string' },
       'k8s-api-ca': { type: 'string' },
       'k8s-token-file': { type: 'string' },
+      workers: { type: 'string' },
     });
     const dir = required(values.dir, 'dir');
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
+    const signingWorkers = values.workers === undefined ? availableParallelism() : Number(values.workers);
+    if (!Number.isInteger(signingWorkers) || signingWorkers < 0 || signingWorkers > 256) {
+      throw new UsageError(`--workers: "${values.workers}" is not a whole number from 0 to 256`);
+    }
     if (!values['k8s-issuer'] && (values['k8s-jwks-url'] || values['k8s-jwks-file'] || values['k8s-api-ca'] || values['k8s-token-file'])) {
       throw new UsageError('the --k8s-* options need --k8s-issuer');
     }
@@ -188,9 +195,9 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
           fetch: { ...(values['k8s-api-ca'] ? { caPem: await readFile(values['k8s-api-ca'], 'utf8') } : {}), ...(values['k8s-token-file'] ? { bearerTokenFile: values['k8s-token-file'] } : {}) },
         })
       : undefined;
-    const authority = await Authority.open(dir, { logger, ...(attestor ? { attestor } : {}), ...(passphrase() ? { passphrase: passphrase()! } : {}) });
+    const authority = await Authority.open(dir, { logger, signingWorkers, ...(attestor ? { attestor } : {}), ...(passphrase() ? { passphrase: passphrase()! } : {}) });
     const server = await startCaServer({ authority, dir, host, port, logger, ...(passphrase() ? { passphrase: passphrase()! } : {}), ...(values.dns ? { dnsNames: values.dns } : {}) });
-    logger.info({ address: server.address, trustDomain: authority.trustDomain }, 'CA listening');
+    logger.info({ address: server.address, trustDomain: authority.trustDomain, signingWorkers }, 'CA listening');
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         logger.info({ signal }, 'CA shutting down');

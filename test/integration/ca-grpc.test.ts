@@ -64,6 +64,32 @@ describe('meshward ca serve (gRPC over TLS)', () => {
     await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: t }), grpc.status.UNAUTHENTICATED, /already used/);
   });
 
+  it('lets only one of many concurrent uses of a token through, on a pool of signing workers', async () => {
+    const t = await token(caDir, WEB);
+    const clients = Array.from({ length: 8 }, () => ca.client());
+    const csrs = await Promise.all(clients.map(() => makeCsr(ecKey())));
+    const results = await Promise.allSettled(clients.map((c, i) => c.sign({ csr: csrs[i]!, joinToken: t })));
+    const granted = results.filter((r) => r.status === 'fulfilled');
+    expect(granted).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as grpc.ServiceError).details).toMatch(/already used/);
+    const serial = (granted[0] as PromiseFulfilledResult<{ serial: string }>).value.serial;
+    const records = readFileSync(join(caDir, 'issued.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.filter((r) => r.serial === serial)).toHaveLength(1);
+  });
+
+  it('signs on the main thread with --workers 0, and refuses a worker count that is not a whole number', async () => {
+    const inline = await serveCa(caDir, {}, ['--workers', '0']);
+    try {
+      const res = await inline.client().sign({ csr: await makeCsr(ecKey()), joinToken: await token(caDir, ORDERS) });
+      expect(res.spiffeId).toBe(ORDERS);
+    } finally {
+      expect(await inline.stop()).toBe(0);
+    }
+    const bad = await runCli(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--workers', 'two']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--workers: "two" is not a whole number from 0 to 256');
+  });
+
   it('refuses expired, forged and foreign tokens, and callers with no credential', async () => {
     const secret = Buffer.from(readFileSync(join(caDir, 'token.key'), 'utf8').trim(), 'base64url');
     const expired = await mintJoinToken(secret, { trustDomain: TD, spiffeId: WEB, ttlSeconds: 60, now: new Date(Date.now() - 3600_000) });
