@@ -41,7 +41,8 @@ function duration(what: string) {
       ctx.addIssue({ code: 'custom', message: `${what}: ${parsed.error}` });
       return z.NEVER;
     }
-    return Math.round(parsed.seconds * 1000);
+    // At least 1 ms: 0 would mean "no limit" to Node.
+    return Math.max(1, Math.round(parsed.seconds * 1000));
   });
 }
 
@@ -90,6 +91,11 @@ const limits = strictObject({
   /** The TLS handshake must finish within this (inbound). */
   handshakeTimeout: duration('handshakeTimeout').default(5_000),
   maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+}).superRefine((value, ctx) => {
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (value.headersTimeout > value.requestTimeout) {
+    ctx.addIssue({ code: 'custom', path: ['headersTimeout'], message: `must not be longer than requestTimeout (${value.requestTimeout} ms)` });
+  }
 });
 
 const defaultLimits = limits.parse({});

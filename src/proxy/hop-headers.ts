@@ -70,16 +70,19 @@ export function forwardedResponseHeaders(headers: Record<string, string | string
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
-      listed ??= new Set();
-      for (const t of tokens(raw[i + 1]!)) listed.add(t);
-    }
+    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const t of tokens(raw[i + 1]!)) (listed ??= new Set()).add(t);
   }
   return listed;
 }
 
-function tokens(value: string): Set<string> {
-  return new Set(value.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+function tokens(value: string): ReadonlySet<string> {
+  // Nearly every Connection header is one of these, and neither names a header that is not hop-by-hop already.
+  const lower = value.toLowerCase();
+  if (lower === 'keep-alive' || lower === 'close') return NO_TOKENS;
+  return new Set(lower.split(',').map((t) => t.trim()).filter((t) => t !== ''));
 }
 
 /** Envoy's format: By=<this sidecar's ID>;Hash=<sha256 of the peer certificate, hex>;URI=<peer ID>. */

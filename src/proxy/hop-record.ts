@@ -23,17 +23,18 @@ export type HopObserver = (record: HopRecord) => void;
 /** The record of an inbound request that went through the filter chain. */
 export function hopRecordOf(ctx: HopContext, status: number, latencyMs: number, upstreamError?: string): HopRecord {
   const { request } = ctx;
+  // Absent fields stay undefined rather than being spread in: JSON (the audit log, pino) leaves them out anyway.
   return {
     direction: 'inbound',
     requestId: ctx.requestId,
-    ...(request.principal !== undefined ? { principal: request.principal } : {}),
-    ...(request.sourceIp !== undefined ? { sourceIp: request.sourceIp } : {}),
+    principal: request.principal,
+    sourceIp: request.sourceIp,
     method: request.method,
     host: request.host,
     path: request.path,
-    ...(ctx.decision !== undefined ? { decision: ctx.decision } : {}),
+    decision: ctx.decision,
     status,
-    ...(upstreamError !== undefined ? { upstreamError } : {}),
+    upstreamError,
     latencyMs,
   };
 }

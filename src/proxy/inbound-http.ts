@@ -17,6 +17,7 @@ import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from './request-id.js';
 import { hasBody, requestBody } from './request-body.js';
 import { sendReply } from './send-reply.js';
+import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { Upstream } from './upstream.js';
 
 // The inbound listener for HTTP apps: mutual TLS (TLS 1.3 unless configured), HTTP/1.1 and HTTP/2 chosen by ALPN
@@ -62,6 +63,7 @@ export class InboundHttpListener {
         headersTimeout: limits.headersTimeout,
         requestTimeout: limits.requestTimeout,
         keepAliveTimeout: limits.idleTimeout,
+        connectionsCheckingInterval: connectionsCheckingInterval(limits),
       },
       (req, res) => this.handle(req, res),
     );

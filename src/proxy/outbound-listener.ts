@@ -14,6 +14,7 @@ import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from './request-id.js';
 import { requestBody } from './request-body.js';
 import { sendReply } from './send-reply.js';
+import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { Upstream } from './upstream.js';
 
 // The app's way out: plain HTTP on loopback (HTTP/1.1, or HTTP/2 with prior knowledge for gRPC), routed by Host /
@@ -51,6 +52,7 @@ export class OutboundListener {
         headersTimeout: limits.headersTimeout,
         requestTimeout: limits.requestTimeout,
         keepAliveTimeout: limits.idleTimeout,
+        connectionsCheckingInterval: connectionsCheckingInterval(limits),
       },
       handler,
     );

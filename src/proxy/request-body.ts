@@ -19,6 +19,15 @@ export function requestBody(req: DownstreamRequest, maxBytes: number): Readable 
   if (req.httpVersionMajor === 1 && req.headers['content-length'] !== undefined) return req;
   const capped = bodyCap(maxBytes);
   req.on('error', (err) => capped.destroy(err));
+  if (req.httpVersionMajor === 2) {
+    // node:http2's compat request ends exactly as a finished body does when its stream is reset (it pushes EOF, and
+    // tells of the reset only by an 'aborted' event just before): a cut-off upload must reach the app as a failed
+    // request, never as a shorter complete one.
+    const h2req = req as Http2ServerRequest;
+    const cut = () => capped.destroy(Object.assign(new Error('the client reset the request stream'), { code: 'ERR_HTTP2_STREAM_RESET' }));
+    if (h2req.aborted) cut();
+    else h2req.once('aborted', cut);
+  }
   return req.pipe(capped);
 }
 

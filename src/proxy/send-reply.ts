@@ -1,5 +1,9 @@
+import { delayClose } from './delayed-close.js';
 import type { LocalReply } from './local-reply.js';
 import type { DownstreamResponse } from './upstream.js';
+
+/** How long a refused HTTP/1.1 connection keeps reading (and dropping) what the client still sends: Envoy's default. */
+const DELAYED_CLOSE_MS = 1000;
 
 /** Writes a reply the sidecar made itself. Over HTTP/1.1 a refused request's connection is closed when its body was not read. */
 export function sendReply(res: DownstreamResponse, reply: LocalReply, closeConnection = false): void {
@@ -12,7 +16,10 @@ export function sendReply(res: DownstreamResponse, reply: LocalReply, closeConne
     'content-length': Buffer.byteLength(reply.body),
     ...reply.headers,
   };
-  if (closeConnection && 'shouldKeepAlive' in res) headers.connection = 'close';
+  if (closeConnection && 'shouldKeepAlive' in res) {
+    headers.connection = 'close';
+    if (res.socket) delayClose(res.socket, DELAYED_CLOSE_MS);
+  }
   res.writeHead(reply.status, headers);
   res.end(reply.body);
 }
