@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2, { type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -15,10 +14,10 @@ import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { listenOn } from './listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from './request-id.js';
-import { hasBody, requestBody } from './request-body.js';
+import { hasBody, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
-import type { Upstream } from './upstream.js';
+import type { DownstreamResponse, Upstream } from './upstream.js';
 
 // The inbound listener for HTTP apps: mutual TLS (TLS 1.3 unless configured), HTTP/1.1 and HTTP/2 chosen by ALPN
 // on one port, the filter chain, then the app. HTTP/2 streams arrive through the compat API, so one handler serves
@@ -39,9 +38,6 @@ export interface InboundHttpOptions {
   observe: HopObserver;
   logger: Logger;
 }
-
-type Request = IncomingMessage | Http2ServerRequest;
-type Response = ServerResponse | Http2ServerResponse;
 
 export class InboundHttpListener {
   private readonly server: https.Server;
@@ -100,7 +96,7 @@ export class InboundHttpListener {
     await closed;
   }
 
-  private handle(req: Request, res: Response): void {
+  private handle(req: DownstreamRequest, res: DownstreamResponse): void {
     const started = performance.now();
     const { options } = this;
     const socket = req.socket as TLSSocket;
@@ -140,7 +136,7 @@ export class InboundHttpListener {
     }
   }
 
-  private proceed(req: Request, res: Response, ctx: HopContext, reply: FilterResult, started: number): void {
+  private proceed(req: DownstreamRequest, res: DownstreamResponse, ctx: HopContext, reply: FilterResult, started: number): void {
     if (reply !== undefined) {
       sendReply(res, reply, hasUnreadBody(req));
       this.record(ctx, reply.status, started);
@@ -179,6 +175,6 @@ export class InboundHttpListener {
   }
 }
 
-function hasUnreadBody(req: Request): boolean {
+function hasUnreadBody(req: DownstreamRequest): boolean {
   return req.httpVersionMajor === 1 && hasBody(req) && !req.readableEnded;
 }

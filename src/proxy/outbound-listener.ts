@@ -1,5 +1,5 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Limits } from '../config/index.js';
@@ -12,10 +12,10 @@ import { listenOn } from './listen.js';
 import { replies } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from './request-id.js';
-import { requestBody } from './request-body.js';
+import { requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
-import type { Upstream } from './upstream.js';
+import type { DownstreamResponse, Upstream } from './upstream.js';
 
 // The app's way out: plain HTTP on loopback (HTTP/1.1, or HTTP/2 with prior knowledge for gRPC), routed by Host /
 // :authority to a destination sidecar over mTLS with this sidecar's SVID. A host with no route is refused (502),
@@ -35,9 +35,6 @@ export interface OutboundListenerOptions {
   logger: Logger;
 }
 
-type Request = IncomingMessage | Http2ServerRequest;
-type Response = ServerResponse | Http2ServerResponse;
-
 export class OutboundListener {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
@@ -45,7 +42,7 @@ export class OutboundListener {
 
   constructor(private readonly options: OutboundListenerOptions) {
     const { limits } = options;
-    const handler = (req: Request, res: Response) => this.handle(req, res);
+    const handler = (req: DownstreamRequest, res: DownstreamResponse) => this.handle(req, res);
     this.h1 = http.createServer(
       {
         maxHeaderSize: limits.maxHeaderBytes,
@@ -90,7 +87,7 @@ export class OutboundListener {
     await closed;
   }
 
-  private handle(req: Request, res: Response): void {
+  private handle(req: DownstreamRequest, res: DownstreamResponse): void {
     const started = performance.now();
     const { options } = this;
     const socket = req.socket;
