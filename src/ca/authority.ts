@@ -165,7 +165,9 @@ export class Authority {
     if (entitlement?.consume) await entitlement.consume();
     const record: IssuanceRecord = { time: new Date().toISOString(), serial: leaf.serialHex, spiffeId, notAfter: validity.notAfter.toISOString(), method: caller.method };
     await this.issued.append(record);
-    this.logger?.info(record, 'SVID issued');
+    // pino writes its own `time`; the record's goes in as issuedAt, so that a log line has no duplicate key.
+    const { time: issuedAt, ...fields } = record;
+    this.logger?.info({ ...fields, issuedAt }, 'SVID issued');
     const chain = [leaf.der, ...issuer.authority.chain];
     return {
       spiffeId,
