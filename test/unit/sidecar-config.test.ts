@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseYaml, sidecarConfigSchema } from '../../src/config/index.js';
+import { REPO_ROOT } from '../helpers/cli.js';
+
+// The sidecar's config contract (issue 4), checked without starting anything: the example README shows, the
+// defaults, and the refusals, each naming the field.
+
+/** The first ```yaml block after README's "## The sidecar" heading. */
+function readmeExample(): string {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## The sidecar'));
+  return /```yaml\n([\s\S]+?)```/.exec(section)![1]!;
+}
+
+const minimal = {
+  trustDomain: 'example.org',
+  identity: { files: { cert: 'svid.pem', key: 'svid.key', bundle: 'bundle.pem' } },
+  inbound: { listen: '127.0.0.1:15006', app: 'http://127.0.0.1:8080', policy: 'policy.yaml' },
+};
+
+function problems(config: unknown): string[] {
+  try {
+    parseYaml(JSON.stringify(config), sidecarConfigSchema, 'sidecar.yaml');
+    return [];
+  } catch (err) {
+    return (err as Error).message.split('\n');
+  }
+}
+
+describe('sidecar config', () => {
+  it('accepts the example in README, with the meaning it describes', () => {
+    const config = sidecarConfigSchema.parse(parse(readmeExample()));
+    expect(config.inbound!.app).toEqual({ protocol: 'http', address: { host: '127.0.0.1', port: 8080 } });
+    expect(config.inbound!.limits).toMatchObject({ maxHeaderBytes: 16384, maxBodyBytes: 10485760, headersTimeout: 10_000, requestTimeout: 30_000 });
+    expect(config.outbound!.routes).toEqual([
+      { host: 'orders', address: { host: '127.0.0.1', port: 16006 }, spiffeId: 'spiffe://example.org/ns/default/sa/orders' },
+    ]);
+    expect(config.drainTimeout).toBe(10_000);
+  });
+
+  it('fills in the defaults a user would expect', () => {
+    const config = sidecarConfigSchema.parse(minimal);
+    expect(config.inbound!.minTlsVersion).toBe('TLSv1.3');
+    expect(config.inbound!.limits).toEqual({
+      maxHeaderBytes: 16384,
+      maxBodyBytes: 10485760,
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      idleTimeout: 60_000,
+      handshakeTimeout: 5_000,
+      maxConnections: 10_000,
+    });
+    expect(config.admin.listen).toEqual({ host: '127.0.0.1', port: 15000 });
+  });
+
+  it('refuses what cannot work, naming the field', () => {
+    expect(problems({ ...minimal, inbound: { ...minimal.inbound, extAuthz: { address: '127.0.0.1:9001' } } })).toEqual([
+      'sidecar.yaml: inbound: give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)',
+    ]);
+    expect(problems({ ...minimal, identity: {} })).toEqual(['sidecar.yaml: identity: give exactly one identity source: files or ca']);
+    expect(problems({ ...minimal, inbound: undefined })).toEqual([
+      'sidecar.yaml: give inbound, outbound or both: a sidecar with neither has nothing to do',
+    ]);
+    const route = { host: 'Orders', address: '127.0.0.1:16006', spiffeId: 'spiffe://example.org/ns/default/sa/orders' };
+    expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [route, { ...route, host: 'orders' }] } })).toEqual([
+      'sidecar.yaml: outbound.routes[1].host: "orders" has a route already',
+    ]);
+    expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [{ ...route, spiffeId: 'spiffe://other.org/sa/x' }] } })).toEqual([
+      'sidecar.yaml: outbound.routes[0].spiffeId: spiffe://other.org/sa/x is not in the trust domain example.org',
+    ]);
+    expect(problems({ ...minimal, inbound: { ...minimal.inbound, limits: { headersTimeout: '40s' } } })).toEqual([
+      'sidecar.yaml: inbound.limits.headersTimeout: must not be longer than requestTimeout (30000 ms)',
+    ]);
+    expect(problems({ ...minimal, inbound: { ...minimal.inbound, minTlsVersion: 'TLSv1.1' } })).toEqual([
+      'sidecar.yaml: inbound.minTlsVersion: must be TLSv1.3 (the default) or TLSv1.2',
+    ]);
+    expect(problems({ ...minimal, inbound: { ...minimal.inbound, listen: 'localhost' } })).toEqual([
+      'sidecar.yaml: inbound.listen: "localhost" is not HOST:PORT (or [IPv6]:PORT) for a listener (port 0 picks a free one)',
+    ]);
+  });
+
+  it('keeps secrets out of the file: a CA token is a reference, never the token', () => {
+    const ca = { address: '127.0.0.1:8443', bundle: 'bundle.pem', spiffeId: 'spiffe://example.org/ns/default/sa/web' };
+    expect(problems({ ...minimal, identity: { ca: { ...ca, token: 'env:MESHWARD_JOIN_TOKEN' } } })).toEqual([]);
+    expect(problems({ ...minimal, identity: { ca: { ...ca, token: 'file:/var/run/secrets/meshward/token' } } })).toEqual([]);
+    expect(problems({ ...minimal, identity: { ca: { ...ca, token: 'eyJhbGciOiJFUzI1NiJ9.e30.sig' } } })).toEqual([
+      'sidecar.yaml: identity.ca.token: must be env:VARIABLE or file:PATH (the token itself never goes in the config)',
+    ]);
+  });
+});
