@@ -13,13 +13,11 @@
 // figures are medians over rounds.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { cpus, loadavg } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processCpuMs } from './ca-load.mjs';
-import { freePort, startChild, tempDir, waitReady } from './ca-procs.mjs';
+import { freePort, startChild, tempDir } from './ca-procs.mjs';
 import {
   ROUTE_HOST,
   TRUST_DOMAIN,
@@ -32,11 +30,11 @@ import {
   policyYaml,
   webSidecarYaml,
 } from './fixtures/hop-configs.mjs';
+import { alive, checkOk, checkRefusesAnonymous, curl, findTool, httpGetStatus, logTail, startServer, tcpProbe, toolVersion } from './fixtures/hop-procs.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MESHWARD = join(ROOT, 'bin/meshward.js');
 const REPORT_LUA = join(ROOT, 'bench/fixtures/hop-report.lua');
-const READY_TIMEOUT_MS = 20_000;
 const FIRST_WARMUP_S = 5;
 
 const env = process.env;
@@ -61,91 +59,6 @@ const cfg = {
 function fatal(message) {
   console.error(`hop benchmark: ${message}`);
   process.exit(1);
-}
-
-/** A tool on the PATH, or in the sbin dirs a non-root PATH often lacks (Debian puts nginx and haproxy there). */
-function findTool(name) {
-  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/local/sbin'].filter(Boolean);
-  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
-}
-
-function toolVersion(bin, args) {
-  const r = spawnSync(bin, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim();
-}
-
-/** The last lines of a child's log, indented, for an error message. */
-function logTail(file, lines = 15) {
-  let text;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return `    (no log at ${file})`;
-  }
-  const tail = text.trimEnd().split('\n').slice(-lines);
-  return tail.length && tail[0] ? tail.map((l) => `    | ${l}`).join('\n') : '    (log is empty)';
-}
-
-function tcpProbe(port) {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.setTimeout(1000, () => socket.destroy(new Error('connect timed out')));
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', reject);
-  });
-}
-
-function httpGetStatus(url) {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      res.once('end', () => resolve(res.statusCode));
-    });
-    req.once('timeout', () => req.destroy(new Error('timed out')));
-    req.once('error', reject);
-    req.end();
-  });
-}
-
-/** Starts a server child and waits for `probe`; on failure the error carries the child's log tail. */
-async function startServer(what, command, args, { logFile, env: childEnv, probe, cwd = ROOT }) {
-  const proc = startChild(command, args, { cwd, env: childEnv, logFile });
-  proc.what = what;
-  proc.logFile = logFile;
-  try {
-    await waitReady(probe, { child: proc.child, what, timeoutMs: READY_TIMEOUT_MS });
-  } catch (err) {
-    await proc.stop(2000);
-    throw new Error(`${err.message}; its log:\n${logTail(logFile)}`);
-  }
-  return proc;
-}
-
-const alive = (proc) => proc.child.exitCode === null && proc.child.signalCode === null;
-
-/** One request with curl, an independent client: resolves { code, status, body, stderr }. */
-function curl(args) {
-  const r = spawnSync('curl', ['-sS', '--max-time', '5', '-w', '\n%{http_code}', ...args], { encoding: 'utf8' });
-  const out = r.stdout ?? '';
-  const cut = out.lastIndexOf('\n');
-  return { code: r.status, status: Number(out.slice(cut + 1)), body: out.slice(0, Math.max(cut, 0)), stderr: (r.stderr ?? '').trim() };
-}
-
-/** The hop answers a GET for / with nginx's 200 "ok", so a misconfigured hop is never measured. */
-function checkOk(url) {
-  const r = curl(['-H', `Host: ${ROUTE_HOST}`, url]);
-  if (r.code !== 0 || r.status !== 200 || r.body !== 'ok\n') {
-    throw new Error(`curl ${url} (Host: ${ROUTE_HOST}): expected 200 "ok", got exit ${r.code}, HTTP ${r.status || '-'}, body ${JSON.stringify(r.body.slice(0, 200))} ${r.stderr}`);
-  }
-}
-
-/** The mTLS listener refuses a client with no certificate (the server's own certificate is not checked here). */
-function checkRefusesAnonymous(port, what) {
-  const r = curl(['-k', '--tlsv1.3', `https://127.0.0.1:${port}/`]);
-  if (r.code === 0) throw new Error(`${what} on :${port} answered HTTP ${r.status} to a client with no certificate; expected the TLS handshake to fail`);
 }
 
 // --- wrk ---------------------------------------------------------------------------------------------------------

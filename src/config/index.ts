@@ -4,3 +4,4 @@ export * from './load.js';
 export * from './strict-object.js';
 export * from './sidecar-config.js';
 export * from './sidecar-schema.js';
+export * from './watch-filter.js';

@@ -1,7 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { isWatchedFileEvent } from '../config/index.js';
 import { derToPem, pemToDerList, svidIdentity, type ParseResult } from '../spiffe/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { IdentitySnapshot, SvidSource } from './svid-source.js';
@@ -208,10 +209,16 @@ export class FileSvidSource implements SvidSource {
    * Kubernetes Secret volumes swap a `..data` symlink, neither of which a watch on the file itself would see.
    */
   private watchDirectories(): void {
-    const directories = new Set(Object.values(this.files).map((file) => dirname(resolve(file))));
-    for (const directory of directories) {
+    const directories = new Map<string, Set<string>>();
+    for (const file of Object.values(this.files)) {
+      const directory = dirname(resolve(file));
+      directories.set(directory, (directories.get(directory) ?? new Set()).add(basename(file)));
+    }
+    for (const [directory, names] of directories) {
       try {
-        const watcher = watch(directory, { persistent: false }, () => this.scheduleReload());
+        const watcher = watch(directory, { persistent: false }, (_event, filename) => {
+          if (isWatchedFileEvent(filename, names)) this.scheduleReload();
+        });
         watcher.on('error', (err) => this.opts.logger?.warn({ directory, err: err.message }, 'identity file watch failed; reload with SIGHUP'));
         this.watchers.push(watcher);
       } catch (err) {

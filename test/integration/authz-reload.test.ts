@@ -55,6 +55,17 @@ describe('ext_authz policy reloads', () => {
     expect(server.stats().policy.reloads).toBe(1);
   });
 
+  it('reloads a changed policy even while another file in its directory changes all the time (a log beside it)', async () => {
+    const { server, policyFile, dir } = await start();
+    const busy = setInterval(() => writeFileSync(join(dir, 'audit.jsonl'), `${Date.now()}\n`, { flag: 'a' }), 10);
+    try {
+      writeFileSync(policyFile, `${readFileSync(policyFile, 'utf8')}\n# changed while a log beside it is written\n`);
+      await eventually('the reload', () => server.stats().policy.reloads === 1);
+    } finally {
+      clearInterval(busy);
+    }
+  });
+
   it('refuses to start with an invalid policy, with the ConfigError', async () => {
     const start = startExtAuthzServer({
       policyFile: join(FIXTURES, 'policy-invalid.yaml'),

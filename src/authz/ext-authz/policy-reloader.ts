@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { isWatchedFileEvent } from '../../config/index.js';
 import type { Logger } from '../../telemetry/index.js';
 import { loadPolicyEngine, PolicyRuntime } from '../policy/index.js';
 import type { PolicyEngine } from '../types.js';
@@ -103,7 +104,9 @@ export class PolicyReloader {
    */
   private watch(debounceMs: number): void {
     try {
-      this.watcher = watch(dirname(this.file), { persistent: false }, () => {
+      const names = new Set([basename(this.file)]);
+      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, filename) => {
+        if (!isWatchedFileEvent(filename, names)) return;
         clearTimeout(this.debounce);
         this.debounce = setTimeout(() => void this.reload('file change'), debounceMs);
       });
