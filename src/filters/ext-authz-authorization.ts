@@ -6,10 +6,13 @@ import type { Filter } from './chain.js';
  * A remote ext_authz server decides (Envoy's Check API). Its answer is applied as Envoy applies it: an allow may
  * set and remove upstream headers, a denial is sent to the client as given. A server that fails or does not answer
  * in time denies (503), unless `failOpen`; the inbound listener removes forged identity headers on every path regardless.
+ * `observeLatency` gets the time each check took, failed checks included.
  */
-export function extAuthzAuthorization(client: ExtAuthzClient, failOpen: boolean): Filter {
-  return (ctx) =>
-    client.check(ctx.request, { scheme: 'https' }).then((verdict) => {
+export function extAuthzAuthorization(client: ExtAuthzClient, failOpen: boolean, observeLatency?: (ms: number) => void): Filter {
+  return (ctx) => {
+    const started = observeLatency === undefined ? 0 : performance.now();
+    return client.check(ctx.request, { scheme: 'https' }).then((verdict) => {
+      observeLatency?.(performance.now() - started);
       switch (verdict.kind) {
         case 'allow':
           ctx.decision = { outcome: 'allow', rule: 'remote' };
@@ -31,4 +34,5 @@ export function extAuthzAuthorization(client: ExtAuthzClient, failOpen: boolean)
           return replies.unavailable(ctx.requestId, 'the authorization service');
       }
     });
+  };
 }

@@ -8,12 +8,17 @@ import type { Filter, FilterResult, HopContext, HopDecision } from './chain.js';
  * The in-process policy engine. Denials are answered exactly as Envoy answers them from meshward's ext_authz
  * server (the same status, body and headers), because both are built by buildCheckResponse: one mapping for
  * every transport. `currentPolicy` is read once per request, so a reload never mixes two policies in one decision.
+ * `observeLatency` gets the time each decision took (for the authorization latency histogram).
  */
-export function policyAuthorization(currentPolicy: () => ActivePolicy): Filter {
+export function policyAuthorization(currentPolicy: () => ActivePolicy, observeLatency?: (ms: number) => void): Filter {
   return (ctx) => {
     const policy = currentPolicy();
+    const started = observeLatency === undefined ? 0 : performance.now();
     return policy.engine.decide(ctx.request).then(
-      (decision) => conclude(ctx, decision, policy.explainDenials),
+      (decision) => {
+        observeLatency?.(performance.now() - started);
+        return conclude(ctx, decision, policy.explainDenials);
+      },
       // The engine promises never to reject; if it does anyway, deny as the engine does on an error.
       () => conclude(ctx, { kind: 'deny', rule: 'error', reason: 'policy engine failed' }, policy.explainDenials),
     );

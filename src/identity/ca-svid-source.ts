@@ -22,6 +22,11 @@ export interface CaSvidSourceOptions {
   logger?: Logger;
 }
 
+export interface CaSvidSourceStats {
+  /** Renewal attempts that failed (each is retried with backoff; the current SVID stayed in use). */
+  renewalFailures: number;
+}
+
 export class CaSvidSource implements SvidSource {
   private snapshot: IdentitySnapshot | undefined;
   private readonly listeners = new Set<(s: IdentitySnapshot) => void>();
@@ -30,6 +35,7 @@ export class CaSvidSource implements SvidSource {
   private watchClient: CaClient | undefined;
   private closed = false;
   private attempt = 0;
+  private readonly counters: CaSvidSourceStats = { renewalFailures: 0 };
 
   private constructor(private readonly opts: CaSvidSourceOptions) {}
 
@@ -55,6 +61,10 @@ export class CaSvidSource implements SvidSource {
   onChange(listener: (s: IdentitySnapshot) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  stats(): CaSvidSourceStats {
+    return { ...this.counters };
   }
 
   async close(): Promise<void> {
@@ -108,6 +118,7 @@ export class CaSvidSource implements SvidSource {
       const res = await client.sign({ csr: await makeCsr(key), ...(this.opts.ttlSeconds ? { ttlSeconds: this.opts.ttlSeconds } : {}) });
       if (!this.closed) this.accept(res, key.export({ type: 'pkcs8', format: 'pem' }) as string);
     } catch (err) {
+      this.counters.renewalFailures += 1;
       const left = current.svid.notAfter.getTime() - Date.now();
       const delay = retryDelayMs(this.attempt++, left);
       this.opts.logger?.warn({ err: (err as Error).message, retryInMs: Math.round(delay), secondsToExpiry: Math.round(left / 1000) }, 'SVID renewal failed; keeping the current SVID');

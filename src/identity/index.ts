@@ -1,4 +1,4 @@
-export { CaSvidSource, type CaSvidSourceOptions } from './ca-svid-source.js';
+export { CaSvidSource, type CaSvidSourceOptions, type CaSvidSourceStats } from './ca-svid-source.js';
 export { checkSvidFiles, FileSvidSource, type FileSvidSourceOptions, type FileSvidSourceStats, type SvidFileContents, type SvidFiles } from './file-svid-source.js';
 export { renewalDelayMs, retryDelayMs } from './renewal-schedule.js';
 export { RotatingServerCredentials, type ServerTlsMaterial } from './rotating-server-credentials.js';

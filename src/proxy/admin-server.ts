@@ -1,15 +1,17 @@
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listenOn } from './listen.js';
 
-// The admin listener: health for probes, what identity is held, the effective config. Loopback by default; it
-// serves no secret (the config holds references like env:NAME, never a token or a key).
+// The admin listener: health for probes, what identity is held, the effective config, Prometheus metrics.
+// Loopback by default; it serves no secret (the config holds references like env:NAME, never a token or a key).
 
 export interface AdminState {
   /** Ready once an SVID is loaded and every listener is up; false again while draining. */
   ready(): boolean;
   certs(): unknown;
   config(): unknown;
+  /** Answers GET /metrics with the Prometheus text exposition. */
+  metrics(req: IncomingMessage, res: ServerResponse): void;
 }
 
 export class AdminServer {
@@ -37,8 +39,10 @@ export class AdminServer {
           return send(200, state.certs());
         case '/config':
           return send(200, state.config());
+        case '/metrics':
+          return state.metrics(req, res);
         default:
-          return send(404, { error: 'not_found', paths: ['/healthz', '/readyz', '/certs', '/config'] });
+          return send(404, { error: 'not_found', paths: ['/healthz', '/readyz', '/certs', '/config', '/metrics'] });
       }
     });
   }

@@ -2,8 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
-import type { IdentitySnapshot, SvidSource } from '../identity/index.js';
-import { AuditLog, type Logger } from '../telemetry/index.js';
+import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
+import { AuditLog, createSidecarMetrics, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from './admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -42,16 +42,22 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
 
     const audit = config.audit ? await AuditLog.open({ path: config.audit.path }) : undefined;
     if (audit) cleanup.push(() => audit.close());
-    const observe = hopObserver(audit, logger);
+    let policy: PolicyReloader | undefined;
+    const metrics = createSidecarMetrics({
+      svidNotAfter: () => identity.current()?.svid.notAfter,
+      svidRotationFailures: () => rotationFailures(identity),
+      policyReloads: () => policy?.stats(),
+    });
+    cleanup.push(() => metrics.shutdown());
+    const observe = hopObserver(audit, metrics, logger);
 
     let draining = false;
     const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
 
-    let policy: PolicyReloader | undefined;
     if (config.inbound) {
       const inbound = config.inbound;
-      const authz = await authorizationFilter(inbound, logger);
+      const authz = await authorizationFilter(inbound, logger, (ms) => metrics.recordAuthzLatency(ms));
       policy = authz.policy;
       cleanup.push(() => authz.close());
       const filters: Filter[] = [requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
@@ -81,6 +87,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
 
     const unsubscribe = identity.onChange((next) => {
       snapshot = next;
+      metrics.recordSvidRotation();
       for (const update of updaters) update(next);
       logger.info({ spiffeId: next.svid.spiffeId, serial: next.svid.serial, notAfter: next.svid.notAfter.toISOString() }, 'identity rotated; new connections use it');
     });
@@ -90,6 +97,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
       ready: () => !draining && identity.current() !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
       certs: () => certsView(identity),
       config: () => config,
+      metrics: (req, res) => metrics.handle(req, res),
     });
     addresses.admin = formatAddress(await admin.listen());
     // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.
@@ -113,14 +121,15 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
 async function authorizationFilter(
   inbound: InboundConfig,
   logger: Logger,
+  observeLatency: (ms: number) => void,
 ): Promise<{ filter: Filter; policy?: PolicyReloader; close: () => void }> {
   if (inbound.extAuthz) {
     const { address, timeout, failOpen } = inbound.extAuthz;
     const client: ExtAuthzClient = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger });
-    return { filter: extAuthzAuthorization(client, failOpen), close: () => client.close() };
+    return { filter: extAuthzAuthorization(client, failOpen, observeLatency), close: () => client.close() };
   }
   const policy = await PolicyReloader.start(inbound.policy!, policyEngineLoader(logger), logger);
-  return { filter: policyAuthorization(() => policy.current), policy, close: () => policy.close() };
+  return { filter: policyAuthorization(() => policy.current, observeLatency), policy, close: () => policy.close() };
 }
 
 function appUpstream(inbound: InboundConfig): Upstream {
@@ -132,9 +141,10 @@ function appUpstream(inbound: InboundConfig): Upstream {
     : new Http1Upstream({ address: target, headersTimeoutMs: requestTimeout, bodyTimeoutMs: idleTimeout, keepAliveTimeoutMs: idleTimeout });
 }
 
-/** Audit records for every decision; a log line for every refusal and failure (allowed requests only at debug). */
-function hopObserver(audit: AuditLog | undefined, logger: Logger): (record: HopRecord) => void {
+/** Metrics and audit records for every request; a log line for every refusal and failure (allowed requests only at debug). */
+function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logger: Logger): (record: HopRecord) => void {
   return (record) => {
+    metrics.recordHop(record);
     if (audit !== undefined && record.decision !== undefined) {
       audit
         .append({ type: 'authz', time: new Date().toISOString(), ...record, latencyMs: Math.round(record.latencyMs * 1000) / 1000 })
@@ -143,6 +153,13 @@ function hopObserver(audit: AuditLog | undefined, logger: Logger): (record: HopR
     if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
     else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
   };
+}
+
+/** Identity updates that did not happen: file sets refused, or CA renewals that failed. */
+function rotationFailures(identity: SvidSource): number {
+  if (identity instanceof FileSvidSource) return identity.stats().rejected;
+  if (identity instanceof CaSvidSource) return identity.stats().renewalFailures;
+  return 0;
 }
 
 function certsView(identity: SvidSource) {

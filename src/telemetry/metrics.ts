@@ -1,0 +1,157 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Attributes, ObservableResult } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+
+// The sidecar's metrics: OpenTelemetry instruments read by a Prometheus exporter that the admin listener serves
+// at /metrics (the exporter's own HTTP server is never started). One MeterProvider per sidecar, not the global
+// one, so that several sidecars in one process (the demo) keep their own counts.
+//
+// Every request is recorded once, from the hop observer. Attribute sets are small and bounded (direction, outcome,
+// status code, rule or limit name) and built once per distinct combination, so the hot path allocates nothing
+// beyond what the SDK does itself. Nothing from a request's path, host or principal becomes a label.
+//
+// The per-request counters are observable counters over counts kept here, not synchronous `counter.add` calls:
+// the SDK hashes the attribute set on every add (sort + JSON.stringify: ~1 µs per add with three attributes),
+// where a count found by two Map lookups costs tens of nanoseconds and the SDK reads it only at a scrape. Measured
+// per inbound request: ~2.5 µs with synchronous counters, ~0.4 µs this way (most of it the latency histogram,
+// which stays synchronous: buckets are the SDK's job).
+
+/** What metrics need of a hop record (the proxy's HopRecord has more). */
+export interface HopSample {
+  direction: 'inbound' | 'outbound';
+  decision?: { outcome: string; rule: string };
+  /** 0 when the connection was cut before an answer. */
+  status: number;
+  latencyMs: number;
+}
+
+/** Read at each scrape; absent sources report nothing. */
+export interface SidecarGauges {
+  /** The current SVID's notAfter, or undefined before one is loaded. */
+  svidNotAfter(): Date | undefined;
+  /** Identity updates refused or failed so far (file sets rejected, CA renewals failed). */
+  svidRotationFailures(): number;
+  /** Policy reloads put in force and refused so far; undefined when no local policy is in use. */
+  policyReloads(): { reloads: number; rejected: number } | undefined;
+}
+
+export interface SidecarMetrics {
+  recordHop(sample: HopSample): void;
+  /** The time the policy engine took to decide one request. */
+  recordAuthzLatency(ms: number): void;
+  recordSvidRotation(): void;
+  /** Serves the Prometheus text exposition. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  shutdown(): Promise<void>;
+}
+
+/** Hop latencies in seconds: a loopback hop is sub-millisecond, a slow app takes seconds. */
+const HOP_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** In-process decisions take microseconds; a JWKS fetch or a remote check, milliseconds. */
+const AUTHZ_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
+
+export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
+  // Scope and target info would add otel_scope_* labels to every series and a target_info family: Prometheus
+  // already knows the target it scrapes, and there is one meter.
+  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
+  const provider = new MeterProvider({ readers: [exporter] });
+  const meter = provider.getMeter('meshward-sidecar');
+
+  const requests = {
+    inbound: new CountTable((decision, status) => ({ direction: 'inbound', decision, status: String(status) })),
+    outbound: new CountTable((decision, status) => ({ direction: 'outbound', decision, status: String(status) })),
+  };
+  const decisions = new CountTable((outcome, rule) => ({ outcome, rule }));
+  const rateLimited = new CountTable((_, limit) => ({ limit }));
+  meter
+    .createObservableCounter('meshward_requests_total', { description: 'Requests by direction, authorization decision and status code (0: connection cut before an answer).' })
+    .addCallback((result) => {
+      requests.inbound.observe(result);
+      requests.outbound.observe(result);
+    });
+  meter
+    .createObservableCounter('meshward_authz_decisions_total', { description: 'Inbound authorization decisions by outcome and deciding rule.' })
+    .addCallback((result) => decisions.observe(result));
+  meter
+    .createObservableCounter('meshward_rate_limited_total', { description: 'Requests refused by a rate limit, by limit name.' })
+    .addCallback((result) => rateLimited.observe(result));
+  const duration = meter.createHistogram('meshward_request_duration_seconds', {
+    description: 'Hop latency: from the request reaching the listener to the answer being sent.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: HOP_BUCKETS },
+  });
+  const authzDuration = meter.createHistogram('meshward_authz_duration_seconds', {
+    description: 'Time the policy engine took to decide a request.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: AUTHZ_BUCKETS },
+  });
+  const rotations = meter.createCounter('meshward_svid_rotations_total', { description: 'New SVIDs or trust bundles put in use after start.' });
+  // Present from the start, so that a rate over it is defined before the first rotation.
+  rotations.add(0);
+
+  meter
+    .createObservableGauge('meshward_svid_expiry_seconds', { description: 'Seconds until the current SVID expires.', unit: 's' })
+    .addCallback((result) => {
+      const notAfter = gauges.svidNotAfter();
+      if (notAfter !== undefined) result.observe(Math.max(0, (notAfter.getTime() - Date.now()) / 1000));
+    });
+  meter
+    .createObservableCounter('meshward_svid_rotation_failures_total', { description: 'Identity updates refused or failed; the last good SVID stayed in use.' })
+    .addCallback((result) => result.observe(gauges.svidRotationFailures()));
+  const policyReloads = meter.createObservableCounter('meshward_policy_reloads_total', { description: 'New policies put in force after start.' });
+  const policyFailures = meter.createObservableCounter('meshward_policy_reload_failures_total', { description: 'New policies refused as invalid; the last good one stayed in force.' });
+  meter.addBatchObservableCallback(
+    (result) => {
+      const stats = gauges.policyReloads();
+      if (stats === undefined) return;
+      result.observe(policyReloads, stats.reloads);
+      result.observe(policyFailures, stats.rejected);
+    },
+    [policyReloads, policyFailures],
+  );
+
+  const directionAttrs = { inbound: { direction: 'inbound' }, outbound: { direction: 'outbound' } };
+
+  return {
+    recordHop(sample) {
+      const { direction, decision, status } = sample;
+      const outcome = decision?.outcome ?? 'none';
+      requests[direction].increment(outcome, status);
+      duration.record(sample.latencyMs / 1000, directionAttrs[direction]);
+      if (decision === undefined) return;
+      decisions.increment(outcome, decision.rule);
+      if (outcome === 'rate_limited') rateLimited.increment('', decision.rule);
+    },
+    recordAuthzLatency(ms) {
+      authzDuration.record(ms / 1000);
+    },
+    recordSvidRotation() {
+      rotations.add(1);
+    },
+    handle(req, res) {
+      exporter.getMetricsRequestHandler(req, res);
+    },
+    shutdown: () => provider.shutdown(),
+  };
+}
+
+/** A count per distinct pair of values, found by two Map lookups (no key string is built), with its attributes made once. */
+class CountTable {
+  private readonly rows = new Map<string, Map<string | number, { attributes: Attributes; count: number }>>();
+
+  constructor(private readonly attributesOf: (a: string, b: string | number) => Attributes) {}
+
+  increment(a: string, b: string | number): void {
+    let row = this.rows.get(a);
+    if (row === undefined) this.rows.set(a, (row = new Map()));
+    const entry = row.get(b);
+    if (entry === undefined) row.set(b, { attributes: this.attributesOf(a, b), count: 1 });
+    else entry.count += 1;
+  }
+
+  /** Reports every count as a cumulative total. */
+  observe(result: ObservableResult): void {
+    for (const row of this.rows.values()) for (const { attributes, count } of row.values()) result.observe(count, attributes);
+  }
+}
