@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
-import { AuditLog, createSidecarMetrics, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AuditLog, createSidecarMetrics, DenialSpikeDetector, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from './admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -143,8 +143,17 @@ function appUpstream(inbound: InboundConfig): Upstream {
 
 /** Metrics and audit records for every request; a log line for every refusal and failure (allowed requests only at debug). */
 function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logger: Logger): (record: HopRecord) => void {
+  const spikes = new DenialSpikeDetector();
   return (record) => {
     metrics.recordHop(record);
+    const outcome = record.decision?.outcome;
+    if (outcome === 'deny' || outcome === 'unauthenticated') {
+      const spike = spikes.recordDenial(record.principal ?? record.sourceIp ?? 'unknown', Date.now());
+      if (spike !== undefined) {
+        metrics.recordDenialSpike();
+        logger.warn({ caller: spike.caller, denials: spike.denials, baseline: Math.round(spike.baseline * 10) / 10, windowSeconds: spike.windowMs / 1000 }, 'denial spike: this caller is denied far more often than usual');
+      }
+    }
     if (audit !== undefined && record.decision !== undefined) {
       audit
         .append({ type: 'authz', time: new Date().toISOString(), ...record, latencyMs: Math.round(record.latencyMs * 1000) / 1000 })

@@ -41,6 +41,8 @@ export interface SidecarMetrics {
   /** The time the policy engine took to decide one request. */
   recordAuthzLatency(ms: number): void;
   recordSvidRotation(): void;
+  /** A caller's denials jumped well above its own baseline (denial-spikes.ts). */
+  recordDenialSpike(): void;
   /** Serves the Prometheus text exposition. */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -89,6 +91,8 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
   const rotations = meter.createCounter('meshward_svid_rotations_total', { description: 'New SVIDs or trust bundles put in use after start.' });
   // Present from the start, so that a rate over it is defined before the first rotation.
   rotations.add(0);
+  const denialSpikes = meter.createCounter('meshward_denial_spikes_total', { description: 'Callers whose denials in a 10 s window jumped above 5x their own moving average (and at least 20).' });
+  denialSpikes.add(0);
 
   meter
     .createObservableGauge('meshward_svid_expiry_seconds', { description: 'Seconds until the current SVID expires.', unit: 's' })
@@ -128,6 +132,9 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
     },
     recordSvidRotation() {
       rotations.add(1);
+    },
+    recordDenialSpike() {
+      denialSpikes.add(1);
     },
     handle(req, res) {
       exporter.getMetricsRequestHandler(req, res);

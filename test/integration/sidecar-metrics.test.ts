@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
-import { ALLOW_WEB_GET_ORDERS, httpRequest, makeMesh, ORDERS_ID, runPair, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
+import { ALLOW_WEB_GET_ORDERS, httpRequest, makeMesh, ORDERS_ID, runPair, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
 
 // Prometheus metrics on each sidecar's admin listener, after one allowed and one denied request through the pair
 // web (outbound) → orders (inbound) → an HTTP/1.1 app.
@@ -131,5 +131,14 @@ describe('sidecar: /metrics on the admin listener', () => {
     writeFileSync(join(mesh.dir, 'orders.pem'), 'not a certificate\n');
     await eventually(() => ordersMetric('meshward_svid_rotation_failures_total'), failuresBefore + 1);
     expect(await ordersMetric('meshward_svid_rotations_total')).toBe(1);
+  });
+
+  it('warns of a denial spike: a caller denied far more often than its own usual rate', async () => {
+    const before = sample((await httpRequest(orders.admin, '/metrics')).body, 'meshward_denial_spikes_total');
+    expect(before).toBe(0);
+    for (let i = 0; i < 25; i++) expect((await viaWeb(`/api/admin/${i}`)).status).toBe(403);
+    expect(sample((await httpRequest(orders.admin, '/metrics')).body, 'meshward_denial_spikes_total')).toBe(1);
+    const warning = orders.output().split('\n').find((line) => line.includes('denial spike'));
+    expect(JSON.parse(warning!)).toMatchObject({ level: 'warn', caller: WEB_ID, denials: 20, windowSeconds: 10 });
   });
 });
