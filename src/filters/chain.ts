@@ -19,6 +19,8 @@ export interface HopContext {
   /** What the policy sees: method, host, the path as received, headers, the verified principal, source IP. */
   readonly request: AuthzRequest;
   readonly requestId: string;
+  /** The W3C trace this request belongs to (the caller's, or one the sidecar started). */
+  readonly traceId: string;
   readonly peer: PeerIdentity | undefined;
   /** Content-Length as declared, or undefined (none, or chunked). */
   readonly declaredBodyBytes: number | undefined;

@@ -4,6 +4,7 @@ import type { HopContext, HopDecision } from '../filters/chain.js';
 export interface HopRecord {
   direction: 'inbound' | 'outbound';
   requestId: string;
+  traceId: string;
   principal?: string;
   sourceIp?: string;
   method: string;
@@ -27,6 +28,7 @@ export function hopRecordOf(ctx: HopContext, status: number, latencyMs: number, 
   return {
     direction: 'inbound',
     requestId: ctx.requestId,
+    traceId: ctx.traceId,
     principal: request.principal,
     sourceIp: request.sourceIp,
     method: request.method,

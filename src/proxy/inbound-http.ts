@@ -6,7 +6,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { AuthzRequest } from '../authz/index.js';
 import type { Limits } from '../config/index.js';
 import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
-import type { Logger } from '../telemetry/index.js';
+import { traceContextOf, TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, xfccValue } from './hop-headers.js';
@@ -114,12 +114,17 @@ export class InboundHttpListener {
     if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
     request.destinationPort = socket.localPort;
     const declared = headers['content-length'];
+    const trace = traceContextOf(headers.traceparent);
+    const setHeaders: Array<[string, string]> = [];
+    if (generated) setHeaders.push(['x-request-id', requestId]);
+    if (trace.started) setHeaders.push([TRACEPARENT, trace.traceparent]);
     const ctx: HopContext = {
       request,
       requestId,
+      traceId: trace.traceId,
       peer,
       declaredBodyBytes: declared === undefined ? undefined : Number(declared),
-      setHeaders: generated ? [['x-request-id', requestId]] : [],
+      setHeaders,
       removeHeaders: [],
     };
     this.connections.begin(socket);

@@ -5,7 +5,7 @@ import tls, { type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { AuthzRequest } from '../authz/index.js';
 import type { Limits } from '../config/index.js';
 import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
-import type { Logger } from '../telemetry/index.js';
+import { traceContextOf, type Logger } from '../telemetry/index.js';
 import type { HostPort } from '../config/index.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { listenOn } from './listen.js';
@@ -72,7 +72,7 @@ export class InboundTcpListener {
     const request: AuthzRequest = { method: 'CONNECT', host: '', path: '/', headers: {}, requestId, destinationPort: socket.localPort };
     if (peer.ok) request.principal = peer.spiffeId;
     if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
-    const ctx: HopContext = { request, requestId, peer, declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [] };
+    const ctx: HopContext = { request, requestId, traceId: traceContextOf(undefined).traceId, peer, declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [] };
     const result = runFilters(options.filters, ctx);
     const proceed = (reply: FilterResult) => {
       if (reply !== undefined) {

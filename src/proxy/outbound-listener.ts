@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Limits } from '../config/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { traceContextOf, TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders } from './hop-headers.js';
@@ -95,6 +95,7 @@ export class OutboundListener {
     const authority = (isHttp2 ? req.headers[':authority'] : req.headers.host) ?? '';
     const host = hostOf(String(authority));
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
+    const trace = traceContextOf(req.headers.traceparent);
     const method = req.method ?? '';
     const path = req.url ?? '';
     this.connections.begin(socket);
@@ -104,6 +105,7 @@ export class OutboundListener {
       options.observe({
         direction: 'outbound',
         requestId,
+        traceId: trace.traceId,
         method,
         host,
         path,
@@ -126,8 +128,9 @@ export class OutboundListener {
       done(reply.status);
       return;
     }
-    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: isHttp2, stripIdentity: true });
+    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: isHttp2, stripIdentity: true, ...(trace.started ? { remove: [TRACEPARENT] } : {}) });
     if (generated) headers.push('x-request-id', requestId);
+    if (trace.started) headers.push(TRACEPARENT, trace.traceparent);
     if (isHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
     upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
       if (outcome.ok) {

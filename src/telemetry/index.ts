@@ -4,3 +4,4 @@ export * from './audit-log.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './denial-spikes.js';
+export * from './trace-context.js';

@@ -54,6 +54,16 @@ describe('sidecar: HTTP through an outbound and an inbound sidecar', () => {
     const last = seen.at(-1)!;
     expect(last.headers['x-meshward-principal']).toBe(WEB_ID);
     expect(last.headers['x-forwarded-client-cert']).toMatch(new RegExp(`^By=${ORDERS_ID};Hash=[0-9a-f]{64};URI=${WEB_ID}$`));
+    // A caller without a trace gets one started at the first hop (unsampled), carried to the app.
+    expect(last.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+  });
+
+  it("carries a caller's W3C traceparent through both hops unchanged", async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    expect((await viaWeb('/api/orders/8', { traceparent })).status).toBe(200);
+    expect(seen.at(-1)!.headers.traceparent).toBe(traceparent);
+    expect((await viaWeb('/api/orders/9', { traceparent: 'not-a-trace' })).status).toBe(200);
+    expect(seen.at(-1)!.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
   });
 
   it('denies what the policy does not allow, naming the rule, without reaching the app', async () => {

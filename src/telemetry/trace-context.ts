@@ -1,0 +1,31 @@
+import { randomBytes } from 'node:crypto';
+
+// W3C Trace Context (https://www.w3.org/TR/trace-context/): the `traceparent` header that ties the hops of one
+// request together. A sidecar keeps the caller's trace when the header is valid, and starts one when it is absent or
+// malformed, so that the audit records and logs of every hop of a request carry the same trace id. A new trace is
+// not sampled (flags 00): the sidecar does not decide sampling for the app's tracer.
+
+export const TRACEPARENT = 'traceparent';
+
+const VALID = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+
+export interface TraceContext {
+  traceId: string;
+  /** The header value to send on: the caller's when it was valid, else a new one. */
+  traceparent: string;
+  /** Whether the sidecar made `traceparent` (the caller sent none, or an invalid one). */
+  started: boolean;
+}
+
+export function traceContextOf(header: string | string[] | undefined): TraceContext {
+  const match = typeof header === 'string' ? VALID.exec(header.trim()) : null;
+  // Version ff is forbidden, and all-zero ids are invalid.
+  if (match !== null && match[1] !== 'ff' && match[2] !== ZERO_TRACE && match[3] !== ZERO_SPAN) {
+    return { traceId: match[2]!, traceparent: match[0], started: false };
+  }
+  const ids = randomBytes(24).toString('hex');
+  const traceId = ids.slice(0, 32);
+  return { traceId, traceparent: `00-${traceId}-${ids.slice(32)}-00`, started: true };
+}
