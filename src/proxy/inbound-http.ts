@@ -9,7 +9,7 @@ import { runFilters, type Filter, type FilterResult, type HopContext } from '../
 import { traceContextOf, TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
-import { forwardedRequestHeaders, xfccValue } from './hop-headers.js';
+import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { listenOn } from './listen.js';
 import { peerIdentity } from './peer-identity.js';
@@ -152,7 +152,7 @@ export class InboundHttpListener {
     const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: options.appIsHttp2, stripIdentity: true, remove });
     for (const [name, value] of ctx.setHeaders) headers.push(name, value);
     const peer = ctx.peer;
-    if (peer?.ok) headers.push('x-forwarded-client-cert', xfccValue(options.ownId(), peer.certHash, peer.spiffeId));
+    if (peer?.ok) headers.push(XFCC_HEADER, xfccValue(options.ownId(), peer.certHash, peer.spiffeId));
     if (options.appIsHttp2 || req.httpVersionMajor === 2) {
       // HTTP/1.1 apps need a Host; an HTTP/2 client sent :authority instead.
       if (req.headers.host === undefined && ctx.request.host !== '') headers.push('host', ctx.request.host);
