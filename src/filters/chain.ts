@@ -22,6 +22,8 @@ export interface HopContext {
   /** The W3C trace this request belongs to (the caller's, or one the sidecar started). */
   readonly traceId: string;
   readonly peer: PeerIdentity | undefined;
+  /** The request's headers as received, flat [name, value, ...] (Node's rawHeaders), duplicates kept. */
+  readonly rawHeaders: readonly string[];
   /** Content-Length as declared, or undefined (none, or chunked). */
   readonly declaredBodyBytes: number | undefined;
   /** Headers the forwarder sets on the upstream request, after removing `removeHeaders`. */

@@ -85,6 +85,17 @@ function tokens(value: string): ReadonlySet<string> {
   return new Set(lower.split(',').map((t) => t.trim()).filter((t) => t !== ''));
 }
 
+/** More than one Host header: RFC 9112 section 3.2 requires a 400, and which one a policy saw would be a guess. */
+export function hasDuplicateHost(raw: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length !== 4 || raw[i]!.toLowerCase() !== 'host') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
+
 /** Envoy's format: By=<this sidecar's ID>;Hash=<sha256 of the peer certificate, hex>;URI=<peer ID>. */
 export function xfccValue(ownId: string, certHash: string, peerId: string): string {
   return `By=${ownId};Hash=${certHash};URI=${peerId}`;

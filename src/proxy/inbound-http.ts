@@ -14,7 +14,7 @@ import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { listenOn } from './listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from './request-id.js';
-import { hasBody, requestBody, type DownstreamRequest } from './request-body.js';
+import { hasBody, isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
@@ -123,6 +123,7 @@ export class InboundHttpListener {
       requestId,
       traceId: trace.traceId,
       peer,
+      rawHeaders: req.rawHeaders,
       declaredBodyBytes: declared === undefined ? undefined : Number(declared),
       setHeaders,
       removeHeaders: [],
@@ -153,7 +154,7 @@ export class InboundHttpListener {
     for (const [name, value] of ctx.setHeaders) headers.push(name, value);
     const peer = ctx.peer;
     if (peer?.ok) headers.push(XFCC_HEADER, xfccValue(options.ownId(), peer.certHash, peer.spiffeId));
-    if (options.appIsHttp2 || req.httpVersionMajor === 2) {
+    if (options.appIsHttp2 || isHttp2(req)) {
       // HTTP/1.1 apps need a Host; an HTTP/2 client sent :authority instead.
       if (req.headers.host === undefined && ctx.request.host !== '') headers.push('host', ctx.request.host);
     }
@@ -181,5 +182,5 @@ export class InboundHttpListener {
 }
 
 function hasUnreadBody(req: DownstreamRequest): boolean {
-  return req.httpVersionMajor === 1 && hasBody(req) && !req.readableEnded;
+  return !isHttp2(req) && hasBody(req) && !req.readableEnded;
 }

@@ -72,7 +72,7 @@ export class InboundTcpListener {
     const request: AuthzRequest = { method: 'CONNECT', host: '', path: '/', headers: {}, requestId, destinationPort: socket.localPort };
     if (peer.ok) request.principal = peer.spiffeId;
     if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
-    const ctx: HopContext = { request, requestId, traceId: traceContextOf(undefined).traceId, peer, declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [] };
+    const ctx: HopContext = { request, requestId, traceId: traceContextOf(undefined).traceId, peer, rawHeaders: [], declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [] };
     const result = runFilters(options.filters, ctx);
     const proceed = (reply: FilterResult) => {
       if (reply !== undefined) {

@@ -6,13 +6,13 @@ import type { Limits } from '../config/index.js';
 import { traceContextOf, TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
-import { forwardedRequestHeaders } from './hop-headers.js';
+import { forwardedRequestHeaders, hasDuplicateHost } from './hop-headers.js';
 import type { HopObserver } from './hop-record.js';
 import { listenOn } from './listen.js';
 import { replies } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from './request-id.js';
-import { requestBody, type DownstreamRequest } from './request-body.js';
+import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
@@ -63,8 +63,8 @@ export class OutboundListener {
     this.h1.removeAllListeners('connection');
     this.h1.on('connection', (socket: Socket) => {
       this.connections.add(socket);
-      sniffHttp2(socket, limits.headersTimeout, (isHttp2) => {
-        if (isHttp2) {
+      sniffHttp2(socket, limits.headersTimeout, (prefaceSeen) => {
+        if (prefaceSeen) {
           // The HTTP/2 session reads the bytes put back into the socket itself, on its next tick: resuming the
           // socket here would flow them out to no listener first, and the session would see no preface.
           this.connections.markHttp2(socket);
@@ -91,8 +91,8 @@ export class OutboundListener {
     const started = performance.now();
     const { options } = this;
     const socket = req.socket;
-    const isHttp2 = req.httpVersionMajor === 2;
-    const authority = (isHttp2 ? req.headers[':authority'] : req.headers.host) ?? '';
+    const overHttp2 = isHttp2(req);
+    const authority = (overHttp2 ? req.headers[':authority'] : req.headers.host) ?? '';
     const host = hostOf(String(authority));
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
     const trace = traceContextOf(req.headers.traceparent);
@@ -114,9 +114,15 @@ export class OutboundListener {
         latencyMs: performance.now() - started,
       });
 
-    const upstream = options.routes.upstreamFor(host, isHttp2);
+    const upstream = options.routes.upstreamFor(host, overHttp2);
     if (upstream === undefined) {
       const reply = replies.noRoute(requestId, host);
+      sendReply(res, reply, true);
+      done(reply.status);
+      return;
+    }
+    if (hasDuplicateHost(req.rawHeaders)) {
+      const reply = replies.badRequest(requestId, 'the request has more than one Host header');
       sendReply(res, reply, true);
       done(reply.status);
       return;
@@ -128,10 +134,10 @@ export class OutboundListener {
       done(reply.status);
       return;
     }
-    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: isHttp2, stripIdentity: true, ...(trace.started ? { remove: [TRACEPARENT] } : {}) });
+    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(trace.started ? { remove: [TRACEPARENT] } : {}) });
     if (generated) headers.push('x-request-id', requestId);
     if (trace.started) headers.push(TRACEPARENT, trace.traceparent);
-    if (isHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
+    if (overHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
     upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
       if (outcome.ok) {
         done(outcome.status);

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import { Http2ServerRequest } from 'node:http2';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 
 // The request body to send on, capped. A declared Content-Length over the cap is refused before this (413); an
@@ -8,22 +8,30 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 
+/**
+ * Whether the request came over an HTTP/2 connection. Not `httpVersionMajor`: Node's HTTP/1.1 parser accepts a
+ * request line that says "HTTP/2.0" and reports version 2 for it, on a connection that is plain HTTP/1.1.
+ */
+export function isHttp2(req: DownstreamRequest): req is Http2ServerRequest {
+  return req instanceof Http2ServerRequest;
+}
+
 export function hasBody(req: DownstreamRequest): boolean {
-  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  if (isHttp2(req)) return !req.stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
 }
 
 export function requestBody(req: DownstreamRequest, maxBytes: number): Readable | null {
   if (!hasBody(req)) return null;
-  if (req.httpVersionMajor === 1 && req.headers['content-length'] !== undefined) return req;
+  if (!isHttp2(req) && req.headers['content-length'] !== undefined) return req;
   const capped = bodyCap(maxBytes);
   req.on('error', (err) => capped.destroy(err));
-  if (req.httpVersionMajor === 2) {
+  if (isHttp2(req)) {
     // node:http2's compat request ends exactly as a finished body does when its stream is reset (it pushes EOF, and
     // tells of the reset only by an 'aborted' event just before): a cut-off upload must reach the app as a failed
     // request, never as a shorter complete one.
-    const h2req = req as Http2ServerRequest;
+    const h2req = req;
     const cut = () => capped.destroy(Object.assign(new Error('the client reset the request stream'), { code: 'ERR_HTTP2_STREAM_RESET' }));
     if (h2req.aborted) cut();
     else h2req.once('aborted', cut);

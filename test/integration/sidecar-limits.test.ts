@@ -361,6 +361,24 @@ describe('sidecar: limits and faults (issues 4 and 5)', () => {
     });
   });
 
+  it('refuses two Host headers with 400 (the policy would judge one, the app see another), and the app never sees it', async () => {
+    const bytes = 'GET /api/orders/ok?case=two-hosts HTTP/1.1\r\nHost: orders\r\nHost: admin\r\n\r\n';
+    const [res] = await Promise.all([talk(connectTls(orders.inbound!), send(bytes), { waitMs: 3000, untilResponse: true }), expectNormalDirect()]);
+    expect(res.response?.status).toBe(400);
+    expect(res.data.toString()).toContain('more than one Host header');
+    expect(seenFor('two-hosts')).toHaveLength(0);
+  });
+
+  it('serves a request line that says HTTP/2.0 on an HTTP/1.1 connection as HTTP/1.1, and stays up', async () => {
+    // Node's parser reports version 2 for it; nothing may take that for an HTTP/2 stream (it once crashed the sidecar).
+    const bytes = 'GET /api/orders/ok?case=h2-line HTTP/2.0\r\nHost: orders\r\nContent-Length: 0\r\n\r\n';
+    const res = await talk(connectTls(orders.inbound!), send(bytes), { waitMs: 3000, untilResponse: true });
+    expect(res.response?.status).toBe(200);
+    expect(orders.child.exitCode).toBeNull();
+    await expectNormalDirect();
+    await expectNormalViaWeb();
+  });
+
   describe('slow clients', () => {
     it('cuts off a slow-loris client within headersTimeout, while normal requests are served meanwhile', async () => {
       let dripped = 0;
