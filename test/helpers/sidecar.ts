@@ -72,8 +72,26 @@ export async function runSidecar(dir: string, name: string, config: object, env:
     ...(ready.outbound ? { outbound: ready.outbound } : {}),
     admin: ready.admin,
     output,
-    stop: (signal) => stopChild(child, signal),
+    stop: (signal) => stopBounded(child, configFile, signal),
   };
+}
+
+/**
+ * Stops a sidecar for clean-up. A drain is bounded by the sidecar's own drainTimeout, so one that is still running
+ * after STOP_BOUND_MS is a shutdown bug: it is killed so the suite can go on, and said loudly (tests that are about
+ * shutdown assert the exit themselves, with stopChild).
+ */
+const STOP_BOUND_MS = 20_000;
+async function stopBounded(child: ChildProcess, configFile: string, signal?: NodeJS.Signals): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const killed = new Promise<'killed'>((resolve) => {
+    timer = setTimeout(() => resolve('killed'), STOP_BOUND_MS);
+  });
+  const outcome = await Promise.race([stopChild(child, signal), killed]);
+  clearTimeout(timer);
+  if (outcome !== 'killed') return outcome;
+  console.warn(`meshward sidecar --config ${configFile} did not stop within ${STOP_BOUND_MS} ms of ${signal ?? 'SIGTERM'}: killed`);
+  return stopChild(child, 'SIGKILL');
 }
 
 /** The usual pair: "orders" (inbound → app, with `policy`) and "web" (outbound route `orders` → orders' inbound). */

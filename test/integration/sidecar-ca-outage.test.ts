@@ -31,10 +31,12 @@ describe('sidecar: the CA down through a renewal', () => {
   let web: RunningSidecar | undefined;
 
   afterAll(async () => {
-    await Promise.all([orders?.stop(), web?.stop(), ca?.stop()]);
+    // The sidecars first: web holds a bundle stream open to the CA, which the CA would otherwise wait out.
+    await Promise.all([orders?.stop(), web?.stop()]);
+    await ca?.stop();
     app?.close();
     cleanup();
-  });
+  }, 60_000);
 
   it('keeps serving on the current SVID, shows the time left, and renews once the CA is back', async () => {
     app = http.createServer((_req, res) => res.end('ok'));
@@ -49,6 +51,7 @@ describe('sidecar: the CA down through a renewal', () => {
       identity: { files: { cert: ordersSvid.cert, key: ordersSvid.key, bundle: mesh.bundle } },
       inbound: { listen: '127.0.0.1:0', app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, policy: join(dir, 'policy.yaml') },
       admin: { listen: '127.0.0.1:0' },
+      drainTimeout: '2s',
     });
     web = await runSidecar(
       dir,
@@ -58,6 +61,7 @@ describe('sidecar: the CA down through a renewal', () => {
         identity: { ca: { address: caAddress, bundle: mesh.bundle, spiffeId: WEB_ID, token: 'env:MESHWARD_JOIN_TOKEN', ttl: SVID_TTL } },
         outbound: { listen: '127.0.0.1:0', routes: [{ host: 'orders', address: orders.inbound, spiffeId: ORDERS_ID }] },
         admin: { listen: '127.0.0.1:0' },
+        drainTimeout: '2s',
       },
       { MESHWARD_JOIN_TOKEN: await token(mesh.caDir, WEB_ID) },
     );
