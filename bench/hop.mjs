@@ -30,7 +30,7 @@ import {
   policyYaml,
   webSidecarYaml,
 } from './fixtures/hop-configs.mjs';
-import { alive, checkOk, checkRefusesAnonymous, curl, findTool, httpGetStatus, logTail, startServer, tcpProbe, toolVersion } from './fixtures/hop-procs.mjs';
+import { alive, checkOk, checkRefusesAnonymous, curl, envCount, findTool, httpGetStatus, logTail, startServer, tcpProbe, toolVersion } from './fixtures/hop-procs.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MESHWARD = join(ROOT, 'bin/meshward.js');
@@ -38,12 +38,7 @@ const REPORT_LUA = join(ROOT, 'bench/fixtures/hop-report.lua');
 const FIRST_WARMUP_S = 5;
 
 const env = process.env;
-/** A positive whole number from the environment, or the default. */
-function count(name, fallback) {
-  const value = Number(env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) fatal(`${name}=${env[name]}: expected a positive whole number`);
-  return value;
-}
+const count = (name, fallback) => envCount(name, fallback, fatal);
 const cfg = {
   durationS: count('BENCH_DURATION_S', 10),
   warmupS: count('BENCH_WARMUP_S', 2),

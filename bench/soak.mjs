@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort, startChild, tempDir } from './ca-procs.mjs';
 import { ORDERS_ID, ROUTE_HOST, TRUST_DOMAIN, WEB_ID, nginxConfig, ordersSidecarYaml, webSidecarYaml } from './fixtures/hop-configs.mjs';
-import { alive, checkOk, checkRefusesAnonymous, curl, findTool, httpGetStatus, logTail, startServer, tcpProbe, toolVersion } from './fixtures/hop-procs.mjs';
+import { alive, checkOk, checkRefusesAnonymous, curl, envCount, findTool, httpGetStatus, logTail, startServer, tcpProbe, toolVersion } from './fixtures/hop-procs.mjs';
 import { soakPolicyYaml } from './fixtures/soak-policy.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,11 +32,7 @@ const OBSERVE_MARGIN_S = 5;
 const MEMORY_BAR = 0.2;
 
 const env = process.env;
-function count(name, fallback) {
-  const value = Number(env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) fatal(`${name}=${env[name]}: expected a positive whole number`);
-  return value;
-}
+const count = (name, fallback) => envCount(name, fallback, fatal);
 const cfg = {
   soakS: count('BENCH_SOAK_S', 300),
   rotateS: count('BENCH_ROTATE_S', 10),
