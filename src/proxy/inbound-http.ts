@@ -11,7 +11,7 @@ import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from './request-id.js';
 import { hasBody, isHttp2, requestBody, type DownstreamRequest } from './request-body.js';

@@ -8,7 +8,7 @@ import { runFilters, type Filter, type FilterResult, type HopContext } from '../
 import { traceContextOf, type Logger } from '../telemetry/index.js';
 import type { HostPort } from '../config/index.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
 
 // The inbound listener for `tcp://` apps: after the mTLS handshake, the peer is judged on who it is alone (the

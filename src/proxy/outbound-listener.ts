@@ -8,7 +8,7 @@ import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, hasDuplicateHost } from './hop-headers.js';
 import type { HopObserver } from './hop-record.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../telemetry/listen.js';
 import { replies } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from './request-id.js';

@@ -4,7 +4,7 @@ import { formatHostPort, type InboundConfig, type SidecarConfig } from '../confi
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
 import { AuditLog, createSidecarMetrics, DenialSpikeDetector, type Logger, type SidecarMetrics } from '../telemetry/index.js';
-import { AdminServer } from './admin-server.js';
+import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
 import { InboundHttpListener } from './inbound-http.js';
@@ -95,9 +95,8 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
 
     const admin = new AdminServer(config.admin.listen.host, config.admin.listen.port, {
       ready: () => !draining && identity.current() !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
-      certs: () => certsView(identity),
-      config: () => config,
       metrics: (req, res) => metrics.handle(req, res),
+      views: { '/certs': () => certsView(identity), '/config': () => config },
     });
     addresses.admin = formatAddress(await admin.listen());
     // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.

@@ -5,3 +5,6 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './denial-spikes.js';
 export * from './trace-context.js';
+export * from './prometheus.js';
+export * from './admin-server.js';
+export * from './listen.js';

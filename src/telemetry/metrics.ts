@@ -1,19 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Attributes, ObservableResult } from '@opentelemetry/api';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { CountTable, createPrometheusMeter } from './prometheus.js';
 
-// The sidecar's metrics: OpenTelemetry instruments read by a Prometheus exporter that the admin listener serves
-// at /metrics (the exporter's own HTTP server is never started). One MeterProvider per sidecar, not the global
-// one, so that several sidecars in one process (the demo) keep their own counts.
+// The sidecar's metrics (prometheus.ts: how they reach /metrics).
 //
 // Every request is recorded once, from the hop observer. Attribute sets are small and bounded (direction, outcome,
 // status code, rule or limit name) and built once per distinct combination, so the hot path allocates nothing
 // beyond what the SDK does itself. Nothing from a request's path, host or principal becomes a label.
 //
-// The per-request counters are observable counters over counts kept here, not synchronous `counter.add` calls:
-// the SDK hashes the attribute set on every add (sort + JSON.stringify: ~1 µs per add with three attributes),
-// where a count found by two Map lookups costs tens of nanoseconds and the SDK reads it only at a scrape. Measured
+// The per-request counters are observable counters over CountTables, not synchronous `counter.add` calls. Measured
 // per inbound request: ~2.5 µs with synchronous counters, ~0.4 µs this way (most of it the latency histogram,
 // which stays synchronous: buckets are the SDK's job).
 
@@ -49,16 +43,12 @@ export interface SidecarMetrics {
 }
 
 /** Hop latencies in seconds: a loopback hop is sub-millisecond, a slow app takes seconds. */
-const HOP_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const HOP_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** In-process decisions take microseconds; a JWKS fetch or a remote check, milliseconds. */
-const AUTHZ_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
+export const AUTHZ_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
 
 export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
-  // Scope and target info would add otel_scope_* labels to every series and a target_info family: Prometheus
-  // already knows the target it scrapes, and there is one meter.
-  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
-  const provider = new MeterProvider({ readers: [exporter] });
-  const meter = provider.getMeter('meshward-sidecar');
+  const { meter, handle, shutdown } = createPrometheusMeter('meshward-sidecar');
 
   const requests = {
     inbound: new CountTable((decision, status) => ({ direction: 'inbound', decision, status: String(status) })),
@@ -136,29 +126,7 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
     recordDenialSpike() {
       denialSpikes.add(1);
     },
-    handle(req, res) {
-      exporter.getMetricsRequestHandler(req, res);
-    },
-    shutdown: () => provider.shutdown(),
+    handle,
+    shutdown,
   };
-}
-
-/** A count per distinct pair of values, found by two Map lookups (no key string is built), with its attributes made once. */
-class CountTable {
-  private readonly rows = new Map<string, Map<string | number, { attributes: Attributes; count: number }>>();
-
-  constructor(private readonly attributesOf: (a: string, b: string | number) => Attributes) {}
-
-  increment(a: string, b: string | number): void {
-    let row = this.rows.get(a);
-    if (row === undefined) this.rows.set(a, (row = new Map()));
-    const entry = row.get(b);
-    if (entry === undefined) row.set(b, { attributes: this.attributesOf(a, b), count: 1 });
-    else entry.count += 1;
-  }
-
-  /** Reports every count as a cumulative total. */
-  observe(result: ObservableResult): void {
-    for (const row of this.rows.values()) for (const { attributes, count } of row.values()) result.observe(count, attributes);
-  }
 }
