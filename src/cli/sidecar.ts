@@ -23,8 +23,10 @@ export const sidecarCommand: Command = {
   usage,
   async run(argv) {
     const { values } = parseFlags(argv, { config: { type: 'string' } });
-    const config = loadSidecarConfig(required(values.config, 'config'));
-    const logger = createLogger('sidecar');
+    const configFile = required(values.config, 'config');
+    const config = loadSidecarConfig(configFile);
+    const logger = createLogger('sidecar', { level: config.log.level });
+    logger.debug({ configFile, config }, 'config loaded');
     const sidecar = await startSidecar(config, logger);
     const reload = () => void sidecar.reloadPolicy();
     process.on('SIGHUP', reload);

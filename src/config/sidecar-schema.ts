@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseSpiffeId } from '../spiffe/id.js';
+import { LOG_LEVELS } from '../telemetry/logger.js';
 import { parseDuration } from './duration.js';
 import { strictObject } from './strict-object.js';
 
@@ -170,6 +171,8 @@ export const sidecarConfigSchema = strictObject({
   outbound: outbound.optional(),
   admin: strictObject({ listen }).default({ listen: { host: '127.0.0.1', port: 15000 } }),
   audit: strictObject({ path: z.string().min(1) }).optional(),
+  /** MESHWARD_LOG_LEVEL, when set, overrides it. */
+  log: strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
   /** SIGTERM: how long in-flight requests may take to finish before connections are closed. */
   drainTimeout: duration('drainTimeout').default(10_000),
 }).superRefine((value, ctx) => {

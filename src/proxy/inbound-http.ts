@@ -6,11 +6,13 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { AuthzRequest } from '../authz/index.js';
 import type { Limits } from '../config/index.js';
 import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
-import { traceContextOf, TRACEPARENT, type Logger } from '../telemetry/index.js';
+import type { Tracer } from '@opentelemetry/api';
+import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
+import { HopTrace, httpSpanAttributes } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from './request-id.js';
@@ -36,6 +38,8 @@ export interface InboundHttpOptions {
   /** The app speaks HTTP/2 (h2c): keep `te: trailers`. */
   appIsHttp2: boolean;
   observe: HopObserver;
+  /** Records spans when tracing is on (tracing.ts); undefined: the trace id is carried, no span recorded. */
+  tracer?: Tracer;
   logger: Logger;
 }
 
@@ -114,14 +118,13 @@ export class InboundHttpListener {
     if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
     request.destinationPort = socket.localPort;
     const declared = headers['content-length'];
-    const trace = traceContextOf(headers.traceparent);
+    const hopTrace = new HopTrace(headers.traceparent, options.tracer, `inbound ${request.method}`, httpSpanAttributes(request.method, request.host, request.path, request.sourceIp));
     const setHeaders: Array<[string, string]> = [];
     if (generated) setHeaders.push(['x-request-id', requestId]);
-    if (trace.started) setHeaders.push([TRACEPARENT, trace.traceparent]);
     const ctx: HopContext = {
       request,
       requestId,
-      traceId: trace.traceId,
+      traceId: hopTrace.traceId,
       peer,
       rawHeaders: req.rawHeaders,
       declaredBodyBytes: declared === undefined ? undefined : Number(declared),
@@ -131,24 +134,29 @@ export class InboundHttpListener {
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
+    const hop: Hop = { ctx, trace: hopTrace, started };
+    const endAuthorization = hopTrace.authorization();
     const result = runFilters(options.filters, ctx);
     if (result instanceof Promise) {
       result.then(
-        (reply) => this.proceed(req, res, ctx, reply, started),
-        () => this.proceed(req, res, ctx, { status: 500, body: '{"error":"internal"}' }, started),
+        (reply) => this.proceed(req, res, hop, reply, endAuthorization),
+        () => this.proceed(req, res, hop, { status: 500, body: '{"error":"internal"}' }, endAuthorization),
       );
     } else {
-      this.proceed(req, res, ctx, result, started);
+      this.proceed(req, res, hop, result, endAuthorization);
     }
   }
 
-  private proceed(req: DownstreamRequest, res: DownstreamResponse, ctx: HopContext, reply: FilterResult, started: number): void {
+  private proceed(req: DownstreamRequest, res: DownstreamResponse, hop: Hop, reply: FilterResult, endAuthorization: ReturnType<HopTrace['authorization']>): void {
+    const { ctx } = hop;
+    endAuthorization?.(ctx.decision?.outcome, ctx.decision?.rule);
     if (reply !== undefined) {
       sendReply(res, reply, hasUnreadBody(req));
-      this.record(ctx, reply.status, started);
+      this.record(hop, reply.status);
       return;
     }
     const { options } = this;
+    if (hop.trace.replacesTraceparent) ctx.removeHeaders.push(TRACEPARENT);
     const remove = ctx.setHeaders.length === 0 ? ctx.removeHeaders : [...ctx.removeHeaders, ...ctx.setHeaders.map(([n]) => n)];
     const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: options.appIsHttp2, stripIdentity: true, remove });
     for (const [name, value] of ctx.setHeaders) headers.push(name, value);
@@ -158,27 +166,48 @@ export class InboundHttpListener {
       // HTTP/1.1 apps need a Host; an HTTP/2 client sent :authority instead.
       if (req.headers.host === undefined && ctx.request.host !== '') headers.push('host', ctx.request.host);
     }
+    const traceparent = hop.trace.startUpstream(`upstream ${ctx.request.method}`, { 'http.request.method': ctx.request.method });
+    if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     options.upstream
       .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes) }, res)
       .then((outcome) => {
         if (outcome.ok) {
-          this.record(ctx, outcome.status, started);
+          this.record(hop, outcome.status);
           return;
         }
         if (!res.headersSent && !res.destroyed) {
           const failure = failureReply(outcome, ctx.requestId, 'the app', options.limits.maxBodyBytes);
           sendReply(res, failure, true);
-          this.record(ctx, failure.status, started, outcome.detail);
+          this.record(hop, failure.status, outcome.detail);
         } else {
-          this.record(ctx, 0, started, outcome.detail);
+          this.record(hop, 0, outcome.detail);
         }
         options.logger.warn({ requestId: ctx.requestId, kind: outcome.kind, err: outcome.detail }, 'forwarding to the app failed');
       });
   }
 
-  private record(ctx: HopContext, status: number, started: number, upstreamError?: string): void {
-    this.options.observe(hopRecordOf(ctx, status, performance.now() - started, upstreamError));
+  private record({ ctx, trace, started }: Hop, status: number, upstreamError?: string): void {
+    const record = hopRecordOf(ctx, status, performance.now() - started, upstreamError);
+    trace.end(status, spanAttributesOf(ctx), upstreamError);
+    this.options.observe(record);
   }
+}
+
+/** One request on its way through the listener. */
+interface Hop {
+  ctx: HopContext;
+  trace: HopTrace;
+  started: number;
+}
+
+function spanAttributesOf(ctx: HopContext): Record<string, string> {
+  const attributes: Record<string, string> = { 'meshward.request_id': ctx.requestId };
+  if (ctx.request.principal !== undefined) attributes['meshward.principal'] = ctx.request.principal;
+  if (ctx.decision !== undefined) {
+    attributes['meshward.decision'] = ctx.decision.outcome;
+    attributes['meshward.rule'] = ctx.decision.rule;
+  }
+  return attributes;
 }
 
 function hasUnreadBody(req: DownstreamRequest): boolean {

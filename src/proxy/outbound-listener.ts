@@ -3,11 +3,13 @@ import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Limits } from '../config/index.js';
-import { traceContextOf, TRACEPARENT, type Logger } from '../telemetry/index.js';
+import type { Tracer } from '@opentelemetry/api';
+import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, hasDuplicateHost } from './hop-headers.js';
 import type { HopObserver } from './hop-record.js';
+import { HopTrace, httpSpanAttributes } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
 import { replies } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
@@ -32,6 +34,8 @@ export interface OutboundListenerOptions {
   limits: Limits;
   routes: OutboundRoutes;
   observe: HopObserver;
+  /** Records spans when tracing is on; see hop-trace.ts. */
+  tracer?: Tracer;
   logger: Logger;
 }
 
@@ -95,13 +99,14 @@ export class OutboundListener {
     const authority = (overHttp2 ? req.headers[':authority'] : req.headers.host) ?? '';
     const host = hostOf(String(authority));
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
-    const trace = traceContextOf(req.headers.traceparent);
     const method = req.method ?? '';
     const path = req.url ?? '';
+    const trace = new HopTrace(req.headers.traceparent, options.tracer, `outbound ${method}`, httpSpanAttributes(method, host, path, socket.remoteAddress));
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
-    const done = (status: number, upstreamError?: string) =>
+    const done = (status: number, upstreamError?: string) => {
+      trace.end(status, { 'meshward.request_id': requestId }, upstreamError);
       options.observe({
         direction: 'outbound',
         requestId,
@@ -113,6 +118,7 @@ export class OutboundListener {
         ...(upstreamError !== undefined ? { upstreamError } : {}),
         latencyMs: performance.now() - started,
       });
+    };
 
     const upstream = options.routes.upstreamFor(host, overHttp2);
     if (upstream === undefined) {
@@ -134,9 +140,10 @@ export class OutboundListener {
       done(reply.status);
       return;
     }
-    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(trace.started ? { remove: [TRACEPARENT] } : {}) });
+    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(trace.replacesTraceparent ? { remove: [TRACEPARENT] } : {}) });
     if (generated) headers.push('x-request-id', requestId);
-    if (trace.started) headers.push(TRACEPARENT, trace.traceparent);
+    const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });
+    if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     if (overHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
     upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
       if (outcome.ok) {

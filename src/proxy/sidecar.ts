@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
-import { AuditLog, createSidecarMetrics, DenialSpikeDetector, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AuditLog, createSidecarMetrics, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -27,7 +27,9 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-export async function startSidecar(config: SidecarConfig, logger: Logger): Promise<Sidecar> {
+/** `env` holds the OTEL_* variables that turn tracing on (telemetry/tracing.ts). */
+export async function startSidecar(config: SidecarConfig, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<Sidecar> {
+  const tracingSettings = tracingSettingsFromEnv(env);
   // Listeners drain together first; then everything else stops, newest first.
   const drains: Array<() => Promise<void>> = [];
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -50,6 +52,12 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
     });
     cleanup.push(() => metrics.shutdown());
     const observe = hopObserver(audit, metrics, logger);
+    const tracing = tracingSettings ? startTracing(tracingSettings, 'meshward-sidecar') : undefined;
+    if (tracing) {
+      cleanup.push(() => tracing.shutdown());
+      logger.info({ protocol: tracingSettings!.protocol, endpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on: spans exported by OTLP');
+    }
+    const tracer = tracing?.tracer;
 
     let draining = false;
     const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
@@ -62,7 +70,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
       cleanup.push(() => authz.close());
       const filters: Filter[] = [requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
       const tls = { ...secureContextOptions(snapshot, inbound.minTlsVersion), handshakeTimeout: inbound.limits.handshakeTimeout };
-      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger };
+      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
       let listener: InboundHttpListener | InboundTcpListener;
       if (inbound.app.protocol === 'tcp') {
         listener = new InboundTcpListener({ ...common, app: inbound.app.address });
@@ -79,7 +87,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
       const outbound = config.outbound;
       const routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, snapshot, logger);
       cleanup.push(() => routes.close());
-      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger });
+      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger, ...(tracer ? { tracer } : {}) });
       addresses.outbound = formatAddress(await listener.listen());
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => routes.update(s));

@@ -8,3 +8,4 @@ export * from './trace-context.js';
 export * from './prometheus.js';
 export * from './admin-server.js';
 export * from './listen.js';
+export * from './tracing.js';

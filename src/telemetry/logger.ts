@@ -1,4 +1,4 @@
-import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { redactString, redactValue } from './redact.js';
 
 // One logger, configured here. JSON lines to stderr so that stdout stays free for a command's output.
@@ -27,12 +27,22 @@ export const REDACT_PATHS = [
   '*.headers["x-api-key"]',
 ];
 
-/** `destination` defaults to stderr, written asynchronously. */
-export function createLogger(component: string, options: LoggerOptions = {}, destination: DestinationStream = pino.destination({ dest: 2, sync: false })): Logger {
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * `destination` defaults to stderr, written asynchronously. The level: MESHWARD_LOG_LEVEL when set (the knob an
+ * operator turns without editing config), else `options.level` (a component's config), else info.
+ */
+export function createLogger(component: string, options: { level?: LogLevel } = {}, destination: DestinationStream = pino.destination({ dest: 2, sync: false })): Logger {
+  const fromEnv = process.env.MESHWARD_LOG_LEVEL?.trim();
+  if (fromEnv && !(LOG_LEVELS as readonly string[]).includes(fromEnv)) {
+    throw new Error(`MESHWARD_LOG_LEVEL: "${fromEnv}" is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+  }
   return pino(
     {
       name: 'meshward',
-      level: process.env.MESHWARD_LOG_LEVEL ?? options.level ?? 'info',
+      level: fromEnv || options.level || 'info',
       base: { component },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
@@ -42,7 +52,6 @@ export function createLogger(component: string, options: LoggerOptions = {}, des
           method.apply(this, args.map((a) => (typeof a === 'string' ? redactString(a) : a)) as Parameters<typeof method>);
         },
       },
-      ...options,
     },
     destination,
   );

@@ -17,15 +17,24 @@ export interface TraceContext {
   traceparent: string;
   /** Whether the sidecar made `traceparent` (the caller sent none, or an invalid one). */
   started: boolean;
+  /** The caller's span, when its header was valid: the parent of the spans a tracing sidecar records. */
+  parent?: { traceId: string; spanId: string; sampled: boolean };
 }
 
 export function traceContextOf(header: string | string[] | undefined): TraceContext {
   const match = typeof header === 'string' ? VALID.exec(header.trim()) : null;
   // Version ff is forbidden, and all-zero ids are invalid.
   if (match !== null && match[1] !== 'ff' && match[2] !== ZERO_TRACE && match[3] !== ZERO_SPAN) {
-    return { traceId: match[2]!, traceparent: match[0], started: false };
+    // Bit 0 of the flags is "sampled"; the other bits are reserved.
+    const parent = { traceId: match[2]!, spanId: match[3]!, sampled: (parseInt(match[4]!, 16) & 1) === 1 };
+    return { traceId: parent.traceId, traceparent: match[0], started: false, parent };
   }
   const ids = randomBytes(24).toString('hex');
   const traceId = ids.slice(0, 32);
   return { traceId, traceparent: `00-${traceId}-${ids.slice(32)}-00`, started: true };
+}
+
+/** The header for a span: version 00, its ids, and the sampled flag. */
+export function traceparentOf(traceId: string, spanId: string, sampled: boolean): string {
+  return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
 }

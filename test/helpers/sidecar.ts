@@ -97,7 +97,7 @@ async function stopBounded(child: ChildProcess, configFile: string, signal?: Nod
 /** The usual pair: "orders" (inbound → app, with `policy`) and "web" (outbound route `orders` → orders' inbound). */
 export async function runPair(
   mesh: Mesh,
-  options: { app: string; policy?: string; ordersExtra?: object; webExtra?: object; inboundExtra?: object },
+  options: { app: string; policy?: string; ordersExtra?: object; webExtra?: object; inboundExtra?: object; env?: NodeJS.ProcessEnv },
 ): Promise<{ orders: RunningSidecar; web: RunningSidecar }> {
   const ordersSvid = await mesh.issue('orders', ORDERS_ID);
   const webSvid = await mesh.issue('web', WEB_ID);
@@ -109,14 +109,14 @@ export async function runPair(
     inbound: { listen: '127.0.0.1:0', app: options.app, policy: policyFile, ...options.inboundExtra },
     admin: { listen: '127.0.0.1:0' },
     ...options.ordersExtra,
-  });
+  }, options.env);
   const web = await runSidecar(mesh.dir, 'web', {
     trustDomain: TD,
     identity: { files: { cert: webSvid.cert, key: webSvid.key, bundle: mesh.bundle } },
     outbound: { listen: '127.0.0.1:0', routes: [{ host: 'orders', address: orders.inbound, spiffeId: ORDERS_ID }] },
     admin: { listen: '127.0.0.1:0' },
     ...options.webExtra,
-  });
+  }, options.env);
   return { orders, web };
 }
 

@@ -4,7 +4,18 @@ import { traceContextOf } from '../../src/telemetry/index.js';
 describe('trace context', () => {
   it("keeps a caller's valid traceparent", () => {
     const header = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    expect(traceContextOf(header)).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', traceparent: header, started: false });
+    expect(traceContextOf(header)).toEqual({
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      traceparent: header,
+      started: false,
+      parent: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', sampled: true },
+    });
+  });
+
+  it('reads the sampled flag from bit 0 only', () => {
+    expect(traceContextOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00').parent?.sampled).toBe(false);
+    expect(traceContextOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03').parent?.sampled).toBe(true);
+    expect(traceContextOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02').parent?.sampled).toBe(false);
   });
 
   it('starts an unsampled trace when the header is absent or invalid', () => {
