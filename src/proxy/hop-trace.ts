@@ -59,6 +59,11 @@ export class HopTrace {
     return traceparentOf(traceId, spanId, (traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED);
   }
 
+  /** Whether spans are being recorded (a tracer is set): callers skip building span attributes otherwise. */
+  get recording(): boolean {
+    return this.hop !== undefined;
+  }
+
   /** Ends the spans with the status the caller got (0: cut before an answer) and what else is known by then. */
   end(status: number, attributes: Attributes, error?: string): void {
     if (this.hop === undefined) return;

@@ -188,7 +188,7 @@ export class InboundHttpListener {
 
   private record({ ctx, trace, started }: Hop, status: number, upstreamError?: string): void {
     const record = hopRecordOf(ctx, status, performance.now() - started, upstreamError);
-    trace.end(status, spanAttributesOf(ctx), upstreamError);
+    if (trace.recording) trace.end(status, spanAttributesOf(ctx), upstreamError);
     this.options.observe(record);
   }
 }

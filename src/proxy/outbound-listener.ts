@@ -106,7 +106,7 @@ export class OutboundListener {
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
     const done = (status: number, upstreamError?: string) => {
-      trace.end(status, { 'meshward.request_id': requestId }, upstreamError);
+      if (trace.recording) trace.end(status, { 'meshward.request_id': requestId }, upstreamError);
       options.observe({
         direction: 'outbound',
         requestId,
