@@ -7,6 +7,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 const usage = `
 Usage: meshward authz --policy FILE --listen HOST:PORT [--tls-cert FILE --tls-key FILE --tls-ca FILE]
+                      [--admin HOST:PORT] [--audit FILE]
 
 Serves the policy as Envoy's external authorization service (envoy.service.auth.v3.Authorization/Check),
 with grpc.health.v1.Health and server reflection, on one gRPC listener.
@@ -17,8 +18,14 @@ Options:
   --tls-cert FILE   server certificate (PEM); with --tls-key and --tls-ca, serve mutual TLS (TLS 1.3):
   --tls-key FILE    server private key (PEM)
   --tls-ca FILE     CA bundle (PEM) that client certificates must chain to; clients without one are refused
+  --admin ADDR      an admin listener (plain HTTP; keep it on loopback or a private network): /healthz, /readyz
+                    (503 once shutting down) and /metrics (Prometheus text, the sidecar's series with direction
+                    "check"); port 0 picks a free port (logged as "admin" in the "listening" line)
+  --audit FILE      append one hash-chained record per Check answered (the sidecar's "authz" records;
+                    check them with \`meshward audit verify FILE\`); none without this flag
 
-SIGTERM or SIGINT: stop accepting, finish calls in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), exit 0.
+SIGTERM or SIGINT: stop accepting, finish calls in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), write what is left
+of the audit log, exit 0.
 `;
 
 export const authzCommand: Command = {
@@ -32,13 +39,18 @@ export const authzCommand: Command = {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'tls-ca': { type: 'string' },
+      admin: { type: 'string' },
+      audit: { type: 'string' },
     });
     const policyFile = required(values.policy, 'policy');
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
     const tls = tlsFlags(values['tls-cert'], values['tls-key'], values['tls-ca']);
+    const admin = values.admin === undefined ? undefined : parseListenAddress(values.admin, 'admin');
+    if (values.audit === '') throw new UsageError('--audit needs a file name');
+    const audit = values.audit === undefined ? undefined : { path: values.audit };
 
     const logger = createLogger('authz');
-    const server = await startExtAuthzServer({ policyFile, host, port, logger, ...(tls ? { tls } : {}) });
+    const server = await startExtAuthzServer({ policyFile, host, port, logger, tls, admin, audit });
     const reload = () => void server.reloadPolicy();
     process.on('SIGHUP', reload);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Meter } from '@opentelemetry/api';
 import { CountTable, createPrometheusMeter } from './prometheus.js';
 
-// The sidecar's metrics (prometheus.ts: how they reach /metrics).
+// The sidecar's metrics (prometheus.ts: how they reach /metrics), and the series it shares with `meshward authz`
+// (the helpers below), so that one dashboard fits both.
 //
 // Every request is recorded once, from the hop observer. Attribute sets are small and bounded (direction, outcome,
 // status code, rule or limit name) and built once per distinct combination, so the hot path allocates nothing
@@ -27,7 +29,12 @@ export interface SidecarGauges {
   /** Identity updates refused or failed so far (file sets rejected, CA renewals failed). */
   svidRotationFailures(): number;
   /** Policy reloads put in force and refused so far; undefined when no local policy is in use. */
-  policyReloads(): { reloads: number; rejected: number } | undefined;
+  policyReloads(): PolicyReloadCounts | undefined;
+}
+
+export interface PolicyReloadCounts {
+  reloads: number;
+  rejected: number;
 }
 
 export interface SidecarMetrics {
@@ -50,39 +57,17 @@ export const AUTHZ_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.000
 export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
   const { meter, handle, shutdown } = createPrometheusMeter('meshward-sidecar');
 
-  const requests = {
-    inbound: new CountTable((decision, status) => ({ direction: 'inbound', decision, status: String(status) })),
-    outbound: new CountTable((decision, status) => ({ direction: 'outbound', decision, status: String(status) })),
-  };
-  const decisions = new CountTable((outcome, rule) => ({ outcome, rule }));
-  const rateLimited = new CountTable((_, limit) => ({ limit }));
-  meter
-    .createObservableCounter('meshward_requests_total', { description: 'Requests by direction, authorization decision and status code (0: connection cut before an answer).' })
-    .addCallback((result) => {
-      requests.inbound.observe(result);
-      requests.outbound.observe(result);
-    });
-  meter
-    .createObservableCounter('meshward_authz_decisions_total', { description: 'Inbound authorization decisions by outcome and deciding rule.' })
-    .addCallback((result) => decisions.observe(result));
-  meter
-    .createObservableCounter('meshward_rate_limited_total', { description: 'Requests refused by a rate limit, by limit name.' })
-    .addCallback((result) => rateLimited.observe(result));
+  const requests = requestCounters(meter, ['inbound', 'outbound'], 'Requests by direction, authorization decision and status code (0: connection cut before an answer).');
+  const decisions = authzDecisionMetrics(meter);
   const duration = meter.createHistogram('meshward_request_duration_seconds', {
     description: 'Hop latency: from the request reaching the listener to the answer being sent.',
     unit: 's',
     advice: { explicitBucketBoundaries: HOP_BUCKETS },
   });
-  const authzDuration = meter.createHistogram('meshward_authz_duration_seconds', {
-    description: 'Time the policy engine took to decide a request.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: AUTHZ_BUCKETS },
-  });
   const rotations = meter.createCounter('meshward_svid_rotations_total', { description: 'New SVIDs or trust bundles put in use after start.' });
   // Present from the start, so that a rate over it is defined before the first rotation.
   rotations.add(0);
-  const denialSpikes = meter.createCounter('meshward_denial_spikes_total', { description: 'Callers whose denials in a 10 s window jumped above 5x their own moving average (and at least 20).' });
-  denialSpikes.add(0);
+  const recordDenialSpike = denialSpikeCounter(meter);
 
   meter
     .createObservableGauge('meshward_svid_expiry_seconds', { description: 'Seconds until the current SVID expires.', unit: 's' })
@@ -93,40 +78,91 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
   meter
     .createObservableCounter('meshward_svid_rotation_failures_total', { description: 'Identity updates refused or failed; the last good SVID stayed in use.' })
     .addCallback((result) => result.observe(gauges.svidRotationFailures()));
-  const policyReloads = meter.createObservableCounter('meshward_policy_reloads_total', { description: 'New policies put in force after start.' });
-  const policyFailures = meter.createObservableCounter('meshward_policy_reload_failures_total', { description: 'New policies refused as invalid; the last good one stayed in force.' });
-  meter.addBatchObservableCallback(
-    (result) => {
-      const stats = gauges.policyReloads();
-      if (stats === undefined) return;
-      result.observe(policyReloads, stats.reloads);
-      result.observe(policyFailures, stats.rejected);
-    },
-    [policyReloads, policyFailures],
-  );
+  policyReloadCounters(meter, () => gauges.policyReloads());
 
   const directionAttrs = { inbound: { direction: 'inbound' }, outbound: { direction: 'outbound' } };
 
   return {
     recordHop(sample) {
       const { direction, decision, status } = sample;
-      const outcome = decision?.outcome ?? 'none';
-      requests[direction].increment(outcome, status);
+      requests[direction].increment(decision?.outcome ?? 'none', status);
       duration.record(sample.latencyMs / 1000, directionAttrs[direction]);
-      if (decision === undefined) return;
-      decisions.increment(outcome, decision.rule);
-      if (outcome === 'rate_limited') rateLimited.increment('', decision.rule);
+      if (decision !== undefined) decisions.recordDecision(decision.outcome, decision.rule);
     },
-    recordAuthzLatency(ms) {
-      authzDuration.record(ms / 1000);
-    },
+    recordAuthzLatency: decisions.recordLatency,
     recordSvidRotation() {
       rotations.add(1);
     },
-    recordDenialSpike() {
-      denialSpikes.add(1);
-    },
+    recordDenialSpike,
     handle,
     shutdown,
   };
+}
+
+/**
+ * `meshward_requests_total{direction, decision, status}`: one CountTable per direction, incremented with the
+ * decision's outcome and the status code.
+ */
+export function requestCounters<D extends string>(meter: Meter, directions: readonly D[], description: string): Record<D, CountTable> {
+  const tables = {} as Record<D, CountTable>;
+  for (const direction of directions) tables[direction] = new CountTable((decision, status) => ({ direction, decision, status: String(status) }));
+  meter.createObservableCounter('meshward_requests_total', { description }).addCallback((result) => {
+    for (const direction of directions) tables[direction].observe(result);
+  });
+  return tables;
+}
+
+export interface AuthzDecisionMetrics {
+  /** One decision by its outcome and the deciding rule (the limit's name, for `rate_limited`). */
+  recordDecision(outcome: string, rule: string): void;
+  /** The time the policy engine took to decide one request. */
+  recordLatency(ms: number): void;
+}
+
+/** `meshward_authz_decisions_total{outcome, rule}`, `meshward_rate_limited_total{limit}` and `meshward_authz_duration_seconds`. */
+export function authzDecisionMetrics(meter: Meter): AuthzDecisionMetrics {
+  const decisions = new CountTable((outcome, rule) => ({ outcome, rule }));
+  const rateLimited = new CountTable((_, limit) => ({ limit }));
+  meter
+    .createObservableCounter('meshward_authz_decisions_total', { description: 'Authorization decisions by outcome and deciding rule.' })
+    .addCallback((result) => decisions.observe(result));
+  meter
+    .createObservableCounter('meshward_rate_limited_total', { description: 'Requests refused by a rate limit, by limit name.' })
+    .addCallback((result) => rateLimited.observe(result));
+  const latency = meter.createHistogram('meshward_authz_duration_seconds', {
+    description: 'Time the policy engine took to decide a request.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: AUTHZ_BUCKETS },
+  });
+  return {
+    recordDecision(outcome, rule) {
+      decisions.increment(outcome, rule);
+      if (outcome === 'rate_limited') rateLimited.increment('', rule);
+    },
+    recordLatency(ms) {
+      latency.record(ms / 1000);
+    },
+  };
+}
+
+/** `meshward_policy_reloads_total` and `meshward_policy_reload_failures_total`, read at each scrape; nothing while `counts` is undefined. */
+export function policyReloadCounters(meter: Meter, counts: () => PolicyReloadCounts | undefined): void {
+  const reloads = meter.createObservableCounter('meshward_policy_reloads_total', { description: 'New policies put in force after start.' });
+  const failures = meter.createObservableCounter('meshward_policy_reload_failures_total', { description: 'New policies refused as invalid; the last good one stayed in force.' });
+  meter.addBatchObservableCallback(
+    (result) => {
+      const stats = counts();
+      if (stats === undefined) return;
+      result.observe(reloads, stats.reloads);
+      result.observe(failures, stats.rejected);
+    },
+    [reloads, failures],
+  );
+}
+
+/** `meshward_denial_spikes_total`, present (at 0) from the start; returns the function that counts one. */
+export function denialSpikeCounter(meter: Meter): () => void {
+  const spikes = meter.createCounter('meshward_denial_spikes_total', { description: 'Callers whose denials in a 10 s window jumped above 5x their own moving average (and at least 20).' });
+  spikes.add(0);
+  return () => spikes.add(1);
 }

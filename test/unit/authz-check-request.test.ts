@@ -51,6 +51,14 @@ describe('CheckRequest → AuthzRequest', () => {
     expect(mapped.ok && mapped.request.requestId).toBe('generated-id');
   });
 
+  it('takes the request id from x-request-id (what the sidecars and the app see) before request.http.id', () => {
+    const mapped = toAuthzRequest(envoyRequest({ headers: { ':path': '/', 'x-request-id': 'from-header' } }), newId);
+    expect(mapped.requestId).toBe('from-header');
+    expect(mapped.ok && mapped.request.requestId).toBe('from-header');
+    const malformed = toAuthzRequest({ attributes: { request: { http: { id: 'req-9', headers: { 'x-request-id': 'from-header' } } } } }, newId);
+    expect(malformed).toMatchObject({ ok: false, requestId: 'from-header' });
+  });
+
   it('treats a principal that is not a SPIFFE ID (a certificate subject) as no identity', () => {
     const message = envoyRequest();
     message.attributes!.source!.principal = 'CN=web,O=example';

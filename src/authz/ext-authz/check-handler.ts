@@ -1,37 +1,74 @@
-// Check, from bytes to bytes: decode, map, decide, answer, log. Fails closed at every step: whatever cannot
-// be decoded, mapped or decided is answered with a denial (a CheckResponse, never a failed call).
+// Check, from bytes to bytes: decode, map, decide, answer, log, observe. Fails closed at every step: whatever cannot
+// be decoded, mapped or decided is answered with a denial (a CheckResponse, never a failed call). Every answer,
+// denials of malformed requests included, is passed to `observe` once (metrics, audit: check-observer.ts).
 import { randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import type { Logger } from '../../telemetry/index.js';
 import { FAIL_CLOSED_RULE } from '../policy/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
+import { withoutQuery, type CheckObserver } from './check-observer.js';
 import { toAuthzRequest, type CheckRequestMessage } from './check-request.js';
-import { allowResponse, badRequestResponse, buildCheckResponse, type CheckResponseMessage } from './check-response.js';
+import { allowResponse, buildCheckResponse, type CheckResponseMessage } from './check-response.js';
 import type { ActivePolicy } from './policy-reloader.js';
 import type { CheckTypes } from './protos.js';
 import type { UnaryBytesHandler } from '../../grpc/unary-route.js';
 
-export function checkHandler(types: CheckTypes, currentPolicy: () => ActivePolicy, logger: Logger): UnaryBytesHandler {
+const HTTP_OK = 200;
+
+export interface CheckHandlerOptions {
+  currentPolicy: () => ActivePolicy;
+  logger: Logger;
+  observe: CheckObserver;
+}
+
+/** What was decided about one CheckRequest, before it is answered. */
+interface Judged {
+  requestId: string;
+  request?: AuthzRequest;
+  decision: Decision;
+  decisionMs?: number;
+  explainDenials: boolean;
+}
+
+export function checkHandler(types: CheckTypes, { currentPolicy, logger, observe }: CheckHandlerOptions): UnaryBytesHandler {
   const encode = (response: CheckResponseMessage) => types.CheckResponse.encode(response).finish();
   const allowResponses = new AllowResponseCache(encode);
 
+  const answer = (judged: Judged, received: number): Uint8Array => {
+    const { requestId, request, decision, decisionMs } = judged;
+    let bytes: Uint8Array;
+    let grpcStatus = status.OK;
+    let httpStatus = HTTP_OK;
+    if (decision.kind === 'allow') {
+      bytes = allowResponses.get(decision.principal);
+    } else {
+      const response = buildCheckResponse(decision, { requestId, explainDenials: judged.explainDenials });
+      bytes = encode(response);
+      grpcStatus = response.status.code;
+      httpStatus = response.deniedResponse?.status.code ?? HTTP_OK;
+    }
+    observe({ requestId, request, decision, decisionMs, grpcStatus, httpStatus, latencyMs: performance.now() - received, time: Date.now() });
+    return bytes;
+  };
+  const malformed = (requestId: string, reason: string, received: number): Uint8Array => {
+    logger.warn({ requestId, reason }, 'malformed CheckRequest denied');
+    return answer({ requestId, decision: { kind: 'invalid', reason }, explainDenials: false }, received);
+  };
+
   return async (bytes) => {
+    const received = performance.now();
     let message: CheckRequestMessage;
     try {
       message = types.CheckRequest.decode(bytes) as CheckRequestMessage;
     } catch (err) {
-      const requestId = randomUUID();
-      const reason = `CheckRequest does not decode: ${(err as Error).message}`;
-      logger.warn({ requestId, reason }, 'malformed CheckRequest denied');
-      return encode(badRequestResponse(reason, requestId));
+      return malformed(randomUUID(), `CheckRequest does not decode: ${(err as Error).message}`, received);
     }
     const mapped = toAuthzRequest(message, randomUUID);
-    if (!mapped.ok) {
-      logger.warn({ requestId: mapped.requestId, reason: mapped.reason }, 'malformed CheckRequest denied');
-      return encode(badRequestResponse(mapped.reason, mapped.requestId));
-    }
+    if (!mapped.ok) return malformed(mapped.requestId, mapped.reason, received);
     const { request, requestId } = mapped;
     const policy = currentPolicy();
     let decision: Decision;
+    const deciding = performance.now();
     try {
       decision = await policy.engine.decide(request);
     } catch (err) {
@@ -39,9 +76,9 @@ export function checkHandler(types: CheckTypes, currentPolicy: () => ActivePolic
       logger.error({ requestId, err: (err as Error).message }, 'policy engine failed; denied');
       decision = { kind: 'deny', rule: FAIL_CLOSED_RULE, reason: 'policy engine failed' };
     }
+    const decisionMs = performance.now() - deciding;
     logDecision(logger, request, requestId, decision);
-    if (decision.kind === 'allow') return allowResponses.get(decision.principal);
-    return encode(buildCheckResponse(decision, { requestId, explainDenials: policy.explainDenials }));
+    return answer({ requestId, request, decision, decisionMs, explainDenials: policy.explainDenials }, received);
   };
 }
 
@@ -69,10 +106,7 @@ class AllowResponseCache {
 function logDecision(logger: Logger, request: AuthzRequest, requestId: string, decision: Decision): void {
   // A plain allow is the common case and logged only at debug: build nothing for it unless that is on.
   if (decision.kind === 'allow' && !decision.dryRun && !decision.audit && !logger.isLevelEnabled('debug')) return;
-  // The path without its query string: queries can carry tokens, which never go into a log.
-  const query = request.path.indexOf('?');
-  const path = query === -1 ? request.path : request.path.slice(0, query);
-  const fields = { requestId, principal: request.principal, method: request.method, host: request.host, path };
+  const fields = { requestId, principal: request.principal, method: request.method, host: request.host, path: withoutQuery(request.path) };
   switch (decision.kind) {
     case 'allow':
       if (decision.dryRun || decision.audit) logger.info({ ...fields, rule: decision.rule, dryRun: decision.dryRun, audit: decision.audit }, 'allowed');

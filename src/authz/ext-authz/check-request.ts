@@ -36,22 +36,25 @@ export interface CheckRequestMessage {
   } | null;
 }
 
+const REQUEST_ID_HEADER = 'x-request-id';
+
 export type MappedRequest = { ok: true; request: AuthzRequest; requestId: string } | { ok: false; reason: string; requestId: string };
 
 /**
- * Maps what Envoy asks about onto the engine's request. `newRequestId` names requests that came without
- * `request.http.id`, so that every answer and log line can be correlated.
+ * Maps what Envoy asks about onto the engine's request. The request id is the request's `x-request-id` header
+ * (what the sidecars and the app see, so that their records line up), else `request.http.id`, else one from
+ * `newRequestId`, so that every answer, log line and audit record can be correlated.
  */
 export function toAuthzRequest(message: CheckRequestMessage, newRequestId: () => string): MappedRequest {
   const attributes = message.attributes;
   const http = attributes?.request?.http;
-  const requestId = http?.id || newRequestId();
+  const headers = http ? requestHeaders(http) : undefined;
+  const requestId = headers?.[REQUEST_ID_HEADER] || http?.id || newRequestId();
   if (!attributes) return { ok: false, reason: 'CheckRequest has no attributes', requestId };
-  if (!http) return { ok: false, reason: 'CheckRequest has no attributes.request.http', requestId };
+  if (!http || !headers) return { ok: false, reason: 'CheckRequest has no attributes.request.http', requestId };
   if (!http.method) return { ok: false, reason: 'attributes.request.http.method is empty', requestId };
   if (!http.path) return { ok: false, reason: 'attributes.request.http.path is empty', requestId };
 
-  const headers = requestHeaders(http);
   const request: AuthzRequest = {
     method: http.method,
     host: http.host || headers[':authority'] || headers.host || '',

@@ -6,11 +6,16 @@
 // machinery (interceptors, metadata objects, stream wrappers) costs more than the decision itself. Serving
 // Check on Node's http2 directly, with pre-resolved protobufjs types, clears the bar while doing the work.
 // Health and reflection keep their library implementations, adapted onto the same server.
+//
+// Beside it, optionally: the admin listener (/healthz, /readyz, /metrics) and the audit log, as the sidecar has
+// them (check-observer.ts: what each answered Check records).
 import type { AddressInfo } from 'node:net';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import type { Logger } from '../../telemetry/index.js';
+import { AdminServer, AuditLog, type Logger } from '../../telemetry/index.js';
 import { checkHandler } from './check-handler.js';
+import { observeChecks } from './check-observer.js';
+import { createAuthzServerMetrics } from './metrics.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../grpc/grpc-framing.js';
 import { GrpcHttp2Server } from '../../grpc/grpc-http2-server.js';
 import { policyEngineLoader, PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
@@ -29,6 +34,10 @@ export interface ExtAuthzServerOptions {
   tls?: TlsFiles;
   logger: Logger;
   maxMessageBytes?: number;
+  /** The admin listener: /healthz, /readyz, /metrics. None when absent. */
+  admin?: { host: string; port: number };
+  /** The audit log: one hash-chained record per Check answered. None when absent. */
+  audit?: { path: string };
 }
 
 export interface ExtAuthzStats {
@@ -38,6 +47,8 @@ export interface ExtAuthzStats {
 export interface ExtAuthzServer {
   /** host:port as bound, `[v6]:port` for IPv6. */
   readonly address: string;
+  /** The admin listener's host:port as bound, when there is one. */
+  readonly adminAddress?: string;
   /** Reloads the policy file (what SIGHUP does). */
   reloadPolicy(): Promise<void>;
   stats(): ExtAuthzStats;
@@ -49,30 +60,73 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
   const { logger } = options;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const policy = await PolicyReloader.start(options.policyFile, options.loadPolicy ?? policyEngineLoader(logger), logger);
+  // Undone newest first, on a failed start as on close.
+  const cleanup: Array<(graceMs: number) => Promise<void> | void> = [() => policy.close()];
+  const stop = async (graceMs: number) => {
+    for (const step of cleanup.splice(0).reverse()) await step(graceMs);
+  };
   try {
     const tls = options.tls ? await readTlsFiles(options.tls) : undefined;
+    const metrics = createAuthzServerMetrics(() => policy.stats());
+    cleanup.push(() => metrics.shutdown());
+    const auditPath = options.audit?.path;
+    const audit = auditPath === undefined ? undefined : await openAuditLog(auditPath);
+    const checks = observeChecks(metrics, audit, logger);
+    cleanup.push(async () => {
+      await checks.close();
+      // The newest record's hash, kept outside the file: what makes a truncated log detectable (audit-chain.ts).
+      if (audit) logger.info({ file: auditPath, head: audit.headHash }, 'audit log closed');
+    });
+
     const server = createServer(logger, maxMessageBytes, tls);
-    server.route(CHECK_METHOD_PATH, unaryRoute(checkHandler(loadCheckTypes(), () => policy.current, logger), maxMessageBytes));
+    const handler = checkHandler(loadCheckTypes(), { currentPolicy: () => policy.current, logger, observe: checks.observe });
+    server.route(CHECK_METHOD_PATH, unaryRoute(handler, maxMessageBytes));
     const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' });
     health.addToServer(server);
     new ReflectionService(loadReflectedServices()).addToServer(server);
 
+    let closing = false;
     const address = formatAddress(await server.listen(options.host, options.port));
-    logger.info({ address, tls: tls !== undefined }, 'listening');
+    // Calls in flight finish before the audit log closes (the cleanup steps after this one).
+    cleanup.push((graceMs) => server.close(graceMs));
+    let adminAddress: string | undefined;
+    if (options.admin) {
+      const admin = new AdminServer(options.admin.host, options.admin.port, {
+        // A policy is in force from the start (an invalid one at start is fatal), so ready means: not shutting down.
+        ready: () => !closing,
+        metrics: (req, res) => metrics.handle(req, res),
+      });
+      adminAddress = formatAddress(await admin.listen());
+      // Stops last, so that /readyz answers "not ready" while calls drain.
+      cleanup.unshift(() => admin.close());
+    }
+    logger.info({ address, tls: tls !== undefined, ...(adminAddress ? { admin: adminAddress } : {}), ...(auditPath === undefined ? {} : { audit: auditPath }) }, 'listening');
     return {
       address,
+      ...(adminAddress ? { adminAddress } : {}),
       reloadPolicy: () => policy.reload('SIGHUP'),
       stats: () => ({ policy: policy.stats() }),
       close: async (graceMs) => {
-        policy.close();
+        closing = true;
         health.setStatus('', 'NOT_SERVING');
         health.setStatus(AUTHORIZATION_SERVICE, 'NOT_SERVING');
-        await server.close(graceMs);
+        await stop(graceMs);
       },
     };
   } catch (err) {
-    policy.close();
+    await stop(0).catch(() => undefined);
     throw err;
+  }
+}
+
+async function openAuditLog(path: string): Promise<AuditLog> {
+  try {
+    return await AuditLog.open({ path });
+  } catch (err) {
+    // A damaged log names itself; a system error (a missing directory, no permission) is said with the path.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new Error(`${path}: cannot open the audit log: ${code === 'ENOENT' ? 'no such directory' : code}`);
   }
 }
 
