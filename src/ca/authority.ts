@@ -1,17 +1,22 @@
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { derToPem } from '../spiffe/x509-svid.js';
 import { AppendLog } from '../telemetry/append-log.js';
 import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
+import type { CaState } from './ca-state.js';
 import { JoinTokens } from './join-tokens.js';
+import { SharedAuditLog } from './shared-audit-log.js';
+import { auditRecordOf, operatorPrincipal, type AuditMethod, type SignAttempt, type SignOutcome } from './sign-outcome.js';
 import { InlineSigning, SigningPool, type LeafSigning } from './signing-pool.js';
 import { svidValidity } from './svid-profile.js';
 import { SvidSigner, type SigningAuthority } from './svid-signer.js';
 
 // Who may get what, independent of transport. The gRPC service and the offline CLI both come through here, so
-// every SVID is checked, signed and recorded the same way.
+// every SVID is checked, signed and recorded the same way. Every outcome, issued or refused, is appended to the
+// audit log before the caller hears of it; an issuance that cannot be recorded is refused (fail closed).
 
 /** How the caller proved who it is. */
 export type Caller =
@@ -20,9 +25,19 @@ export type Caller =
   | { method: 'workload-token'; token: string }
   /** A caller that presented its current SVID over mTLS, already verified against the trust bundle. */
   | { method: 'svid'; spiffeId: string }
+  /** A client certificate that chained to the bundle but is not a usable SVID (`reason` says why). */
+  | { method: 'unusable-svid'; reason: string }
   /** Someone with access to the CA directory and key, on this machine (the `ca issue` / `ca sign` commands). */
   | { method: 'operator' }
+  /** The serving CA itself, for its own serving certificate. */
+  | { method: 'self'; spiffeId: string }
   | { method: 'none' };
+
+/** Where a request came from, for the audit record: ids that tie it to the caller's logs and traces. */
+export interface SignContext {
+  requestId?: string;
+  traceId?: string;
+}
 
 export interface SvidRequest {
   /** PKCS#10, PEM or DER. */
@@ -70,7 +85,21 @@ export interface AuthorityOptions {
   attestor?: WorkloadAttestor;
   /** Threads that check CSRs and sign (signing-pool.ts); 0, the default, signs on the calling thread. */
   signingWorkers?: number;
+  /** The audit log (default DIR/audit.log). */
+  auditPath?: string;
+  /** Hears every outcome once it is recorded (metrics). */
+  onOutcome?: (outcome: SignOutcome) => void;
 }
+
+const AUDIT_METHOD: Record<Caller['method'], AuditMethod> = {
+  'join-token': 'token',
+  'workload-token': 'attested',
+  svid: 'renewal',
+  'unusable-svid': 'renewal',
+  operator: 'offline',
+  self: 'self',
+  none: 'none',
+};
 
 /** The certificate that signs, and when it expires (no SVID may outlive it). */
 interface Issuer {
@@ -85,9 +114,9 @@ export class Authority {
     private material: CaMaterial,
     private readonly tokens: JoinTokens,
     private readonly issued: AppendLog,
+    private readonly audit: SharedAuditLog,
     private readonly signing: LeafSigning,
-    private readonly logger?: Logger,
-    private readonly attestor?: WorkloadAttestor,
+    private readonly opts: AuthorityOptions,
   ) {
     this.issuer = this.useMaterial(material);
   }
@@ -96,13 +125,36 @@ export class Authority {
     const material = await loadCa(dir, opts.passphrase);
     const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
     const workers = opts.signingWorkers ?? 0;
+    const issued = await AppendLog.open(join(dir, CA_FILES.issued));
+    const audit = await SharedAuditLog.open(opts.auditPath ?? join(dir, CA_FILES.audit)).catch(async (err: Error) => {
+      await Promise.all([tokens.close(), issued.close()]);
+      throw new Error(`cannot open the audit log: ${err.message}`);
+    });
     const signing = workers > 0 ? new SigningPool(workers, (err) => opts.logger?.error({ err }, 'a signing worker died; replaced it')) : new InlineSigning();
-    return new Authority(material, tokens, await AppendLog.open(join(dir, CA_FILES.issued)), signing, opts.logger, opts.attestor);
+    return new Authority(material, tokens, issued, audit, signing, opts);
+  }
+
+  private get logger(): Logger | undefined {
+    return this.opts.logger;
   }
 
   /** Whether platform credentials (workload tokens) are accepted besides join tokens. */
   get attestsWorkloads(): boolean {
-    return this.attestor !== undefined;
+    return this.opts.attestor !== undefined;
+  }
+
+  get auditPath(): string {
+    return this.audit.path;
+  }
+
+  /** The persisted state: trust domain, TTLs, the rotation stage. */
+  get state(): CaState {
+    return this.material.state;
+  }
+
+  /** When the signing certificate expires: no SVID outlives it, and after it the CA cannot issue. */
+  get signingNotAfter(): Date {
+    return this.issuer.notAfter;
   }
 
   get trustDomain(): string {
@@ -133,20 +185,47 @@ export class Authority {
     return { authority, notAfter: new SvidSigner(authority).notAfter };
   }
 
-  async sign(request: SvidRequest, caller: Caller): Promise<IssuedSvid> {
+  async sign(request: SvidRequest, caller: Caller, context: SignContext = {}): Promise<IssuedSvid> {
+    const started = performance.now();
+    const attempt: SignAttempt = { method: AUDIT_METHOD[caller.method], ...context, ...(request.spiffeId ? { spiffeId: request.spiffeId } : {}) };
+    let svid: IssuedSvid;
     try {
-      return await this.signChecked(request, caller);
+      svid = await this.signChecked(request, caller, attempt);
     } catch (err) {
       const refusal = err instanceof CaError ? err : new CaError('internal', 'the CA failed to sign; see its log');
-      this.logger?.warn({ method: caller.method, code: refusal.code, reason: refusal.message, ...(err instanceof CaError ? {} : { err }) }, 'SVID refused');
+      const { requestId, principal } = attempt;
+      this.logger?.warn({ method: caller.method, requestId, principal, code: refusal.code, reason: refusal.message, ...(err instanceof CaError ? {} : { err }) }, 'SVID refused');
+      // Refused either way: a refusal that cannot be recorded is logged, and still a refusal.
+      await this.record({ ...attempt, latencyMs: performance.now() - started, decision: 'refused', reason: refusal.code, message: refusal.message }).catch((auditErr: Error) =>
+        this.logger?.error({ err: auditErr.message, requestId }, 'audit log append failed for a refusal'),
+      );
       throw refusal;
     }
+    const issued = { ...attempt, latencyMs: performance.now() - started, decision: 'issued' as const, serial: svid.serial, notAfter: svid.notAfter, ...(request.dnsNames?.length ? { dnsNames: request.dnsNames } : {}) };
+    try {
+      await this.record(issued);
+    } catch (err) {
+      // Fail closed: the SVID is never handed out. Its serial is in issued.jsonl; nobody holds it.
+      this.logger?.error({ err: (err as Error).message, requestId: attempt.requestId, serial: svid.serial, spiffeId: svid.spiffeId }, 'audit log append failed; the SVID was not issued');
+      const refusal = new CaError('unavailable', 'the CA could not record this issuance in its audit log, so nothing was issued; try again later');
+      this.opts.onOutcome?.({ ...attempt, latencyMs: issued.latencyMs, decision: 'refused', reason: refusal.code, message: refusal.message });
+      throw refusal;
+    }
+    this.logger?.info({ requestId: attempt.requestId, spiffeId: svid.spiffeId, serial: svid.serial, notAfter: svid.notAfter.toISOString(), method: caller.method }, 'SVID issued');
+    return svid;
   }
 
-  private async signChecked(request: SvidRequest, caller: Caller): Promise<IssuedSvid> {
-    const entitlement = await this.entitlement(caller);
+  /** Appends the audit record, then tells the observer: what the metrics count is what the log holds. */
+  private async record(outcome: SignOutcome): Promise<void> {
+    await this.audit.append(auditRecordOf(outcome, new Date()));
+    this.opts.onOutcome?.(outcome);
+  }
+
+  private async signChecked(request: SvidRequest, caller: Caller, attempt: SignAttempt): Promise<IssuedSvid> {
+    const entitlement = await this.entitlement(caller, attempt);
     const spiffeId = this.grantedId(request.spiffeId, entitlement?.spiffeId, caller);
-    if (request.dnsNames?.length && caller.method !== 'operator') {
+    attempt.spiffeId = spiffeId;
+    if (request.dnsNames?.length && caller.method !== 'operator' && caller.method !== 'self') {
       throw new CaError('permission_denied', 'DNS names can only be added by an operator (meshward ca issue); workloads are identified by their SPIFFE ID');
     }
     for (const dns of request.dnsNames ?? []) if (!DNS_NAME.test(dns)) throw new CaError('invalid_argument', `"${dns}" is not a valid DNS name`);
@@ -165,9 +244,6 @@ export class Authority {
     if (entitlement?.consume) await entitlement.consume();
     const record: IssuanceRecord = { time: new Date().toISOString(), serial: leaf.serialHex, spiffeId, notAfter: validity.notAfter.toISOString(), method: caller.method };
     await this.issued.append(record);
-    // pino writes its own `time`; the record's goes in as issuedAt, so that a log line has no duplicate key.
-    const { time: issuedAt, ...fields } = record;
-    this.logger?.info({ ...fields, issuedAt }, 'SVID issued');
     const chain = [leaf.der, ...issuer.authority.chain];
     return {
       spiffeId,
@@ -180,21 +256,34 @@ export class Authority {
     };
   }
 
-  /** The ID a caller may get, and how to use up a one-time credential once everything else checks out. */
-  private async entitlement(caller: Caller): Promise<{ spiffeId?: string; consume?: () => Promise<void> } | undefined> {
+  /**
+   * The ID a caller may get, and how to use up a one-time credential once everything else checks out. Who the
+   * caller proved to be goes into `attempt` as soon as it is known, so that a refusal after that names it.
+   */
+  private async entitlement(caller: Caller, attempt: SignAttempt): Promise<{ spiffeId?: string; consume?: () => Promise<void> } | undefined> {
     switch (caller.method) {
       case 'operator':
+        attempt.principal = operatorPrincipal();
         return undefined;
-      case 'svid':
+      case 'self':
+        attempt.principal = caller.spiffeId;
         return { spiffeId: caller.spiffeId };
+      case 'svid':
+        attempt.principal = caller.spiffeId;
+        return { spiffeId: caller.spiffeId };
+      case 'unusable-svid':
+        throw new CaError('unauthenticated', `the client certificate is not a usable SVID: ${caller.reason}`);
       case 'join-token': {
-        const claims = await this.tokens.verify(caller.token);
+        const claims = await this.tokens.authenticate(caller.token);
+        attempt.principal = claims.spiffeId;
+        this.tokens.ensureUnused(claims);
         return { spiffeId: claims.spiffeId, consume: () => this.tokens.consume(claims) };
       }
       case 'workload-token': {
-        if (!this.attestor) throw new CaError('unauthenticated', 'this CA does not accept platform tokens; present a join token');
-        const attested = await this.attestor.attest(caller.token);
+        if (!this.opts.attestor) throw new CaError('unauthenticated', 'this CA does not accept platform tokens; present a join token');
+        const attested = await this.opts.attestor.attest(caller.token);
         if (!attested.ok) throw new CaError(attested.code, attested.reason);
+        attempt.principal = attested.spiffeId;
         return { spiffeId: attested.spiffeId };
       }
       case 'none':
@@ -225,6 +314,8 @@ export class Authority {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.tokens.close(), this.issued.close(), this.signing.close()]);
+    const [head] = await Promise.all([this.audit.close(), this.tokens.close(), this.issued.close(), this.signing.close()]);
+    // Kept apart from the log itself, the head hash is what shows a truncated audit log.
+    if (head !== undefined) this.logger?.info({ auditLog: this.audit.path, head }, 'audit log closed');
   }
 }

@@ -25,6 +25,8 @@ export const CA_FILES = {
   tokenSecret: 'token.key',
   usedTokens: 'used-tokens.jsonl',
   issued: 'issued.jsonl',
+  /** The hash-chained record of every issuance and refusal (shared-audit-log.ts). */
+  audit: 'audit.log',
 } as const;
 
 export interface CaMaterial {

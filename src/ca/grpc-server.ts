@@ -1,4 +1,4 @@
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import type { Logger } from 'pino';
 import { GrpcHttp2Server, GrpcStatusError, unaryRoute, verifiedPeerCertificate } from '../grpc/index.js';
@@ -16,6 +16,9 @@ import { CA_SERVICE, caService, caWireTypes, type BundleMessage, type SignReques
 // The serving certificate is an SVID from the CA's own root, renewed at half-life and re-issued when the signing
 // root changes. A 1 s tick applies due rotation steps and picks up changes other commands (`meshward ca rotate`)
 // make to the directory; every bundle change is pushed to WatchBundle streams.
+//
+// Each Sign gets a request id, which ties its log lines to its audit record. Routes on the lean path see the stream
+// but not its headers, so a caller's x-request-id and traceparent are not read (yet).
 
 export const CA_SERVER_PATH = '/meshward/ca';
 
@@ -39,10 +42,22 @@ export interface CaServerOptions {
   /** DNS SANs on the serving certificate, for clients that check a hostname (default: localhost). */
   dnsNames?: string[];
   tickMs?: number;
+  /** Hears each change of the published bundle or of the signing root (metrics). */
+  onBundleChange?: () => void;
+}
+
+export interface ServingSvid {
+  spiffeId: string;
+  serial: string;
+  notAfter: Date;
 }
 
 export interface RunningCaServer {
   address: string;
+  /** The CA's own serving certificate. */
+  serving(): ServingSvid;
+  /** Listening, not shutting down, and both the signing certificate and the serving SVID are within their validity. */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -58,14 +73,15 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
   const servingKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
   const servingKeyPem = servingKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const servingId = `spiffe://${authority.trustDomain}${CA_SERVER_PATH}`;
-  let serving = { chain: '', issuedAt: 0, notAfter: 0 };
+  let serving = { chain: '', serial: '', issuedAt: 0, notAfter: 0 };
 
   const renewServingCert = async () => {
     const svid = await authority.sign(
       { csr: await makeCsr(servingKey), spiffeId: servingId, dnsNames: opts.dnsNames ?? ['localhost'], ttlSeconds: Math.min(3600, authority.maxSvidTtlSeconds) },
-      { method: 'operator' },
+      { method: 'self', spiffeId: servingId },
+      { requestId: randomUUID() },
     );
-    serving = { chain: svid.chainPem, issuedAt: Date.now(), notAfter: svid.notAfter.getTime() };
+    serving = { chain: svid.chainPem, serial: svid.serial, issuedAt: Date.now(), notAfter: svid.notAfter.getTime() };
   };
   const tlsMaterial = () => ({ key: servingKeyPem, cert: serving.chain, ca: authority.bundle.join('') });
   await renewServingCert();
@@ -83,11 +99,11 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
     unaryRoute(async (bytes, stream) => {
       const request = types.SignRequest.decode(bytes) as unknown as SignRequestMessage;
       const caller = callerOf(verifiedPeerCertificate(stream), request, peerIds, authority.attestsWorkloads);
-      if ('refusal' in caller) throw new GrpcStatusError(STATUS.unauthenticated, caller.refusal);
       try {
         const svid = await authority.sign(
           { csr: Buffer.from(request.csr), ...(request.ttlSeconds ? { ttlSeconds: request.ttlSeconds } : {}), ...(request.spiffeId ? { spiffeId: request.spiffeId } : {}) },
           caller,
+          { requestId: randomUUID() },
         );
         return types.SignResponse.encode({
           spiffeId: svid.spiffeId,
@@ -114,6 +130,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
   });
 
   const bound = await server.listen(opts.host, opts.port);
+  let closing = false;
   const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
 
   // Rotation steps, directory changes and serving-certificate renewal, serialised so they never overlap.
@@ -131,7 +148,9 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
         const previousBundle = authority.bundle.join('');
         authority.replaceMaterial(await loadCa(opts.dir, opts.passphrase));
         const rootChanged = !before.equals(authority.signingCertificate);
-        if (authority.bundle.join('') !== previousBundle) {
+        const bundleChanged = authority.bundle.join('') !== previousBundle;
+        if (bundleChanged || rootChanged) opts.onBundleChange?.();
+        if (bundleChanged) {
           bundleSequence++;
           bundle = encodeBundle(bundleMessageOf(authority, bundleSequence));
           for (const w of watchers) w.write(bundle.message);
@@ -154,7 +173,13 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
 
   return {
     address,
+    serving: () => ({ spiffeId: servingId, serial: serving.serial, notAfter: new Date(serving.notAfter) }),
+    ready: () => {
+      const now = Date.now();
+      return !closing && now < serving.notAfter && now < authority.signingNotAfter.getTime();
+    },
     close: async () => {
+      closing = true;
       clearInterval(timer);
       for (const w of watchers) w.end();
       await server.close(5000);
@@ -167,10 +192,10 @@ function bundleMessageOf(authority: Authority, sequence: number): BundleMessage 
 }
 
 /** Who the caller is: a verified SVID presented over mTLS, a join token in the request, or nobody. */
-function callerOf(peer: Buffer | undefined, request: SignRequestMessage, peerIds: PeerIdentityCache, attestsWorkloads: boolean): Caller | { refusal: string } {
+function callerOf(peer: Buffer | undefined, request: SignRequestMessage, peerIds: PeerIdentityCache, attestsWorkloads: boolean): Caller {
   if (peer) {
     const id = peerIds.get(peer);
-    if (!id.ok) return { refusal: `the client certificate is not a usable SVID: ${id.error}` };
+    if (!id.ok) return { method: 'unusable-svid', reason: id.error };
     return { method: 'svid', spiffeId: id.value.uri };
   }
   const token = request.joinToken;

@@ -10,6 +10,7 @@ import { CaError } from './ca-error.js';
 // restart never makes a used token valid again.
 
 export const TOKEN_AUDIENCE = 'meshward-ca';
+const USED = 'the join token was already used; each token buys one SVID';
 
 export interface TokenClaims {
   spiffeId: string;
@@ -52,8 +53,11 @@ export class JoinTokens {
     return new JoinTokens(secret, trustDomain, used, await AppendLog.open(usedFile));
   }
 
-  /** Verifies a token without using it up. Throws CaError(unauthenticated) saying what is wrong with it. */
-  async verify(token: string): Promise<TokenClaims> {
+  /**
+   * Checks a token's signature and claims, without asking whether it was used (ensureUnused) or using it up.
+   * Throws CaError(unauthenticated) saying what is wrong with it.
+   */
+  async authenticate(token: string): Promise<TokenClaims> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.secret, {
@@ -69,8 +73,12 @@ export class JoinTokens {
     }
     const id = parseSpiffeId(payload.sub!);
     if (!id.ok || id.value.trustDomain !== this.trustDomain) throw new CaError('unauthenticated', 'the join token is bound to an ID outside this trust domain');
-    if (this.used.has(payload.jti!)) throw new CaError('unauthenticated', 'the join token was already used; each token buys one SVID');
     return { spiffeId: id.value.uri, jti: payload.jti!, expiresAt: payload.exp! };
+  }
+
+  /** Refuses a token already used, before any work is done for it; consume() is what makes a use count. */
+  ensureUnused(claims: TokenClaims): void {
+    if (this.used.has(claims.jti)) throw new CaError('unauthenticated', USED);
   }
 
   /**
@@ -78,7 +86,7 @@ export class JoinTokens {
    * durably. If recording fails the token stays reserved: fail closed.
    */
   async consume(claims: TokenClaims): Promise<void> {
-    if (this.used.has(claims.jti)) throw new CaError('unauthenticated', 'the join token was already used; each token buys one SVID');
+    this.ensureUnused(claims);
     this.used.set(claims.jti, claims.expiresAt);
     await this.log.append({ jti: claims.jti, exp: claims.expiresAt, usedAt: new Date().toISOString() });
   }

@@ -4,7 +4,25 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { parseDuration } from '../config/duration.js';
-import { advanceCa, Authority, CA_FILES, type WorkloadAttestor, CaError, describeState, loadCa, initCa, makeCsr, mintJoinToken, PASSPHRASE_ENV, readState, rotateCa, startCaServer } from '../ca/index.js';
+import {
+  advanceCa,
+  Authority,
+  CA_FILES,
+  type WorkloadAttestor,
+  CaError,
+  createCaMetrics,
+  describeState,
+  loadCa,
+  initCa,
+  makeCsr,
+  mintJoinToken,
+  PASSPHRASE_ENV,
+  readState,
+  rotateCa,
+  startCaAdmin,
+  startCaServer,
+  type RunningCaServer,
+} from '../ca/index.js';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { createLogger } from '../telemetry/logger.js';
 import { parseFlags, parseListenAddress, required, runSubcommand, UsageError, type Command } from './command.js';
@@ -15,22 +33,30 @@ Usage: meshward ca <subcommand> [options]
   init    --trust-domain TD --dir DIR [--ttl-days N] [--max-ttl 24h] [--force]
           [--import-cert FILE --import-key FILE [--import-bundle FILE]]
           Create a root CA in DIR (root.pem, root.key, bundle.pem), or plug in an existing CA.
-  issue   --dir DIR --spiffe-id ID [--ttl 1h] [--dns NAME]... --out PREFIX
+  issue   --dir DIR --spiffe-id ID [--ttl 1h] [--dns NAME]... --out PREFIX [--audit FILE]
           Make a key here and issue an SVID for it: PREFIX.pem (leaf, then chain) and PREFIX.key.
-  sign    --dir DIR --csr FILE --spiffe-id ID [--ttl 1h]
+  sign    --dir DIR --csr FILE --spiffe-id ID [--ttl 1h] [--audit FILE]
           Sign a CSR made by anyone; prints the PEM chain.
   token   --dir DIR --spiffe-id ID [--ttl 10m]
           Print a one-time join token bound to that SPIFFE ID.
-  serve   --dir DIR --listen HOST:PORT [--dns NAME]... [--workers N]
+  serve   --dir DIR --listen HOST:PORT [--dns NAME]... [--workers N] [--admin HOST:PORT] [--audit FILE]
           [--k8s-issuer URL [--k8s-jwks-url URL | --k8s-jwks-file FILE] [--k8s-api-ca FILE] [--k8s-token-file FILE]]
           Serve the CA over gRPC with TLS (proto/meshward/ca/v1/ca.proto). With --k8s-issuer it also accepts
           projected service-account tokens (audience meshward-ca) and issues spiffe://TD/ns/NAMESPACE/sa/NAME;
           keys come from the issuer's OIDC discovery unless a JWKS URL or file is given. CSR checks and signing
           run on N worker threads (default: one per CPU; 0 signs on the main thread).
+          --admin starts an admin listener (plain HTTP; keep it on loopback or a private network): /healthz,
+          /readyz (200 once the CA serves and can sign), /metrics (Prometheus: meshward_ca_*) and /certs (the
+          bundle, signing and serving certificates and the rotation stage; no key material). Port 0 picks a
+          free port, logged as "admin" in the "CA listening" line.
   rotate  --dir DIR [--propagation-delay DURATION]
           Start a staged root rotation (default delay: the maximum SVID TTL).
   status  --dir DIR
           Show the trust domain, the roots and any rotation in progress.
+
+Every request for an SVID (issue, sign and serve), issued or refused, is appended to a hash-chained audit log,
+DIR/audit.log unless --audit FILE says otherwise (check it with \`meshward audit verify FILE\`). Commands that share
+a log take turns under a lock, so they keep one chain. An issuance that cannot be recorded is refused.
 
 The CA key is encrypted at rest when ${PASSPHRASE_ENV} is set.
 `;
@@ -52,8 +78,13 @@ function spiffeIdFlag(value: string | undefined): string {
   return id.value.uri;
 }
 
-async function withAuthority<T>(dir: string, fn: (authority: Authority) => Promise<T>): Promise<T> {
-  const authority = await Authority.open(dir, { ...(passphrase() ? { passphrase: passphrase()! } : {}) });
+function auditFlag(value: string | undefined): { auditPath?: string } {
+  if (value === '') throw new UsageError('--audit needs a file name');
+  return value === undefined ? {} : { auditPath: value };
+}
+
+async function withAuthority<T>(dir: string, audit: string | undefined, fn: (authority: Authority) => Promise<T>): Promise<T> {
+  const authority = await Authority.open(dir, { ...auditFlag(audit), ...(passphrase() ? { passphrase: passphrase()! } : {}) });
   try {
     return await fn(authority);
   } catch (err) {
@@ -120,13 +151,14 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
       ttl: { type: 'string' },
       dns: { type: 'string', multiple: true },
       out: { type: 'string' },
+      audit: { type: 'string' },
     });
     const dir = required(values.dir, 'dir');
     const spiffeId = spiffeIdFlag(values['spiffe-id']);
     const out = required(values.out, 'out');
     const ttlSeconds = durationFlag(values.ttl, 'ttl', 3600);
     const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-    const svid = await withAuthority(dir, async (authority) =>
+    const svid = await withAuthority(dir, values.audit, async (authority) =>
       authority.sign({ csr: await makeCsr(key), spiffeId, ttlSeconds, ...(values.dns ? { dnsNames: values.dns } : {}) }, { method: 'operator' }),
     );
     await writeFileAtomic(`${out}.key`, key.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
@@ -137,7 +169,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
   },
 
   async sign(argv) {
-    const { values } = parseFlags(argv, { dir: { type: 'string' }, csr: { type: 'string' }, 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
+    const { values } = parseFlags(argv, { dir: { type: 'string' }, csr: { type: 'string' }, 'spiffe-id': { type: 'string' }, ttl: { type: 'string' }, audit: { type: 'string' } });
     const dir = required(values.dir, 'dir');
     const spiffeId = spiffeIdFlag(values['spiffe-id']);
     const csrFile = required(values.csr, 'csr');
@@ -145,7 +177,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
       throw new Error(`--csr ${csrFile}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`);
     });
     const ttlSeconds = durationFlag(values.ttl, 'ttl', 3600);
-    const svid = await withAuthority(dir, (authority) => authority.sign({ csr, spiffeId, ttlSeconds }, { method: 'operator' }));
+    const svid = await withAuthority(dir, values.audit, (authority) => authority.sign({ csr, spiffeId, ttlSeconds }, { method: 'operator' }));
     if (svid.notice) process.stderr.write(`note: ${svid.notice}\n`);
     process.stdout.write(svid.chainPem);
     return 0;
@@ -176,9 +208,13 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
       'k8s-api-ca': { type: 'string' },
       'k8s-token-file': { type: 'string' },
       workers: { type: 'string' },
+      admin: { type: 'string' },
+      audit: { type: 'string' },
     });
     const dir = required(values.dir, 'dir');
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
+    const adminListen = values.admin === undefined ? undefined : parseListenAddress(values.admin, 'admin');
+    const audit = auditFlag(values.audit);
     const signingWorkers = values.workers === undefined ? availableParallelism() : Number(values.workers);
     if (!Number.isInteger(signingWorkers) || signingWorkers < 0 || signingWorkers > 256) {
       throw new UsageError(`--workers: "${values.workers}" is not a whole number from 0 to 256`);
@@ -195,9 +231,46 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
           fetch: { ...(values['k8s-api-ca'] ? { caPem: await readFile(values['k8s-api-ca'], 'utf8') } : {}), ...(values['k8s-token-file'] ? { bearerTokenFile: values['k8s-token-file'] } : {}) },
         })
       : undefined;
-    const authority = await Authority.open(dir, { logger, signingWorkers, ...(attestor ? { attestor } : {}), ...(passphrase() ? { passphrase: passphrase()! } : {}) });
-    const server = await startCaServer({ authority, dir, host, port, logger, ...(passphrase() ? { passphrase: passphrase()! } : {}), ...(values.dns ? { dnsNames: values.dns } : {}) });
-    logger.info({ address: server.address, trustDomain: authority.trustDomain, signingWorkers }, 'CA listening');
+    let server: RunningCaServer | undefined;
+    const metrics = adminListen
+      ? createCaMetrics({ signingNotAfter: () => authority.signingNotAfter, servingNotAfter: () => server?.serving().notAfter })
+      : undefined;
+    // Stopped in the reverse order of starting: the gRPC listener drains first (/readyz says 503 meanwhile), the
+    // audit log is closed last. Also on a failed start, so that no listener or worker keeps the process alive.
+    const started: (() => Promise<unknown>)[] = [];
+    const stopAll = async () => {
+      for (const stop of started.reverse()) await stop().catch((err: Error) => logger.error({ err: err.message }, 'stopping the CA'));
+    };
+    if (metrics) started.push(() => metrics.shutdown());
+    let authority: Authority;
+    try {
+      authority = await Authority.open(dir, {
+        logger,
+        signingWorkers,
+        ...audit,
+        ...(metrics ? { onOutcome: metrics.recordSign } : {}),
+        ...(attestor ? { attestor } : {}),
+        ...(passphrase() ? { passphrase: passphrase()! } : {}),
+      });
+      started.push(() => authority.close());
+      const admin = adminListen && metrics ? await startCaAdmin({ ...adminListen, authority, metrics, server: () => server }) : undefined;
+      if (admin) started.push(() => admin.close());
+      server = await startCaServer({
+        authority,
+        dir,
+        host,
+        port,
+        logger,
+        ...(metrics ? { onBundleChange: metrics.recordBundleChange } : {}),
+        ...(passphrase() ? { passphrase: passphrase()! } : {}),
+        ...(values.dns ? { dnsNames: values.dns } : {}),
+      });
+      started.push(server.close);
+      logger.info({ address: server.address, ...(admin ? { admin: admin.address } : {}), audit: authority.auditPath, trustDomain: authority.trustDomain, signingWorkers }, 'CA listening');
+    } catch (err) {
+      await stopAll();
+      throw err;
+    }
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         logger.info({ signal }, 'CA shutting down');
@@ -206,8 +279,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
-    await server.close();
-    await authority.close();
+    await stopAll();
     logger.flush();
     return 0;
   },

@@ -50,3 +50,17 @@ export async function token(caDir: string, spiffeId: string, ttl = '10m'): Promi
   expect(r.code, r.stderr).toBe(0);
   return r.stdout.trim();
 }
+
+/** Follows WatchBundle until a bundle with `roots` roots arrives; resolves with the root count of each bundle seen. */
+export function bundleWithRoots(client: CaClient, roots: number): Promise<number[]> {
+  return new Promise((resolve) => {
+    const seen: number[] = [];
+    const stop = client.watchBundle((b) => {
+      seen.push(b.x509Authorities.length);
+      if (b.x509Authorities.length === roots) {
+        stop();
+        resolve(seen);
+      }
+    });
+  });
+}

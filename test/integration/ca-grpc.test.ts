@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCsr, mintJoinToken } from '../../src/ca/index.js';
 import { x509 } from '../../src/spiffe/x509.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
+import { bundleWithRoots, initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
 import { csrWith, ecKey } from '../helpers/pki.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -161,19 +161,9 @@ describe('meshward ca serve (gRPC over TLS)', () => {
     const bundle = await client.getBundle();
     expect(bundle.trustDomain).toBe(TD);
     expect(bundle.x509Authorities).toHaveLength(1);
-    const seen: number[] = [];
-    const twoRoots = new Promise<void>((resolve) => {
-      const stop = client.watchBundle((b) => {
-        seen.push(b.x509Authorities.length);
-        if (b.x509Authorities.length === 2) {
-          stop();
-          resolve();
-        }
-      });
-    });
+    const twoRoots = bundleWithRoots(client, 2);
     const r = await runCli(['ca', 'rotate', '--dir', caDir, '--propagation-delay', '1h']);
     expect(r.code, r.stderr).toBe(0);
-    await twoRoots;
-    expect(seen).toEqual([1, 2]);
+    expect(await twoRoots).toEqual([1, 2]);
   });
 });

@@ -108,6 +108,7 @@ describe('deploy/kubernetes', () => {
     // Pods bootstrap with their projected service-account tokens, verified against the cluster issuer's keys.
     const flags = Object.fromEntries(pod.containers[0].args.slice(6).map((a: string, i: number, all: string[]) => (i % 2 ? [] : [a, all[i + 1]])).filter((p: string[]) => p.length));
     expect(flags).toEqual({
+      '--admin': '0.0.0.0:9090',
       '--k8s-issuer': 'https://kubernetes.default.svc.cluster.local',
       '--k8s-api-ca': '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
       '--k8s-token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token',
@@ -116,6 +117,19 @@ describe('deploy/kubernetes', () => {
     for (const name of ['meshward-ca', 'meshward-injector']) {
       expect(find('Deployment', name).spec.template.metadata.annotations['meshward.io/inject']).toBe('false');
     }
+  });
+
+  it('probes the CA and lets Prometheus scrape it on the admin listener its --admin flag opens', () => {
+    const template = find('Deployment', 'meshward-ca').spec.template;
+    const container = template.spec.containers[0] as Obj;
+    const args = container.args as string[];
+    const adminPort = Number(args[args.indexOf('--admin') + 1]!.split(':')[1]);
+    expect(container.ports).toContainEqual({ name: 'admin', containerPort: adminPort, protocol: 'TCP' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    expect(template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(adminPort), 'prometheus.io/path': '/metrics' });
+    // The Service carries gRPC only: the admin listener is for the kubelet and Prometheus, which reach the pod.
+    expect(find('Service', 'meshward-ca').spec.ports.map((p: Obj) => p.name)).toEqual(['grpc-tls']);
   });
 });
 
