@@ -1,15 +1,19 @@
 // The sidecar hop benchmark (issue 4): wrk → web's outbound sidecar → mTLS → orders's inbound sidecar (policy
 // allows, audit log on) → nginx, next to the same hop through two HAProxy instances (one originating, one
-// terminating mTLS with the same certificates) and the direct path wrk → nginx, in one run.
+// terminating mTLS with the same certificates), through two bare Node.js processes (phase `node`:
+// fixtures/node-hop.mjs, node:http / node:https servers forwarding with undici as meshward does, with no policy,
+// audit, logging or XFCC: the floor Node's own HTTP and TLS stack sets) and the direct path wrk → nginx, in one run.
 //
 //   npm run build && node bench/hop.mjs
 //
-// The bar: meshward's hop >= 0.50x HAProxy's requests/s, and its median latency <= 2.0x HAProxy's.
+// The bar: meshward's hop >= 0.50x HAProxy's requests/s, and its median latency <= 2.0x HAProxy's. The node phase
+// says how much of meshward's cost is the platform: meshward/node CPU per request near 1 means the gap to HAProxy
+// is Node's; well above 1, meshward's own code.
 // Settings (environment): BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32),
 // BENCH_THREADS (1, wrk threads), BENCH_HAPROXY_THREADS (1, nbthread of each HAProxy), BENCH_HAPROXY_LOG (0; 1 logs
-// every request on both HAProxy instances), BENCH_PHASES (direct,haproxy,meshward), BENCH_SIDECAR_NODE_ARGS (extra
-// node flags for both sidecars, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-// Rounds alternate the order of the two hops so that noise from other work on the machine falls on both; the
+// every request on both HAProxy instances), BENCH_PHASES (direct,haproxy,node,meshward), BENCH_SIDECAR_NODE_ARGS
+// (extra node flags for both sidecars and both node-hop processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// Rounds rotate the order of the hops so that noise from other work on the machine falls on all of them; the
 // figures are medians over rounds.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
@@ -17,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processCpuMs } from './ca-load.mjs';
-import { freePort, startChild, tempDir } from './ca-procs.mjs';
+import { freePort as anyFreePort, startChild, tempDir } from './ca-procs.mjs';
 import {
   ROUTE_HOST,
   TRUST_DOMAIN,
@@ -34,6 +38,7 @@ import { alive, checkOk, checkRefusesAnonymous, curl, envCount, findTool, httpGe
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MESHWARD = join(ROOT, 'bin/meshward.js');
+const NODE_HOP = join(ROOT, 'bench/fixtures/node-hop.mjs');
 const REPORT_LUA = join(ROOT, 'bench/fixtures/hop-report.lua');
 const FIRST_WARMUP_S = 5;
 
@@ -47,9 +52,25 @@ const cfg = {
   threads: count('BENCH_THREADS', 1),
   haproxyThreads: count('BENCH_HAPROXY_THREADS', 1),
   haproxyLog: env.BENCH_HAPROXY_LOG === '1',
-  phases: (env.BENCH_PHASES ?? 'direct,haproxy,meshward').split(',').map((s) => s.trim()).filter(Boolean),
+  phases: (env.BENCH_PHASES ?? 'direct,haproxy,node,meshward').split(',').map((s) => s.trim()).filter(Boolean),
   sidecarNodeArgs: (env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean),
 };
+
+/**
+ * A free port no earlier call in this run handed out: the kernel may give a just-closed ephemeral port out again, and
+ * two servers of one run configured with the same port fail with EADDRINUSE (seen: web's sidecar and orders's admin).
+ */
+const portsTaken = new Set();
+async function freePort() {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = await anyFreePort();
+    if (!portsTaken.has(port)) {
+      portsTaken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port found that this run has not used already');
+}
 
 function fatal(message) {
   console.error(`hop benchmark: ${message}`);
@@ -138,6 +159,37 @@ async function setUpHaproxy({ work, caDir, nginx, nginxPort }) {
   }
 }
 
+/** Two bare Node.js processes in the sidecars' places (fixtures/node-hop.mjs): Node's HTTP + TLS + undici, nothing else. */
+async function setUpNode({ work, caDir, nginx, nginxPort }) {
+  const dir = join(work, 'node');
+  mkdirSync(dir);
+  const bundle = join(caDir, 'bundle.pem');
+  const identity = (name) => ['--cert', join(caDir, `${name}.pem`), '--key', join(caDir, `${name}.key`), '--ca', bundle];
+  const [outPort, inPort] = [await freePort(), await freePort()];
+  const roles = [
+    ['terminating', inPort, ['--app', `127.0.0.1:${nginxPort}`, ...identity('orders')]],
+    ['originating', outPort, ['--upstream', `127.0.0.1:${inPort}`, '--servername', ROUTE_HOST, ...identity('web')]],
+  ];
+  const procs = [];
+  try {
+    for (const [role, port, args] of roles) {
+      procs.push(
+        await startServer(`node hop (${role})`, process.execPath, [...cfg.sidecarNodeArgs, NODE_HOP, role, '--port', String(port), ...args], {
+          logFile: join(dir, `${role}.log`),
+          probe: () => tcpProbe(port),
+        }),
+      );
+    }
+    const url = `http://127.0.0.1:${outPort}/`;
+    checkRefusesAnonymous(inPort, 'the terminating node-hop process');
+    checkOk(url);
+    return { url, procs, cpuPids: { out: procs[1].child.pid, in: procs[0].child.pid }, appPid: nginx.child.pid };
+  } catch (err) {
+    await Promise.all(procs.map((p) => p.stop(2000)));
+    throw new Error(`${err.message}${procs.map((p) => `\n  ${p.what} log:\n${logTail(p.logFile)}`).join('')}`);
+  }
+}
+
 async function setUpMeshward({ work, caDir, nginx, nginxPort }) {
   const dir = join(work, 'meshward');
   mkdirSync(dir);
@@ -187,6 +239,7 @@ async function setUpMeshward({ work, caDir, nginx, nginxPort }) {
 const PHASES = {
   direct: { label: 'direct (wrk → nginx)', setUp: setUpDirect },
   haproxy: { label: `haproxy hop (nbthread ${cfg.haproxyThreads}${cfg.haproxyLog ? ', logging' : ''})`, setUp: setUpHaproxy },
+  node: { label: 'node hop (https + undici only: the floor)', setUp: setUpNode },
   meshward: { label: 'meshward hop (authz + audit, info logs)', setUp: setUpMeshward },
 };
 
@@ -218,7 +271,7 @@ const median = (xs) => {
 };
 
 async function main() {
-  for (const name of cfg.phases) if (!PHASES[name]) fatal(`BENCH_PHASES: unknown phase "${name}" (direct, haproxy, meshward)`);
+  for (const name of cfg.phases) if (!PHASES[name]) fatal(`BENCH_PHASES: unknown phase "${name}" (${Object.keys(PHASES).join(', ')})`);
   for (const [tool, hint] of [['wrk', 'apt-get install wrk'], ['nginx', 'apt-get install nginx'], ['curl', 'apt-get install curl']]) {
     if (!findTool(tool)) fatal(`${tool} not found (${hint})`);
   }
@@ -262,10 +315,11 @@ async function main() {
     }
 
     for (let round = 1; round <= cfg.rounds; round++) {
-      // Direct first, then the two hops in alternating order.
+      // Direct first, then the hops, their order rotated by one every round (with two hops: alternating).
       const order = phases.filter((p) => !p.failed);
       const hops = order.filter((p) => p.name !== 'direct');
-      if (round % 2 === 0) hops.reverse();
+      const shift = hops.length ? (round - 1) % hops.length : 0;
+      hops.push(...hops.splice(0, shift));
       for (const phase of [...order.filter((p) => p.name === 'direct'), ...hops]) {
         if (phase.failed) continue;
         try {
@@ -278,8 +332,10 @@ async function main() {
           phase.runs.push(r);
           const dead = [...phase.procs, nginx].filter((p) => !alive(p));
           if (dead.length) throw new Error(dead.map((p) => `${p.what} exited during the run (code ${p.child.exitCode ?? p.child.signalCode}):\n${logTail(p.logFile)}`).join('\n'));
+          const roles = Object.keys(phase.cpuPids);
+          const cpu = roles.length && roles.every((k) => r.cpu[k] !== undefined) ? `, proxy CPU ${((roles.reduce((n, k) => n + r.cpu[k], 0) * 1000) / r.requests).toFixed(0)} µs/req` : '';
           console.error(
-            `  round ${round} ${phase.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms` +
+            `  round ${round} ${phase.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${cpu}` +
               `${r.errors ? `, ${r.errors} ERRORS ${JSON.stringify(r.errorDetail)}` : ''}${warm.errors ? `, ${warm.errors} errors in the warm-up` : ''}`,
           );
         } catch (err) {
@@ -325,6 +381,7 @@ function report(phases) {
       p99: median(p.runs.map((r) => r.p99)),
       errors,
       proxyCpu,
+      roleCpu: Object.fromEntries(roles.map((k) => [k, per(k)])),
       notes: p.failed && !p.runs.length ? 'FAILED (below)' : notes.filter(Boolean).join('; '),
     };
   });
@@ -362,8 +419,30 @@ function report(phases) {
   } else if (cfg.phases.includes('haproxy') && cfg.phases.includes('meshward')) {
     lines.push('no verdict: the haproxy and meshward hops did not both complete (see above)');
   }
+
+  // The platform's share: the node hop is Node's HTTP + TLS + undici with nothing of meshward's on top.
+  const nd = rows.find((r) => r.name === 'node');
+  const done = (r) => r?.runs.length && !r.failed;
+  const x = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
+  if (done(nd) && done(ha)) {
+    lines.push(`node / haproxy requests/s = ${x(nd.rate, ha.rate)}; proxy CPU per request: node ${us(nd.proxyCpu)} µs = ${x(nd.proxyCpu, ha.proxyCpu)} haproxy's ${us(ha.proxyCpu)} µs`);
+  }
+  if (done(nd) && done(mw)) {
+    lines.push(`meshward / node requests/s = ${x(mw.rate, nd.rate)}; proxy CPU per request: meshward ${us(mw.proxyCpu)} µs = ${x(mw.proxyCpu, nd.proxyCpu)} node's ${us(nd.proxyCpu)} µs`);
+    const added = (k) => mw.roleCpu[k] - nd.roleCpu[k];
+    const share = Number.isFinite(mw.proxyCpu) && Number.isFinite(nd.proxyCpu) ? `${((100 * nd.proxyCpu) / mw.proxyCpu).toFixed(0)}%` : '-';
+    lines.push(
+      `  the bare Node hop costs ${share} of meshward's CPU per request; meshward's own code adds ${us(mw.proxyCpu - nd.proxyCpu)} µs/req` +
+        ` (out ${us(nd.roleCpu.out)} → ${us(mw.roleCpu.out)}, ${signed(added('out'))}; in ${us(nd.roleCpu.in)} → ${us(mw.roleCpu.in)}, ${signed(added('in'))})`,
+    );
+  }
+  if ((done(nd) && nd.errors) || (done(nd) && done(mw) && mw.errors)) lines.push('!!! the node ratios are over runs WITH ERRORS (above)');
   console.log(lines.join('\n'));
   return bad.length === 0;
+}
+
+function signed(x) {
+  return Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(0)}` : '-';
 }
 
 function sumErrors(runs) {
