@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { traceContextOf, traceparentOf, type TraceContext } from '../telemetry/index.js';
+import { traceContextOf, traceparentOf, withoutQuery, type TraceContext } from '../telemetry/index.js';
 
 // The trace of one hop. Without a tracer (tracing off, the default) it only carries the W3C trace id: the caller's,
 // or a new unsampled one the sidecar starts (trace-context.ts). With a tracer it records the spans of the hop: the
@@ -96,11 +96,10 @@ function parentOf(context: TraceContext): Context {
 
 /** Span attributes of an HTTP request, by the OpenTelemetry conventions; the path without its query string. */
 export function httpSpanAttributes(method: string, host: string, path: string, sourceIp?: string): Attributes {
-  const query = path.indexOf('?');
   return {
     'http.request.method': method,
     'server.address': host,
-    'url.path': query === -1 ? path : path.slice(0, query),
+    'url.path': withoutQuery(path),
     ...(sourceIp !== undefined ? { 'client.address': sourceIp } : {}),
   };
 }

@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
-import { AuditLog, createSidecarMetrics, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AuditLog, createSidecarMetrics, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -163,7 +163,7 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
     }
     if (audit !== undefined && record.decision !== undefined) {
       audit
-        .append({ type: 'authz', time: new Date().toISOString(), ...record, latencyMs: Math.round(record.latencyMs * 1000) / 1000 })
+        .append({ type: 'authz', time: new Date().toISOString(), ...record, path: withoutQuery(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 })
         .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'audit log append failed'));
     }
     if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');

@@ -9,3 +9,4 @@ export * from './prometheus.js';
 export * from './admin-server.js';
 export * from './listen.js';
 export * from './tracing.js';
+export { withoutQuery } from './redact.js';

@@ -48,3 +48,9 @@ export function redactValue(value: unknown, depth = 0): unknown {
   }
   return copy ?? value;
 }
+
+/** A request path without its query string: queries can carry credentials, and no audit record or span keeps one. */
+export function withoutQuery(path: string): string {
+  const query = path.indexOf('?');
+  return query === -1 ? path : path.slice(0, query);
+}

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): the `traceparent` header that ties the hops of one
 // request together. A sidecar keeps the caller's trace when the header is valid, and starts one when it is absent or
@@ -29,7 +29,7 @@ export function traceContextOf(header: string | string[] | undefined): TraceCont
     const parent = { traceId: match[2]!, spanId: match[3]!, sampled: (parseInt(match[4]!, 16) & 1) === 1 };
     return { traceId: parent.traceId, traceparent: match[0], started: false, parent };
   }
-  const ids = randomBytes(24).toString('hex');
+  const ids = randomIds();
   const traceId = ids.slice(0, 32);
   return { traceId, traceparent: `00-${traceId}-${ids.slice(32)}-00`, started: true };
 }
@@ -37,4 +37,20 @@ export function traceContextOf(header: string | string[] | undefined): TraceCont
 /** The header for a span: version 00, its ids, and the sampled flag. */
 export function traceparentOf(traceId: string, spanId: string, sampled: boolean): string {
   return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
+}
+
+// Random bytes for new trace ids, drawn from the CSPRNG 256 ids at a time (as Node's randomUUID does): one
+// randomBytes call per request was ~3% of an outbound hop's CPU in bench/hop.mjs profiles.
+const IDS_PER_FILL = 256;
+const pool = Buffer.alloc(24 * IDS_PER_FILL);
+let next = IDS_PER_FILL;
+
+/** 48 hex digits: a 16-byte trace id then an 8-byte span id. */
+function randomIds(): string {
+  if (next === IDS_PER_FILL) {
+    randomFillSync(pool);
+    next = 0;
+  }
+  const start = 24 * next++;
+  return pool.toString('hex', start, start + 24);
 }

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TD } from '../helpers/ca.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { httpRequest, makeMesh, runPair, runSidecar, WEB_ID, type Mesh } from '../helpers/sidecar.js';
+import { httpRequest, makeMesh, readJsonLines, runPair, runSidecar, WEB_ID, type Mesh } from '../helpers/sidecar.js';
 
 // Traces exported by OTLP/HTTP to a collector stand-in (a real HTTP server that keeps what it is sent), and the
 // log level from config and environment, all through real sidecar processes.
@@ -85,7 +85,7 @@ describe('sidecar: spans for every hop, exported by OTLP when OTEL_* says so', (
     collector = await startCollector();
     mesh = await makeMesh(dir);
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '50' };
-    const { orders, web } = await runPair(mesh, { app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, env });
+    const { orders, web } = await runPair(mesh, { app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, env, ordersExtra: { audit: { path: join(dir, 'audit.jsonl') } } });
     const viaWeb = (path: string) => httpRequest(web.outbound!, path, { headers: { host: 'orders', traceparent: `00-${TRACE_ID}-${CALLER_SPAN}-01` } });
     expect((await viaWeb('/api/orders/7?access_token=do-not-export')).status).toBe(200);
     allowedAppHeaders = seen[0]!;
@@ -138,10 +138,16 @@ describe('sidecar: spans for every hop, exported by OTLP when OTEL_* says so', (
     expect(seen).toHaveLength(1);
   });
 
-  it('never exports a query string', () => {
+  it('never exports a query string, nor writes one to the audit log', () => {
     const text = collector.exports.map((e) => e.body.toString()).join('\n');
     expect(text).toContain('/api/orders/7');
     expect(text).not.toContain('do-not-export');
+    const audit = readJsonLines(join(dir, 'audit.jsonl'));
+    expect(audit.map((r) => [r.path, r.traceId])).toEqual([
+      ['/api/orders/7', TRACE_ID],
+      ['/api/admin', TRACE_ID],
+    ]);
+    expect(readFileSync(join(dir, 'audit.jsonl'), 'utf8')).not.toContain('do-not-export');
   });
 });
 

@@ -4,7 +4,7 @@
 // Audit records are sealed (JSON + SHA-256) and written off the response path: a Check queues its record and
 // the queue is drained on the next turn of the event loop, after the answer has been handed to HTTP/2. The
 // write itself is group-committed by the audit log; its failures are logged, never answered.
-import { AuditLog, DenialSpikeDetector, traceContextOf, TRACEPARENT, type Logger } from '../../telemetry/index.js';
+import { AuditLog, DenialSpikeDetector, traceContextOf, TRACEPARENT, withoutQuery, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
 import { decisionSummary, ruleOf } from './decision-summary.js';
 import type { AuthzServerMetrics } from './metrics.js';
@@ -114,10 +114,4 @@ function traceIdOf(traceparent: string | undefined): string | undefined {
   if (traceparent === undefined) return undefined;
   const trace = traceContextOf(traceparent);
   return trace.started ? undefined : trace.traceId;
-}
-
-/** The path without its query string: queries can carry tokens, which never go into a log. */
-export function withoutQuery(path: string): string {
-  const query = path.indexOf('?');
-  return query === -1 ? path : path.slice(0, query);
 }
