@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPolicyEngineFromText, policySchema, createPolicyEngine, type AuthzRequest } from '../../src/authz/index.js';
+import { withPooledStrings } from '../../src/authz/policy/string-pool.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const BILLING = 'spiffe://example.org/ns/billing/sa/api';
@@ -235,6 +236,7 @@ describe('indexed evaluation agrees with a scan', () => {
   const PATHS = ['/', '/p', '/p/q', '/p/*', '/p/**', '/q/**', '/*/q', '/**'];
   const METHODS = ['GET', 'POST', 'DELETE'];
   const ACTIONS = ['allow', 'allow', 'deny', 'audit'];
+  const TENANTS = ['t1', 't2', 't3'];
 
   function randomRule(random: () => number, i: number) {
     const to: Record<string, unknown> = {};
@@ -246,8 +248,9 @@ describe('indexed evaluation agrees with a scan', () => {
     if (random() < 0.3) to.ports = [pick(random, [80, 443])];
     if (random() < 0.15) to.notPaths = some(random, PATHS);
     if (random() < 0.1) from.notPrincipals = some(random, PRINCIPALS);
+    const when = random() < 0.2 ? [{ key: 'request.headers[x-t]', values: some(random, TENANTS) }] : undefined;
     const action = pick(random, ACTIONS);
-    return { name: `r${i}`, action, dryRun: action !== 'audit' && random() < 0.1, from, to };
+    return { name: `r${i}`, action, dryRun: action !== 'audit' && random() < 0.1, from, to, when };
   }
 
   it('on random policies and requests', async () => {
@@ -262,6 +265,7 @@ describe('indexed evaluation agrees with a scan', () => {
           path: pick(random, ['/', '/p', '/p/q', '/p/q/r', '/q', '/z/q', '/p/']),
           method: pick(random, METHODS),
           destinationPort: pick(random, [80, 443, undefined]),
+          headers: random() < 0.3 ? {} : { 'x-t': pick(random, TENANTS) },
         });
         const decision = await engine.decide(request);
         const { rules } = await engine.explain(request);
@@ -274,6 +278,63 @@ describe('indexed evaluation agrees with a scan', () => {
         expect('dryRun' in decision ? decision.dryRun!.map((d) => d.rule) : undefined).toEqual(dryRuns.length > 0 ? dryRuns : undefined);
       }
     }
+  });
+});
+
+describe('compiled policy', () => {
+  const doc = policySchema.parse({
+    rules: [
+      { name: 'a', action: 'allow', from: { principals: [WEB] }, to: { paths: ['/x', '/x/*'] }, when: [{ key: 'request.headers[x-tenant]', values: ['blue'] }] },
+      { name: 'b', action: 'deny', from: { principals: [WEB] }, to: { paths: ['/x', '/x/*'] }, when: [{ key: 'request.headers[x-tenant]', values: ['blue'] }] },
+      { name: 'c', action: 'allow', from: { principals: [BILLING] }, to: { paths: ['/y'] }, when: [{ key: 'request.headers[x-tenant]', values: ['green'] }] },
+    ],
+  });
+
+  it('shares one matcher between rules that repeat a list, and only then', () => {
+    const [a, b, c] = createPolicyEngine(doc).policy.rules;
+    expect(b!.principals).toBe(a!.principals);
+    expect(b!.paths).toBe(a!.paths);
+    expect(b!.when).toBe(a!.when);
+    expect(c!.principals).not.toBe(a!.principals);
+    expect(c!.paths).not.toBe(a!.paths);
+    expect(c!.when).not.toBe(a!.when);
+  });
+
+  it('compiles from an exact copy of the document, strings, numbers and flags alike', () => {
+    const full = policySchema.parse({
+      defaultAction: 'allow',
+      explainDenials: false,
+      rules: [
+        {
+          name: 'r',
+          action: 'deny',
+          dryRun: true,
+          from: { principals: [WEB, 'spiffe://example.org/ns/team-a/*'], ipBlocks: ['10.0.0.0/8'] },
+          to: { hosts: ['Orders.'], ports: [8080], methods: ['get'], paths: ['/a/**'], notPaths: ['/a/b'] },
+          when: [{ key: 'request.headers[x-n]', values: [1, true, 'x\u00e9'] }],
+        },
+      ],
+      rateLimits: [{ name: 'l', match: { paths: ['/a/**'] }, requestsPerSecond: 2.5, burst: 3, per: 'ip' }],
+    });
+    expect(withPooledStrings(full)).toEqual(full);
+    expect(withPooledStrings(full)).not.toBe(full);
+  });
+
+  it('leaves the document it was compiled from as it was', () => {
+    const before = structuredClone(doc);
+    createPolicyEngine(doc);
+    expect(doc).toEqual(before);
+  });
+
+  it('decides and explains each rule that shares a matcher as its own', async () => {
+    const engine = createPolicyEngine(doc);
+    expect(await engine.decide(req({ path: '/x/1', headers: { 'x-tenant': 'blue' } }))).toMatchObject({ kind: 'deny', rule: 'b', reason: 'denied by rule "b"' });
+    const { rules } = await engine.explain(req({ path: '/x/1', headers: { 'x-tenant': 'green' } }));
+    expect(rules!.map((r) => [r.name, r.failed?.condition])).toEqual([
+      ['a', 'when[0] request.headers[x-tenant]'],
+      ['b', 'when[0] request.headers[x-tenant]'],
+      ['c', 'from.principals'],
+    ]);
   });
 });
 

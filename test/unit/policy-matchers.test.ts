@@ -5,7 +5,7 @@ import { methodBit, methodSetHas, methodSetValues, toMethodSet } from '../../src
 import { IpBlockMatcher, parseIpAddress, parseIpBlock } from '../../src/authz/policy/ip-block.js';
 import { MatchContext, type MatchFacts } from '../../src/authz/policy/match-context.js';
 import { normalisePath } from '../../src/authz/policy/path-normalise.js';
-import { matchGlobSegments, parsePathPattern, PathMatcher } from '../../src/authz/policy/path-pattern.js';
+import { LiteralKind, matchesLiteral, matchGlobSegments, parsePathPattern, PathMatcher } from '../../src/authz/policy/path-pattern.js';
 import { parsePrincipalPattern, PrincipalMatcher } from '../../src/authz/policy/principal-pattern.js';
 import { listHas, listValues, toValueList } from '../../src/authz/policy/value-list.js';
 import { WhenCondition } from '../../src/authz/policy/when-condition.js';
@@ -135,6 +135,38 @@ describe('path patterns', () => {
     expect(matchGlobSegments(['**', 'a', '*'], ['a', 'a'])).toBe(true);
     expect(matchGlobSegments(['**', 'a', '*'], ['a'])).toBe(false);
     expect(matchGlobSegments(['a', '*', 'c'], ['x', 'a', 'b', 'c'], 1)).toBe(true);
+  });
+
+  it('holds one literal, and how a path may stand to it, when every pattern is that literal, a child or a subtree of it', () => {
+    const literal = (...patterns: string[]) => {
+      const m = new PathMatcher(patterns);
+      return [m.literal, m.literalKinds];
+    };
+    const { exact, child, prefix } = LiteralKind;
+    expect(literal('/a/b')).toEqual(['/a/b', exact]);
+    expect(literal('/a/b', '/a/b/*')).toEqual(['/a/b', exact | child]);
+    expect(literal('/a/b/**', '/a/b/*', '/a/b')).toEqual(['/a/b', exact | child | prefix]);
+    expect(literal('/**')).toEqual(['', prefix]);
+    expect(literal('/*')).toEqual(['', child]);
+    // Two literals, a glob, or `/` with `/*` (the literals "/" and "") leave it to the matcher.
+    expect(literal('/a', '/b')).toEqual([null, 0]);
+    expect(literal('/a', '/a/*/c')).toEqual([null, 0]);
+    expect(literal('/', '/*')).toEqual([null, 0]);
+  });
+
+  it('tests a path against that literal exactly as the whole matcher does', () => {
+    const lists = [['/a'], ['/a/*'], ['/a/**'], ['/a', '/a/*'], ['/a', '/a/**'], ['/a/*', '/a/**'], ['/a', '/a/*', '/a/**'], ['/a/b/**'], ['/**'], ['/*'], ['/']];
+    const targets = ['/', '/a', '/a/', '/ab', '/a/b', '/a/b/', '/a/b/c', '/b', '/b/a', '/a%2Db'];
+    for (const list of lists) {
+      const m = new PathMatcher(list);
+      expect(m.literal).not.toBeNull();
+      for (const target of targets) {
+        const n = normalisePath(target);
+        if (!n.ok) throw new Error(n.reason);
+        const path = n.path.length > 1 && n.path.endsWith('/') ? n.path.slice(0, -1) : n.path;
+        expect({ list, target, matches: matchesLiteral(path, m.literal!, m.literalKinds) }).toEqual({ list, target, matches: m.matches(path, n.segments) });
+      }
+    }
   });
 });
 

@@ -1,6 +1,8 @@
 import { mustParsePathPatterns } from './path-pattern.js';
 import { mustParsePrincipalPatterns } from './principal-pattern.js';
 import { compileMatchSlots, givenSlots, type MatchSlots, type SlotName } from './rule-match.js';
+import type { SharedMatchers } from './shared-matchers.js';
+import { flatString } from './string-pool.js';
 import type { PolicyRateLimit, PolicyRule, RuleAction } from './schema.js';
 import { listValues } from './value-list.js';
 
@@ -10,6 +12,8 @@ export type Role = (typeof Role)[keyof typeof Role];
 
 export interface CompiledRule extends MatchSlots {
   readonly name: string;
+  /** The reason a denial by this rule gives, made once rather than on every denial. */
+  readonly denial: string;
   readonly action: RuleAction;
   readonly dryRun: boolean;
   readonly role: Role;
@@ -33,9 +37,10 @@ export interface IndexKeys {
   method?: readonly string[];
 }
 
-export function compileRule(rule: PolicyRule, order: number): CompiledRule {
+export function compileRule(rule: PolicyRule, order: number, shared?: SharedMatchers): CompiledRule {
   const role = rule.dryRun ? Role.dryRun : rule.action === 'deny' ? Role.deny : rule.action === 'allow' ? Role.allow : Role.audit;
-  return ruleRecord({ name: rule.name, action: rule.action, dryRun: rule.dryRun, role, order }, compileMatchSlots(rule));
+  const denial = flatString(`denied by rule "${rule.name}"`);
+  return ruleRecord({ name: rule.name, denial, action: rule.action, dryRun: rule.dryRun, role, order }, compileMatchSlots(rule, shared));
 }
 
 /** The same rule without `slot`, for a rule index bucket that guarantees it: a decision need not read it. */
@@ -44,22 +49,26 @@ export function withoutSlot(rule: CompiledRule, slot: Exclude<SlotName, 'when'>)
   return ruleRecord(rule, { ...slots, given: givenSlots(slots) });
 }
 
-type RuleHead = Pick<CompiledRule, 'name' | 'action' | 'dryRun' | 'role' | 'order'>;
+type RuleHead = Pick<CompiledRule, 'name' | 'denial' | 'action' | 'dryRun' | 'role' | 'order'>;
 
 // Every compiled rule comes from this one literal, so that all share one hidden class and keep every field in the
 // object itself (built by spreading, most fields went to a separate property array: one more cold read per
-// candidate). The fields a decision reads come first, so that a candidate usually costs two cache lines.
+// candidate). The fields a decision reads come first, the answer's own (name, denial) included, so that a candidate
+// that decides usually costs two cache lines.
 function ruleRecord(head: RuleHead, s: MatchSlots): CompiledRule {
   return {
     role: head.role,
-    order: head.order,
     given: s.given,
     methods: s.methods,
     hosts: s.hosts,
     principals: s.principals,
-    paths: s.paths,
+    pathLiteral: s.pathLiteral,
+    pathKinds: s.pathKinds,
     when: s.when,
     name: head.name,
+    denial: head.denial,
+    order: head.order,
+    paths: s.paths,
     notMethods: s.notMethods,
     ports: s.ports,
     notHosts: s.notHosts,
@@ -72,7 +81,7 @@ function ruleRecord(head: RuleHead, s: MatchSlots): CompiledRule {
   };
 }
 
-export function compileRateLimit(limit: PolicyRateLimit): CompiledRateLimit {
+export function compileRateLimit(limit: PolicyRateLimit, shared?: SharedMatchers): CompiledRateLimit {
   const { principals, methods, hosts, paths } = limit.match ?? {};
   return {
     name: limit.name,
@@ -80,7 +89,7 @@ export function compileRateLimit(limit: PolicyRateLimit): CompiledRateLimit {
     // Without a burst, one second's worth of requests may arrive at once.
     burst: limit.burst ?? Math.max(1, Math.ceil(limit.requestsPerSecond)),
     per: limit.per,
-    ...compileMatchSlots({ from: { principals }, to: { methods, hosts, paths } }),
+    ...compileMatchSlots({ from: { principals }, to: { methods, hosts, paths } }, shared),
   };
 }
 
@@ -100,7 +109,8 @@ export function indexKeysOf(rule: PolicyRule, compiled: CompiledRule): IndexKeys
   }
   if (given(to?.paths)) {
     const roots = mustParsePathPatterns(to.paths).map((p) => p.firstSegment);
-    if (roots.every((r): r is string => r !== undefined)) keys.pathRoot = roots;
+    // A segment split off a longer string can be a slice of it; see string-pool.ts.
+    if (roots.every((r): r is string => r !== undefined)) keys.pathRoot = roots.map(flatString);
   }
   if (given(to?.ports)) keys.port = to.ports;
   if (given(to?.methods)) keys.method = to.methods;

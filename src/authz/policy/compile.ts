@@ -1,6 +1,8 @@
 import { compileRateLimit, compileRule, indexKeysOf, type CompiledRateLimit, type CompiledRule } from './compile-rule.js';
 import { RuleIndex, type IndexEntry } from './rule-index.js';
+import { SharedMatchers } from './shared-matchers.js';
 import type { PolicyDocument, PolicyJwt } from './schema.js';
+import { withPooledStrings } from './string-pool.js';
 
 /** A policy ready to decide: rules compiled to matchers and filed in an index. */
 export interface CompiledPolicy {
@@ -14,9 +16,11 @@ export interface CompiledPolicy {
 }
 
 /** Compiles a validated document. Pure; throws only on input the schema would have refused. */
-export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
+export function compilePolicy(validated: PolicyDocument): CompiledPolicy {
+  const doc = withPooledStrings(validated);
+  const shared = new SharedMatchers();
   const entries: IndexEntry[] = doc.rules.map((rule, order) => {
-    const compiled = compileRule(rule, order);
+    const compiled = compileRule(rule, order, shared);
     return { rule: compiled, keys: indexKeysOf(rule, compiled) };
   });
   return {
@@ -24,7 +28,7 @@ export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
     explainDenials: doc.explainDenials,
     rules: entries.map((e) => e.rule),
     index: new RuleIndex(entries),
-    rateLimits: doc.rateLimits.map(compileRateLimit),
+    rateLimits: doc.rateLimits.map((limit) => compileRateLimit(limit, shared)),
     jwt: doc.jwt,
   };
 }

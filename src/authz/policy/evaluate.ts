@@ -14,7 +14,7 @@ export function evaluate(policy: CompiledPolicy, ctx: MatchContext): PolicyVerdi
   const { deny, allow, audit, dryRun } = policy.index.match(ctx);
   let verdict: PolicyVerdict;
   if (deny !== undefined) {
-    verdict = { kind: 'deny', rule: deny.name, reason: `denied by rule "${deny.name}"` };
+    verdict = { kind: 'deny', rule: deny.name, reason: deny.denial };
   } else if (allow !== undefined) {
     verdict = { kind: 'allow', rule: allow.name, principal: ctx.principal };
   } else if (policy.defaultAction === 'allow') {

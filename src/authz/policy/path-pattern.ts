@@ -1,5 +1,6 @@
 import { normalisePath } from './path-normalise.js';
 import type { PatternResult } from './pattern-result.js';
+import { flatString } from './string-pool.js';
 import { listHas, toValueList, type ValueList } from './value-list.js';
 
 // Path patterns: `*` is exactly one segment, `**` any number of segments (none included, so `/admin/**` also covers
@@ -92,7 +93,7 @@ function toGlob(pattern: PathPattern): Glob {
   const firstWildcard = pattern.segments.findIndex((s) => s === ONE || s === ANY);
   const head = pattern.segments.slice(0, firstWildcard);
   return {
-    literal: head.length === 0 ? '' : `/${head.join('/')}`,
+    literal: head.length === 0 ? '' : flatString(`/${head.join('/')}`),
     literalSegments: head.length,
     rest: pattern.segments.slice(firstWildcard),
   };
@@ -110,6 +111,16 @@ function isChildOf(path: string, parent: string): boolean {
     path.startsWith(parent) &&
     path.indexOf('/', parent.length + 1) === -1
   );
+}
+
+/** How a path may stand to a literal `/x`, one bit each: `/x` itself, one level below (`/x/*`), at or below (`/x/**`). */
+export const LiteralKind = { exact: 1, child: 2, prefix: 4 } as const;
+
+/** `kinds` is a set of LiteralKind bits; `path` a normalised path without a trailing slash. */
+export function matchesLiteral(path: string, literal: string, kinds: number): boolean {
+  if ((kinds & LiteralKind.exact) !== 0 && path === literal) return true;
+  if ((kinds & LiteralKind.prefix) !== 0 && startsWithSegment(path, literal)) return true;
+  return (kinds & LiteralKind.child) !== 0 && isChildOf(path, literal);
 }
 
 /** A normalised path without a trailing slash (`/` for the root), and its segments. */
@@ -130,14 +141,25 @@ export class PathMatcher {
   /** Literal parts of `/x/*` patterns, without the trailing slash ('' for `/*`). */
   private readonly children: ValueList<string> | null;
   private readonly globs: readonly Glob[] | null;
+  /**
+   * When every pattern is `/x`, `/x/*` or `/x/**` for one `/x` (most lists are): that literal and its LiteralKind
+   * bits, which a rule can hold itself and test without reading this matcher; else null and 0.
+   */
+  readonly literal: string | null = null;
+  readonly literalKinds: number = 0;
 
   constructor(readonly sources: readonly string[]) {
     const patterns = mustParsePathPatterns(sources);
     const isChildren = (p: PathPattern) =>
       p.kind === 'glob' && p.segments[p.segments.length - 1] === ONE && p.segments.indexOf(ONE) === p.segments.length - 1 && !p.segments.includes(ANY);
-    // Patterns often share their literal part (`/x` and `/x/*`). Held as one string, it is one cold read, not two.
+    // Patterns often share their literal part (`/x` and `/x/*`). Held as one string, it is one cold read, not two; and
+    // a flat one, for a literal built by joining segments is a rope, which a comparison reads through another object.
     const pooled = new Map<string, string>();
-    const pool = (literal: string) => pooled.get(literal) ?? (pooled.set(literal, literal), literal);
+    const pool = (literal: string) => {
+      let flat = pooled.get(literal);
+      if (flat === undefined) pooled.set(literal, (flat = flatString(literal)));
+      return flat;
+    };
     const exact = patterns.filter((p) => p.kind === 'exact').map((p) => pool(p.literal));
     const prefixes = patterns.filter((p) => p.kind === 'prefix').map((p) => pool(p.literal));
     const children = patterns.filter(isChildren).map((p) => pool(toGlob(p).literal));
@@ -146,6 +168,12 @@ export class PathMatcher {
     this.prefixes = prefixes.length > 0 ? toValueList(prefixes) : null;
     this.children = children.length > 0 ? toValueList(children) : null;
     this.globs = globs.length > 0 ? globs : null;
+    const literals = new Set([...exact, ...prefixes, ...children]);
+    if (globs.length === 0 && literals.size === 1) {
+      this.literal = [...literals][0]!;
+      this.literalKinds =
+        (exact.length > 0 ? LiteralKind.exact : 0) | (children.length > 0 ? LiteralKind.child : 0) | (prefixes.length > 0 ? LiteralKind.prefix : 0);
+    }
   }
 
   /** `path` is the normalised path without a trailing slash (`/` for the root); `segments` its segments. */

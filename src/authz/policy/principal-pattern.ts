@@ -1,5 +1,6 @@
 import { parseSpiffeId } from '../../spiffe/index.js';
 import type { PatternResult } from './pattern-result.js';
+import { flatString } from './string-pool.js';
 import { listHas, toValueList, type ValueList } from './value-list.js';
 
 // Principal patterns: `*` is any authenticated caller, `spiffe://td/ns/team-*` a prefix, anything else one exact
@@ -45,7 +46,7 @@ export class PrincipalMatcher {
   constructor(readonly sources: readonly string[]) {
     const patterns = mustParsePrincipalPatterns(sources);
     const exact = patterns.filter((p) => p.kind === 'exact').map((p) => p.source);
-    const prefixes = patterns.flatMap((p) => (p.kind === 'prefix' ? [p.prefix] : []));
+    const prefixes = patterns.flatMap((p) => (p.kind === 'prefix' ? [flatString(p.prefix)] : []));
     this.any = patterns.some((p) => p.kind === 'any');
     this.exact = exact.length > 0 ? toValueList(exact) : null;
     this.prefixes = prefixes.length > 0 ? prefixes : null;

@@ -9,10 +9,12 @@ import { slotsMatch, type SlotName } from './rule-match.js';
 // selective one, the one whose values the fewest other rules share, as a query planner picks an index.
 //
 // One index serves every role (deny, allow, audit, dry run), and a decision walks it once for all of them: one map
-// lookup per fact and one test per candidate, not one per role. And because a rule is reached only through its own bucket, the filed copy drops the slot that
-// the bucket already guarantees (a rule filed under host "orders" is only ever tested against requests for
-// "orders"), which saves reading it on every decision. With many rules it is cold memory reads, not comparisons,
-// that a decision pays for, hence also the compact forms in value-list.ts and http-method.ts.
+// lookup per fact and one test per candidate, not one per role. And because a rule is reached only through its own
+// bucket, the filed copy drops the slot that the bucket already guarantees (a rule filed under host "orders" is only
+// ever tested against requests for "orders"), which saves reading it on every decision. With many rules it is cold
+// memory reads, not comparisons, that a decision pays for, hence also the compact forms in value-list.ts and
+// http-method.ts, the flat shared strings of string-pool.ts, the shared matchers of shared-matchers.ts, and the path
+// literal a rule holds itself (rule-match.ts).
 
 type Key = string | number;
 

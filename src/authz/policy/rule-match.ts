@@ -3,9 +3,10 @@ import { mustParsePolicyHosts } from './host.js';
 import { methodSetHas, methodSetValues, toMethodSet, type MethodSet } from './http-method.js';
 import { IpBlockMatcher } from './ip-block.js';
 import type { MatchContext } from './match-context.js';
-import { PathMatcher } from './path-pattern.js';
+import { matchesLiteral, PathMatcher } from './path-pattern.js';
 import { PrincipalMatcher } from './principal-pattern.js';
 import type { PolicyRule } from './schema.js';
+import { SharedMatchers } from './shared-matchers.js';
 import { listHas, listValues, toValueList, type ValueList } from './value-list.js';
 import { WhenCondition } from './when-condition.js';
 
@@ -37,7 +38,7 @@ export const Slot = {
 export type SlotName = keyof typeof Slot;
 
 /** The bits of the slots that are set. */
-export function givenSlots(s: Omit<MatchSlots, 'given'>): number {
+export function givenSlots(s: Pick<MatchSlots, SlotName>): number {
   let given = 0;
   for (const name of Object.keys(Slot) as SlotName[]) if (s[name] !== null) given |= Slot[name];
   return given;
@@ -54,6 +55,9 @@ export interface MatchSlots {
   readonly principals: PrincipalMatcher | null;
   readonly notPrincipals: PrincipalMatcher | null;
   readonly paths: PathMatcher | null;
+  /** paths.literal and paths.literalKinds, held here so that a decision need not read the matcher for them. */
+  readonly pathLiteral: string | null;
+  readonly pathKinds: number;
   readonly notPaths: PathMatcher | null;
   readonly ipBlocks: IpBlockMatcher | null;
   readonly notIpBlocks: IpBlockMatcher | null;
@@ -68,28 +72,34 @@ function orNull<T, R>(list: readonly T[] | undefined, build: (list: readonly T[]
   return given(list) ? build(list) : null;
 }
 
-export function compileMatchSlots({ from, to, when }: MatchSpec): MatchSlots {
+/** `shared` holds the matchers already built for other rules of the same policy, to be reused when equal. */
+export function compileMatchSlots({ from, to, when }: MatchSpec, shared = new SharedMatchers()): MatchSlots {
+  const principals = (l: readonly string[]) => shared.get('principals', l, () => new PrincipalMatcher(l));
+  const paths = (l: readonly string[]) => shared.get('paths', l, () => new PathMatcher(l));
+  const ipBlocks = (l: readonly string[]) => shared.get('ipBlocks', l, () => new IpBlockMatcher(l));
   const slots = {
     methods: orNull(to?.methods, toMethodSet),
     notMethods: orNull(to?.notMethods, toMethodSet),
     ports: orNull(to?.ports, (l) => toValueList(l)),
     hosts: orNull(to?.hosts, (l) => toValueList(mustParsePolicyHosts(l))),
     notHosts: orNull(to?.notHosts, (l) => toValueList(mustParsePolicyHosts(l))),
-    principals: orNull(from?.principals, (l) => new PrincipalMatcher(l)),
-    notPrincipals: orNull(from?.notPrincipals, (l) => new PrincipalMatcher(l)),
-    paths: orNull(to?.paths, (l) => new PathMatcher(l)),
-    notPaths: orNull(to?.notPaths, (l) => new PathMatcher(l)),
-    ipBlocks: orNull(from?.ipBlocks, (l) => new IpBlockMatcher(l)),
-    notIpBlocks: orNull(from?.notIpBlocks, (l) => new IpBlockMatcher(l)),
+    principals: orNull(from?.principals, principals),
+    notPrincipals: orNull(from?.notPrincipals, principals),
+    paths: orNull(to?.paths, paths),
+    notPaths: orNull(to?.notPaths, paths),
+    ipBlocks: orNull(from?.ipBlocks, ipBlocks),
+    notIpBlocks: orNull(from?.notIpBlocks, ipBlocks),
     when: orNull(when, (conditions) =>
-      conditions.map((c, i) => {
-        const key = parseConditionKey(c.key);
-        if (!key.ok) throw new Error(key.error);
-        return new WhenCondition(`when[${i}] ${c.key}`, key.value, c.values);
-      }),
+      shared.get('when', conditions, () =>
+        conditions.map((c, i) => {
+          const key = parseConditionKey(c.key);
+          if (!key.ok) throw new Error(key.error);
+          return new WhenCondition(`when[${i}] ${c.key}`, key.value, c.values);
+        }),
+      ),
     ),
   };
-  return { given: givenSlots(slots), ...slots };
+  return { given: givenSlots(slots), ...slots, pathLiteral: slots.paths?.literal ?? null, pathKinds: slots.paths?.literalKinds ?? 0 };
 }
 
 /** Whether the request meets every given field. The hot path of every decision. */
@@ -102,7 +112,10 @@ export function slotsMatch(s: MatchSlots, ctx: MatchContext): boolean {
   if ((given & Slot.notHosts) !== 0 && listHas(s.notHosts!, ctx.host)) return false;
   if ((given & Slot.principals) !== 0 && !s.principals!.matches(ctx.principal)) return false;
   if ((given & Slot.notPrincipals) !== 0 && s.notPrincipals!.matches(ctx.principal)) return false;
-  if ((given & Slot.paths) !== 0 && !s.paths!.matchesPathOf(ctx)) return false;
+  if ((given & Slot.paths) !== 0) {
+    const literal = s.pathLiteral;
+    if (literal !== null ? !matchesLiteral(ctx.path, literal, s.pathKinds) : !s.paths!.matchesPathOf(ctx)) return false;
+  }
   if ((given & Slot.notPaths) !== 0 && s.notPaths!.matchesPathOf(ctx)) return false;
   if ((given & Slot.ipBlocks) !== 0 && !s.ipBlocks!.contains(ctx.address)) return false;
   if ((given & Slot.notIpBlocks) !== 0 && s.notIpBlocks!.contains(ctx.address)) return false;
