@@ -1,8 +1,9 @@
 import type { ActivePolicy, Decision } from '../authz/index.js';
 import { buildCheckResponse } from '../authz/ext-authz/check-response.js';
+import { decisionSummary } from '../authz/ext-authz/decision-summary.js';
 import type { LocalReply } from '../proxy/local-reply.js';
 import { PRINCIPAL_HEADER } from '../proxy/hop-headers.js';
-import type { Filter, FilterResult, HopContext, HopDecision } from './chain.js';
+import type { Filter, FilterResult, HopContext } from './chain.js';
 
 /**
  * The in-process policy engine. Denials are answered exactly as Envoy answers them from meshward's ext_authz
@@ -26,7 +27,7 @@ export function policyAuthorization(currentPolicy: () => ActivePolicy, observeLa
 }
 
 function conclude(ctx: HopContext, decision: Decision, explainDenials: boolean): FilterResult {
-  ctx.decision = hopDecision(decision);
+  ctx.decision = decisionSummary(decision);
   if (decision.kind === 'allow') {
     if (decision.principal !== undefined) ctx.setHeaders.push([PRINCIPAL_HEADER, decision.principal]);
     return undefined;
@@ -39,22 +40,4 @@ function denialReply(decision: Decision, requestId: string, explainDenials: bool
   const headers: Record<string, string> = {};
   for (const option of denied.headers) headers[option.header.key] = option.header.value;
   return { status: denied.status.code, headers, body: denied.body };
-}
-
-function hopDecision(decision: Decision): HopDecision {
-  switch (decision.kind) {
-    case 'allow':
-    case 'deny':
-      return {
-        outcome: decision.kind,
-        rule: decision.rule,
-        ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
-        ...(decision.audit ? { audit: decision.audit } : {}),
-      };
-    case 'rate_limited':
-      return { outcome: 'rate_limited', rule: decision.limit };
-    case 'unauthenticated':
-    case 'invalid':
-      return { outcome: decision.kind, rule: 'request' };
-  }
 }

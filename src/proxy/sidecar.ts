@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
-import { AuditLog, createSidecarMetrics, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AuditLog, createSidecarMetrics, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -158,7 +158,7 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
       const spike = spikes.recordDenial(record.principal ?? record.sourceIp ?? 'unknown', Date.now());
       if (spike !== undefined) {
         metrics.recordDenialSpike();
-        logger.warn({ caller: spike.caller, denials: spike.denials, baseline: Math.round(spike.baseline * 10) / 10, windowSeconds: spike.windowMs / 1000 }, 'denial spike: this caller is denied far more often than usual');
+        warnDenialSpike(logger, spike);
       }
     }
     if (audit !== undefined && record.decision !== undefined) {

@@ -1,10 +1,11 @@
-// Denial spikes: a caller whose denials jump well above its own recent rate. Pure (the clock is passed in), with
-// bounded memory.
+// Denial spikes: a caller whose denials jump well above its own recent rate. The detector is pure (the clock is passed in),
+// with bounded memory; warnDenialSpike is its one log line.
 //
 // The baseline is an exponentially weighted moving average of a caller's denials per window (10 s windows,
 // weight 0.3 for the newest closed window, so a window's influence halves in about two windows). A window in which
 // the caller is denied at least `minDenials` times and more than `factor` times its baseline (at least 1) is a
 // spike, reported once, as it crosses the line, so the warning comes while the burst is still going.
+import type { Logger } from './logger.js';
 
 export interface DenialSpikeOptions {
   windowMs?: number;
@@ -76,4 +77,12 @@ export class DenialSpikeDetector {
     state.count = 0;
     state.reported = false;
   }
+}
+
+/** The warning every component logs for a spike, in the same words, so one alert rule fits them all. */
+export function warnDenialSpike(logger: Logger, spike: DenialSpike): void {
+  logger.warn(
+    { caller: spike.caller, denials: spike.denials, baseline: Math.round(spike.baseline * 10) / 10, windowSeconds: spike.windowMs / 1000 },
+    'denial spike: this caller is denied far more often than usual',
+  );
 }

@@ -77,6 +77,33 @@ export async function runSidecar(dir: string, name: string, config: object, env:
 }
 
 /**
+ * Resolves once the sidecar's output contains `text`. A log line is written asynchronously and crosses a pipe, so
+ * it can arrive after the answer to the request that caused it: wait for it instead of reading the output at once.
+ */
+export function outputContaining(sidecar: RunningSidecar, text: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!sidecar.output().includes(text)) return false;
+      done();
+      resolve(sidecar.output());
+      return true;
+    };
+    // The output buffer is appended by startCli's own listeners, which run first: by the time ours run it holds the chunk.
+    const streams = [sidecar.child.stdout, sidecar.child.stderr].filter((s) => s !== null);
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`the sidecar did not log "${text}" within ${timeoutMs} ms; it logged:\n${sidecar.output()}`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      for (const stream of streams) stream.off('data', check);
+    };
+    if (check()) return;
+    for (const stream of streams) stream.on('data', check);
+  });
+}
+
+/**
  * Stops a sidecar for clean-up. A drain is bounded by the sidecar's own drainTimeout, so one that is still running
  * after STOP_BOUND_MS is a shutdown bug: it is killed so the suite can go on, and said loudly (tests that are about
  * shutdown assert the exit themselves, with stopChild).

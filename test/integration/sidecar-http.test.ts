@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
 import { OpensslPki, SVID_EXTENSIONS, type CertAndKey } from '../helpers/openssl-pki.js';
 import { TD } from '../helpers/ca.js';
-import { httpRequest, makeMesh, ORDERS_ID, runPair, runSidecar, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
+import { httpRequest, makeMesh, outputContaining, ORDERS_ID, runPair, runSidecar, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
 
 const run = promisify(execFile);
 
@@ -96,7 +96,7 @@ describe('sidecar: HTTP through an outbound and an inbound sidecar', () => {
       expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway' });
       expect(res.body).not.toContain('127.0.0.1');
       expect(seen.length).toBe(before);
-      expect(impostorCheck.output()).toContain(`the server is ${ORDERS_ID}, not spiffe://${TD}/ns/default/sa/payments`);
+      await outputContaining(impostorCheck, `the server is ${ORDERS_ID}, not spiffe://${TD}/ns/default/sa/payments`);
     } finally {
       await impostorCheck.stop();
     }

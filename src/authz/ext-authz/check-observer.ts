@@ -4,7 +4,7 @@
 // Audit records are sealed (JSON + SHA-256) and written off the response path: a Check queues its record and
 // the queue is drained on the next turn of the event loop, after the answer has been handed to HTTP/2. The
 // write itself is group-committed by the audit log; its failures are logged, never answered.
-import { AuditLog, DenialSpikeDetector, traceContextOf, TRACEPARENT, withoutQuery, type Logger } from '../../telemetry/index.js';
+import { AuditLog, DenialSpikeDetector, traceContextOf, TRACEPARENT, warnDenialSpike, withoutQuery, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
 import { decisionSummary, ruleOf } from './decision-summary.js';
 import type { AuthzServerMetrics } from './metrics.js';
@@ -47,7 +47,7 @@ export function observeChecks(metrics: AuthzServerMetrics, audit: AuditLog | und
         const spike = spikes.recordDenial(request?.principal ?? request?.sourceIp ?? 'unknown', record.time);
         if (spike !== undefined) {
           metrics.recordDenialSpike();
-          logger.warn({ caller: spike.caller, denials: spike.denials, baseline: Math.round(spike.baseline * 10) / 10, windowSeconds: spike.windowMs / 1000 }, 'denial spike: this caller is denied far more often than usual');
+          warnDenialSpike(logger, spike);
         }
       }
       auditQueue?.push(record);
