@@ -17,8 +17,8 @@ export class HopTrace {
   constructor(
     header: string | string[] | undefined,
     private readonly tracer: Tracer | undefined,
-    name: string,
-    attributes: Attributes,
+    listener: 'inbound' | 'outbound',
+    request: { method: string; host: string; path: string; sourceIp?: string | undefined },
   ) {
     const context = traceContextOf(header);
     this.context = context;
@@ -26,13 +26,15 @@ export class HopTrace {
       this.traceId = context.traceId;
       return;
     }
-    this.hop = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parentOf(context));
+    // The span's name and attributes are built only here: with tracing off the hot path spends nothing on them.
+    const attributes = httpSpanAttributes(request.method, request.host, request.path, request.sourceIp);
+    this.hop = tracer.startSpan(`${listener} ${request.method}`, { kind: SpanKind.SERVER, attributes }, parentOf(context));
     this.hopContext = trace.setSpan(ROOT_CONTEXT, this.hop);
     this.traceId = this.hop.spanContext().traceId;
   }
 
   /**
-   * Whether the forwarded request gets a `traceparent` of the sidecar's (`forwardedTraceparent`) in place of the
+   * Whether the forwarded request gets a `traceparent` of the sidecar's (from `startUpstream`) in place of the
    * caller's: always when recording spans, else only when the sidecar started the trace.
    */
   get replacesTraceparent(): boolean {
@@ -95,7 +97,7 @@ function parentOf(context: TraceContext): Context {
 }
 
 /** Span attributes of an HTTP request, by the OpenTelemetry conventions; the path without its query string. */
-export function httpSpanAttributes(method: string, host: string, path: string, sourceIp?: string): Attributes {
+function httpSpanAttributes(method: string, host: string, path: string, sourceIp?: string): Attributes {
   return {
     'http.request.method': method,
     'server.address': host,

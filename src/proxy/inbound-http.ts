@@ -12,7 +12,7 @@ import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
-import { HopTrace, httpSpanAttributes } from './hop-trace.js';
+import { HopTrace } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from './request-id.js';
@@ -118,7 +118,7 @@ export class InboundHttpListener {
     if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
     request.destinationPort = socket.localPort;
     const declared = headers['content-length'];
-    const hopTrace = new HopTrace(headers.traceparent, options.tracer, `inbound ${request.method}`, httpSpanAttributes(request.method, request.host, request.path, request.sourceIp));
+    const hopTrace = new HopTrace(headers.traceparent, options.tracer, 'inbound', request);
     const setHeaders: Array<[string, string]> = [];
     if (generated) setHeaders.push(['x-request-id', requestId]);
     const ctx: HopContext = {

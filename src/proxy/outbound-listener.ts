@@ -9,7 +9,7 @@ import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { forwardedRequestHeaders, hasDuplicateHost } from './hop-headers.js';
 import type { HopObserver } from './hop-record.js';
-import { HopTrace, httpSpanAttributes } from './hop-trace.js';
+import { HopTrace } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
 import { replies } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
@@ -101,7 +101,7 @@ export class OutboundListener {
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
     const method = req.method ?? '';
     const path = req.url ?? '';
-    const trace = new HopTrace(req.headers.traceparent, options.tracer, `outbound ${method}`, httpSpanAttributes(method, host, path, socket.remoteAddress));
+    const trace = new HopTrace(req.headers.traceparent, options.tracer, 'outbound', { method, host, path, sourceIp: socket.remoteAddress });
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
