@@ -7,7 +7,8 @@
 // Settings (environment): BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONCURRENCY (16), BENCH_CSR_POOL (64),
 // BENCH_PHASES (signer,authority,renew,token,floor,renew-info,cfssl; floor = GetBundle, the gRPC/TLS cost alone), BENCH_CFSSL (cfssl), BENCH_TOKENS (pre-minted join
 // tokens; default from the renewal rate), BENCH_SERVER_NODE_ARGS (extra node flags for the CA server, e.g.
-// "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CA_WORKERS (`ca serve --workers`; default: the server's own).
+// "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CA_WORKERS (`ca serve --workers`; default: the server's own),
+// BENCH_CA_ARGS (more `ca serve` arguments, e.g. "--audit /dev/shm/audit.log" to take the disk out of the figures).
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ const cfg = {
   cfssl: env.BENCH_CFSSL ?? 'cfssl',
   tokens: env.BENCH_TOKENS ? Number(env.BENCH_TOKENS) : undefined,
   serverNodeArgs: (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
-  serverArgs: env.BENCH_CA_WORKERS !== undefined ? ['--workers', env.BENCH_CA_WORKERS] : [],
+  serverArgs: [...(env.BENCH_CA_WORKERS !== undefined ? ['--workers', env.BENCH_CA_WORKERS] : []), ...(env.BENCH_CA_ARGS ?? '').split(' ').filter(Boolean)],
 };
 
 let ca;

@@ -2,7 +2,8 @@
 // allows, audit log on) → nginx, next to the same hop through two HAProxy instances (one originating, one
 // terminating mTLS with the same certificates), through two bare Node.js processes (phase `node`:
 // fixtures/node-hop.mjs, node:http / node:https servers forwarding with undici as meshward does, with no policy,
-// audit, logging or XFCC: the floor Node's own HTTP and TLS stack sets) and the direct path wrk → nginx, in one run.
+// audit, logging or XFCC: the floor Node's own HTTP and TLS stack sets), through the same two processes piping TLS
+// bytes with no HTTP at all (phase `pipe`: the ceiling of any Node.js proxy) and the direct path wrk → nginx, in one run.
 //
 //   npm run build && node bench/hop.mjs
 //
@@ -11,7 +12,7 @@
 // is Node's; well above 1, meshward's own code.
 // Settings (environment): BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32),
 // BENCH_THREADS (1, wrk threads), BENCH_HAPROXY_THREADS (1, nbthread of each HAProxy), BENCH_HAPROXY_LOG (0; 1 logs
-// every request on both HAProxy instances), BENCH_PHASES (direct,haproxy,node,meshward), BENCH_SIDECAR_NODE_ARGS
+// every request on both HAProxy instances), BENCH_PHASES (direct,haproxy,node,pipe,meshward), BENCH_SIDECAR_NODE_ARGS
 // (extra node flags for both sidecars and both node-hop processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 // Rounds rotate the order of the hops so that noise from other work on the machine falls on all of them; the
 // figures are medians over rounds.
@@ -52,7 +53,7 @@ const cfg = {
   threads: count('BENCH_THREADS', 1),
   haproxyThreads: count('BENCH_HAPROXY_THREADS', 1),
   haproxyLog: env.BENCH_HAPROXY_LOG === '1',
-  phases: (env.BENCH_PHASES ?? 'direct,haproxy,node,meshward').split(',').map((s) => s.trim()).filter(Boolean),
+  phases: (env.BENCH_PHASES ?? 'direct,haproxy,node,pipe,meshward').split(',').map((s) => s.trim()).filter(Boolean),
   sidecarNodeArgs: (env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean),
 };
 
@@ -160,15 +161,24 @@ async function setUpHaproxy({ work, caDir, nginx, nginxPort }) {
 }
 
 /** Two bare Node.js processes in the sidecars' places (fixtures/node-hop.mjs): Node's HTTP + TLS + undici, nothing else. */
-async function setUpNode({ work, caDir, nginx, nginxPort }) {
-  const dir = join(work, 'node');
+async function setUpNode(ctx) {
+  return setUpNodeHop(ctx, 'node', '');
+}
+
+/** The same two processes piping TLS bytes with no HTTP at all: the least any Node.js proxy can cost. */
+async function setUpPipe(ctx) {
+  return setUpNodeHop(ctx, 'pipe', 'pipe-');
+}
+
+async function setUpNodeHop({ work, caDir, nginx, nginxPort }, name, rolePrefix) {
+  const dir = join(work, name);
   mkdirSync(dir);
   const bundle = join(caDir, 'bundle.pem');
   const identity = (name) => ['--cert', join(caDir, `${name}.pem`), '--key', join(caDir, `${name}.key`), '--ca', bundle];
   const [outPort, inPort] = [await freePort(), await freePort()];
   const roles = [
-    ['terminating', inPort, ['--app', `127.0.0.1:${nginxPort}`, ...identity('orders')]],
-    ['originating', outPort, ['--upstream', `127.0.0.1:${inPort}`, '--servername', ROUTE_HOST, ...identity('web')]],
+    [`${rolePrefix}terminating`, inPort, ['--app', `127.0.0.1:${nginxPort}`, ...identity('orders')]],
+    [`${rolePrefix}originating`, outPort, ['--upstream', `127.0.0.1:${inPort}`, '--servername', ROUTE_HOST, ...identity('web')]],
   ];
   const procs = [];
   try {
@@ -240,6 +250,7 @@ const PHASES = {
   direct: { label: 'direct (wrk → nginx)', setUp: setUpDirect },
   haproxy: { label: `haproxy hop (nbthread ${cfg.haproxyThreads}${cfg.haproxyLog ? ', logging' : ''})`, setUp: setUpHaproxy },
   node: { label: 'node hop (https + undici only: the floor)', setUp: setUpNode },
+  pipe: { label: 'node TLS pipe (no HTTP: any Node proxy\'s floor)', setUp: setUpPipe },
   meshward: { label: 'meshward hop (authz + audit, info logs)', setUp: setUpMeshward },
 };
 
@@ -434,6 +445,13 @@ function report(phases) {
     lines.push(
       `  the bare Node hop costs ${share} of meshward's CPU per request; meshward's own code adds ${us(mw.proxyCpu - nd.proxyCpu)} µs/req` +
         ` (out ${us(nd.roleCpu.out)} → ${us(mw.roleCpu.out)}, ${signed(added('out'))}; in ${us(nd.roleCpu.in)} → ${us(mw.roleCpu.in)}, ${signed(added('in'))})`,
+    );
+  }
+  // The floor of any Node.js proxy: TLS bytes piped with no HTTP, routing, authorization or logging at all.
+  const pp = rows.find((r) => r.name === 'pipe');
+  if (done(pp) && done(ha)) {
+    lines.push(
+      `pipe / haproxy requests/s = ${x(pp.rate, ha.rate)}: the ceiling for a Node.js proxy on this machine; proxy CPU per request: pipe ${us(pp.proxyCpu)} µs = ${x(pp.proxyCpu, ha.proxyCpu)} haproxy's`,
     );
   }
   if ((done(nd) && nd.errors) || (done(nd) && done(mw) && mw.errors)) lines.push('!!! the node ratios are over runs WITH ERRORS (above)');

@@ -3,7 +3,6 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { derToPem } from '../spiffe/x509-svid.js';
-import { AppendLog } from '../telemetry/append-log.js';
 import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
 import type { CaState } from './ca-state.js';
@@ -69,14 +68,6 @@ export interface WorkloadAttestor {
   attest(token: string): Promise<{ ok: true; spiffeId: string } | { ok: false; code: 'unauthenticated' | 'unavailable'; reason: string }>;
 }
 
-export interface IssuanceRecord {
-  time: string;
-  serial: string;
-  spiffeId: string;
-  notAfter: string;
-  method: Caller['method'];
-}
-
 const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 export interface AuthorityOptions {
@@ -113,7 +104,6 @@ export class Authority {
   private constructor(
     private material: CaMaterial,
     private readonly tokens: JoinTokens,
-    private readonly issued: AppendLog,
     private readonly audit: SharedAuditLog,
     private readonly signing: LeafSigning,
     private readonly opts: AuthorityOptions,
@@ -125,13 +115,12 @@ export class Authority {
     const material = await loadCa(dir, opts.passphrase);
     const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
     const workers = opts.signingWorkers ?? 0;
-    const issued = await AppendLog.open(join(dir, CA_FILES.issued));
     const audit = await SharedAuditLog.open(opts.auditPath ?? join(dir, CA_FILES.audit)).catch(async (err: Error) => {
-      await Promise.all([tokens.close(), issued.close()]);
+      await tokens.close();
       throw new Error(`cannot open the audit log: ${err.message}`);
     });
     const signing = workers > 0 ? new SigningPool(workers, (err) => opts.logger?.error({ err }, 'a signing worker died; replaced it')) : new InlineSigning();
-    return new Authority(material, tokens, issued, audit, signing, opts);
+    return new Authority(material, tokens, audit, signing, opts);
   }
 
   private get logger(): Logger | undefined {
@@ -205,7 +194,7 @@ export class Authority {
     try {
       await this.record(issued);
     } catch (err) {
-      // Fail closed: the SVID is never handed out. Its serial is in issued.jsonl; nobody holds it.
+      // Fail closed: the SVID is never handed out, so nobody holds the certificate no record names.
       this.logger?.error({ err: (err as Error).message, requestId: attempt.requestId, serial: svid.serial, spiffeId: svid.spiffeId }, 'audit log append failed; the SVID was not issued');
       const refusal = new CaError('unavailable', 'the CA could not record this issuance in its audit log, so nothing was issued; try again later');
       this.opts.onOutcome?.({ ...attempt, latencyMs: issued.latencyMs, decision: 'refused', reason: refusal.code, message: refusal.message });
@@ -242,8 +231,6 @@ export class Authority {
     // the token is recorded before anything is returned, and only one of two concurrent uses gets that far.
     const leaf = await this.signing.issue({ csr: request.csr, spiffeId, notBefore: validity.notBefore, notAfter: validity.notAfter, ...(request.dnsNames ? { dnsNames: request.dnsNames } : {}) });
     if (entitlement?.consume) await entitlement.consume();
-    const record: IssuanceRecord = { time: new Date().toISOString(), serial: leaf.serialHex, spiffeId, notAfter: validity.notAfter.toISOString(), method: caller.method };
-    await this.issued.append(record);
     const chain = [leaf.der, ...issuer.authority.chain];
     return {
       spiffeId,
@@ -314,7 +301,7 @@ export class Authority {
   }
 
   async close(): Promise<void> {
-    const [head] = await Promise.all([this.audit.close(), this.tokens.close(), this.issued.close(), this.signing.close()]);
+    const [head] = await Promise.all([this.audit.close(), this.tokens.close(), this.signing.close()]);
     // Kept apart from the log itself, the head hash is what shows a truncated audit log.
     if (head !== undefined) this.logger?.info({ auditLog: this.audit.path, head }, 'audit log closed');
   }

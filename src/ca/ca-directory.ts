@@ -24,8 +24,11 @@ export const CA_FILES = {
   bundle: 'bundle.pem',
   tokenSecret: 'token.key',
   usedTokens: 'used-tokens.jsonl',
-  issued: 'issued.jsonl',
-  /** The hash-chained record of every issuance and refusal (shared-audit-log.ts). */
+  /**
+   * The hash-chained record of every issuance and refusal (shared-audit-log.ts): the one record of what was
+   * issued (serial, SPIFFE ID, notAfter, how the caller authenticated). CA directories made before it may still
+   * hold an issued.jsonl; nothing reads or writes it any more.
+   */
   audit: 'audit.log',
 } as const;
 

@@ -7,6 +7,13 @@ import { runCli, startCli, stopChild } from './cli.js';
 
 export const TD = 'example.org';
 
+export type CaAuditRecord = Record<string, unknown> & { method: string; decision: string };
+
+/** The records of a CA audit log (DIR/audit.log), in order. */
+export function auditRecords(file: string): CaAuditRecord[] {
+  return readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as CaAuditRecord);
+}
+
 /** `meshward ca init` into DIR/ca through the real CLI. */
 export async function initCaDir(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<string> {
   const caDir = join(dir, 'ca');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCsr, mintJoinToken } from '../../src/ca/index.js';
 import { x509 } from '../../src/spiffe/x509.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { bundleWithRoots, initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
+import { auditRecords, bundleWithRoots, initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
 import { csrWith, ecKey } from '../helpers/pki.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -50,9 +50,10 @@ describe('meshward ca serve (gRPC over TLS)', () => {
     expect(res.notAfterUnix - Date.now() / 1000).toBeGreaterThan(590);
     expect(res.notAfterUnix - Date.now() / 1000).toBeLessThanOrEqual(600);
     expect(res.bundle.pem).toBe(readFileSync(join(caDir, 'bundle.pem'), 'utf8'));
-    // Recorded, with how the caller was authenticated.
-    const records = readFileSync(join(caDir, 'issued.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(records).toContainEqual(expect.objectContaining({ serial: res.serial, spiffeId: WEB, method: 'join-token' }));
+    // Recorded, with how the caller was authenticated and when the SVID expires.
+    expect(auditRecords(join(caDir, 'audit.log'))).toContainEqual(
+      expect.objectContaining({ decision: 'issued', serial: res.serial, spiffeId: WEB, method: 'token', notAfter: new Date(res.notAfterUnix * 1000).toISOString() }),
+    );
   });
 
   it('refuses a token used twice, also after a CA restart', async () => {
@@ -66,6 +67,8 @@ describe('meshward ca serve (gRPC over TLS)', () => {
 
   it('lets only one of many concurrent uses of a token through, on a pool of signing workers', async () => {
     const t = await token(caDir, WEB);
+    const auditLog = join(caDir, 'audit.log');
+    const before = auditRecords(auditLog).length;
     const clients = Array.from({ length: 8 }, () => ca.client());
     const csrs = await Promise.all(clients.map(() => makeCsr(ecKey())));
     const results = await Promise.allSettled(clients.map((c, i) => c.sign({ csr: csrs[i]!, joinToken: t })));
@@ -73,8 +76,10 @@ describe('meshward ca serve (gRPC over TLS)', () => {
     expect(granted).toHaveLength(1);
     for (const r of results) if (r.status === 'rejected') expect((r.reason as grpc.ServiceError).details).toMatch(/already used/);
     const serial = (granted[0] as PromiseFulfilledResult<{ serial: string }>).value.serial;
-    const records = readFileSync(join(caDir, 'issued.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(records.filter((r) => r.serial === serial)).toHaveLength(1);
+    // One record per attempt, each written before its caller heard back: one issuance, seven refusals.
+    const records = auditRecords(auditLog).slice(before);
+    expect(records.filter((r) => r.decision === 'issued')).toEqual([expect.objectContaining({ serial, method: 'token', spiffeId: WEB })]);
+    expect(records.filter((r) => r.decision === 'refused' && /already used/.test(String(r.message)))).toHaveLength(7);
   });
 
   it('signs on the main thread with --workers 0, and refuses a worker count that is not a whole number', async () => {
@@ -119,9 +124,9 @@ describe('meshward ca serve (gRPC over TLS)', () => {
     expect(renewed.spiffeId).toBe(WEB);
     expect(renewed.serial).not.toBe(first.serial);
     await expectStatus(ca.client(identity).sign({ csr: await makeCsr(newKey), spiffeId: ORDERS }), grpc.status.PERMISSION_DENIED, /renewal keeps the identity/);
-    const records = readFileSync(join(caDir, 'issued.jsonl'), 'utf8');
-    expect(records).toContain(`"serial":"${renewed.serial}","spiffeId":"${WEB}"`);
-    expect(records).toMatch(new RegExp(`"serial":"${renewed.serial}".*"method":"svid"`));
+    expect(auditRecords(join(caDir, 'audit.log'))).toContainEqual(
+      expect.objectContaining({ decision: 'issued', serial: renewed.serial, spiffeId: WEB, principal: WEB, method: 'renewal' }),
+    );
   });
 
   it('does not accept a certificate from another CA as a renewal credential', async () => {

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCsr, mintJoinToken } from '../../src/ca/index.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { bundleWithRoots, initCaDir, serveCa, TD, type ServingCa } from '../helpers/ca.js';
+import { auditRecords, bundleWithRoots, initCaDir, serveCa, TD, type ServingCa } from '../helpers/ca.js';
 import { ecKey } from '../helpers/pki.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -18,8 +18,6 @@ const ORDERS = `spiffe://${TD}/ns/default/sa/orders`;
 const SERVING = `spiffe://${TD}/meshward/ca`;
 /** Every field a `ca` audit record may have: nothing else (no token, key or CSR) may appear. */
 const RECORD_FIELDS = ['type', 'time', 'requestId', 'traceId', 'principal', 'method', 'spiffeId', 'decision', 'reason', 'message', 'serial', 'notAfter', 'dnsNames', 'latencyMs', 'prev', 'hash'];
-
-type AuditRecord = Record<string, unknown> & { method: string; decision: string };
 
 async function curl(url: string): Promise<{ status: number; body: string }> {
   const { stdout } = await promisify(execFile)('curl', ['-sS', '--max-time', '5', '-o', '-', '-w', '\n%{http_code}', url]);
@@ -38,10 +36,6 @@ async function scrape(admin: string): Promise<Map<string, number>> {
     samples.set(line.slice(0, space), Number(line.slice(space + 1)));
   }
   return samples;
-}
-
-function auditRecords(file: string): AuditRecord[] {
-  return readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
 }
 
 async function refusal(call: Promise<unknown>): Promise<grpc.ServiceError> {
