@@ -52,6 +52,8 @@ const spiffeId = z.string().superRefine((value, ctx) => {
   if (!id.ok) ctx.addIssue({ code: 'custom', message: id.error });
 });
 
+const DEFAULT_AUDIT_FILE_BYTES = 64 * 1024 * 1024;
+
 const size = (what: string, max: number) =>
   z.number().int(`${what} must be a whole number of bytes`).min(1, `${what} must be at least 1 byte`).max(max, `${what} must be at most ${max} bytes`);
 
@@ -170,7 +172,13 @@ export const sidecarConfigSchema = strictObject({
   inbound: inbound.optional(),
   outbound: outbound.optional(),
   admin: strictObject({ listen }).default({ listen: { host: '127.0.0.1', port: 15000 } }),
-  audit: strictObject({ path: z.string().min(1) }).optional(),
+  audit: strictObject({
+    path: z.string().min(1),
+    /** The live file is renamed aside (PATH.<time>.<n>) once it would pass this size. */
+    maxFileBytes: size('audit.maxFileBytes', 2 ** 40).default(DEFAULT_AUDIT_FILE_BYTES),
+    /** Rotated files kept beside the live one; the oldest beyond this are deleted. Absent: all are kept. */
+    keepFiles: z.number().int('audit.keepFiles must be a whole number').min(1, 'audit.keepFiles must be at least 1').optional(),
+  }).optional(),
   /** MESHWARD_LOG_LEVEL, when set, overrides it. */
   log: strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
   /** SIGTERM: how long in-flight requests may take to finish before connections are closed. */

@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
-import { AuditLog, createSidecarMetrics, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -42,8 +42,22 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     cleanup.push(() => identity.close());
     let snapshot = identity.current()!;
 
-    const audit = config.audit ? await AuditLog.open({ path: config.audit.path }) : undefined;
-    if (audit) cleanup.push(() => audit.close());
+    const auditConfig = config.audit;
+    const audit = auditConfig
+      ? await AuditLog.open({
+          path: auditConfig.path,
+          maxBytes: auditConfig.maxFileBytes,
+          ...(auditConfig.keepFiles !== undefined ? { keepFiles: auditConfig.keepFiles } : {}),
+          onRotate: logAuditRotation(logger),
+        })
+      : undefined;
+    if (audit) {
+      cleanup.push(async () => {
+        await audit.close();
+        // The newest record's hash, kept outside the file: what makes a truncated log detectable (audit-chain.ts).
+        logger.info({ file: auditConfig!.path, head: audit.headHash }, 'audit log closed');
+      });
+    }
     let policy: PolicyReloader | undefined;
     const metrics = createSidecarMetrics({
       svidNotAfter: () => identity.current()?.svid.notAfter,

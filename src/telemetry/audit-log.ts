@@ -1,4 +1,6 @@
-import { readFile, rename, truncate } from 'node:fs/promises';
+import { readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
 import { checkLine, GENESIS, sealRecord } from './audit-chain.js';
 
@@ -6,12 +8,27 @@ import { checkLine, GENESIS, sealRecord } from './audit-chain.js';
 // resolves once its record is on disk. When the file passes maxBytes it is renamed aside and a new one continues
 // the same chain. Opening a file whose last line a crash cut short keeps the torn bytes in a recovery record
 // instead of dropping them, so the chain stays verifiable and nothing disappears silently. Rotated files are named
-// PATH.<ISO time>.<counter>, so `meshward audit verify PATH.* PATH` checks the whole history in order.
+// PATH.<ISO time>.<counter>, so `meshward audit verify PATH.* PATH` checks the whole history in order. With
+// keepFiles, the oldest rotated files beyond that many are deleted: a busy sidecar writes gigabytes an hour, and
+// a full disk stops the workload. What remains still verifies (the oldest file's first "prev" is its anchor).
+
+export interface AuditRotation {
+  /** Where the full file went. */
+  rotatedTo: string;
+  /** The hash of its last record: the anchor a verifier of later files starts from. */
+  head: string;
+  /** Rotated files deleted to stay within keepFiles, oldest first. */
+  pruned: string[];
+}
 
 export interface AuditLogOptions {
   path: string;
   /** Rotate once the file would pass this size (default 64 MiB). */
   maxBytes?: number;
+  /** Keep at most this many rotated files beside the live one; undefined keeps them all. */
+  keepFiles?: number;
+  /** Hears of each rotation, once the new file is open (for a log line: the head hash kept elsewhere). */
+  onRotate?: (rotation: AuditRotation) => void;
 }
 
 export class AuditLog {
@@ -22,7 +39,7 @@ export class AuditLog {
 
   private constructor(
     private current: AppendLog,
-    private readonly opts: Required<AuditLogOptions>,
+    private readonly opts: AuditLogOptions & { maxBytes: number },
     head: string,
     bytes: number,
   ) {
@@ -31,7 +48,7 @@ export class AuditLog {
   }
 
   static async open(options: AuditLogOptions): Promise<AuditLog> {
-    const opts = { maxBytes: 64 * 1024 * 1024, ...options };
+    const opts = { maxBytes: 64 * 1024 * 1024, keepFiles: undefined, onRotate: undefined, ...options };
     const { head, torn, bytes } = await readTail(opts.path);
     const log = new AuditLog(await AppendLog.open(opts.path), opts, head, bytes);
     if (torn !== undefined) {
@@ -46,13 +63,14 @@ export class AuditLog {
   }
 
   append(record: Record<string, unknown>): Promise<void> {
-    const { line, hash } = sealRecord(record, this.head);
+    const previous = this.head;
+    const { line, hash } = sealRecord(record, previous);
     this.head = hash;
     const size = Buffer.byteLength(line) + 1;
     if (this.bytes > 0 && this.bytes + size > this.opts.maxBytes) {
       // Appends made before this point land in the old file (they are queued on the earlier barrier, which
       // resolves first); this one and later ones wait for the new file.
-      const barrier = (this.barrier ?? Promise.resolve()).then(() => this.rotate());
+      const barrier = (this.barrier ?? Promise.resolve()).then(() => this.rotate(previous));
       this.barrier = barrier;
       barrier.then(
         () => this.barrier === barrier && (this.barrier = undefined),
@@ -65,18 +83,47 @@ export class AuditLog {
     return barrier ? barrier.then(() => this.current.appendLine(line)) : this.current.appendLine(line);
   }
 
-  private async rotate(): Promise<void> {
+  /** `head`: the hash of the full file's last record. */
+  private async rotate(head: string): Promise<void> {
     await this.current.close();
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    await rename(this.opts.path, `${this.opts.path}.${stamp}.${String(++this.rotations).padStart(6, '0')}`);
+    const rotatedTo = `${this.opts.path}.${stamp}.${String(++this.rotations).padStart(6, '0')}`;
+    await rename(this.opts.path, rotatedTo);
     // The first record of the new file carries the last hash of the old one as its "prev": one chain across files.
     this.current = await AppendLog.open(this.opts.path);
+    const pruned = this.opts.keepFiles === undefined ? [] : await pruneRotated(this.opts.path, this.opts.keepFiles);
+    this.opts.onRotate?.({ rotatedTo, head, pruned });
   }
 
   async close(): Promise<void> {
     await this.barrier?.catch(() => undefined);
     await this.current.close();
   }
+}
+
+/** The log line for a rotation: the closed file's head hash, kept outside it, is what shows a later truncation. */
+export function logAuditRotation(logger: Logger): (rotation: AuditRotation) => void {
+  return ({ rotatedTo, head, pruned }) => logger.info({ rotatedTo, head, ...(pruned.length ? { pruned } : {}) }, 'audit log rotated');
+}
+
+/**
+ * Deletes the oldest rotated files of `path` beyond `keep`. Their names sort by time (PATH.<ISO time>.<n>), across
+ * restarts too. A file that cannot be deleted is left for the next rotation: pruning never fails an append.
+ */
+const ROTATED_SUFFIX = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z\.\d{6,}$/;
+
+async function pruneRotated(path: string, keep: number): Promise<string[]> {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  const rotated = (await readdir(dir).catch(() => [] as string[]))
+    .filter((name) => name.startsWith(prefix) && ROTATED_SUFFIX.test(name.slice(prefix.length)))
+    .sort();
+  const pruned: string[] = [];
+  for (const name of rotated.slice(0, Math.max(0, rotated.length - keep))) {
+    const file = join(dir, name);
+    if (await unlink(file).then(() => true, () => false)) pruned.push(file);
+  }
+  return pruned;
 }
 
 /** The head hash and size of an existing log; a torn last line is cut off and returned. */

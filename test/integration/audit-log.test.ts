@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AuditLog } from '../../src/telemetry/audit-log.js';
+import { AuditLog, type AuditRotation } from '../../src/telemetry/audit-log.js';
 import { REPO_ROOT, runCli, tempDir } from '../helpers/cli.js';
 
 const verify = (...files: string[]) => runCli(['audit', 'verify', ...files]);
@@ -35,6 +35,33 @@ describe('tamper-evident audit log', () => {
     const bad = await verify(...all);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`${victim}:3: its hash does not match`);
+    cleanup();
+  });
+
+  it('keeps at most keepFiles rotated files; what is left still verifies from the anchor each rotation reported', async () => {
+    const { dir, cleanup } = tempDir();
+    const path = join(dir, 'audit.jsonl');
+    // The CA's lock directory sits beside its log: pruning must not count or touch it.
+    mkdirSync(`${path}.lock`);
+    const rotations: AuditRotation[] = [];
+    const log = await AuditLog.open({ path, maxBytes: 2048, keepFiles: 2, onRotate: (r) => rotations.push(r) });
+    for (let i = 0; i < 60; i++) await log.append({ i, principal: `spiffe://example.org/w${i}`, decision: 'allow' });
+    await log.close();
+
+    expect(rotations.length).toBeGreaterThan(4);
+    const rotated = readdirSync(dir).filter((f) => /^audit\.jsonl\.\d/.test(f)).sort().map((f) => join(dir, f));
+    expect(rotated).toEqual(rotations.slice(-2).map((r) => r.rotatedTo));
+    expect(existsSync(`${path}.lock`)).toBe(true);
+    // Every file that went is named once, by the rotation that pushed it out; none of the kept ones is.
+    const pruned = rotations.flatMap((r) => r.pruned);
+    expect(pruned).toEqual(rotations.slice(0, -2).map((r) => r.rotatedTo));
+    for (const file of pruned) expect(existsSync(file)).toBe(false);
+    // Each rotation reports the last hash of the file it closed: the "prev" of the next file's first record.
+    const firstOfLastKept = JSON.parse(readFileSync(rotated[0]!, 'utf8').split('\n')[0]!) as { prev: string };
+    expect(firstOfLastKept.prev).toBe(rotations[rotations.length - 3]!.head);
+    const ok = await verify(...rotated, path);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`head ${log.headHash}`);
     cleanup();
   });
 

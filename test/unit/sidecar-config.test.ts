@@ -54,6 +54,8 @@ describe('sidecar config', () => {
       maxConnections: 10_000,
     });
     expect(config.admin.listen).toEqual({ host: '127.0.0.1', port: 15000 });
+    // An audit log rotates at 64 MiB and keeps every rotated file unless told otherwise.
+    expect(sidecarConfigSchema.parse({ ...minimal, audit: { path: 'audit.jsonl' } }).audit).toEqual({ path: 'audit.jsonl', maxFileBytes: 64 * 1024 * 1024 });
   });
 
   it('refuses what cannot work, naming the field', () => {
@@ -76,6 +78,10 @@ describe('sidecar config', () => {
     ]);
     expect(problems({ ...minimal, inbound: { ...minimal.inbound, minTlsVersion: 'TLSv1.1' } })).toEqual([
       'sidecar.yaml: inbound.minTlsVersion: must be TLSv1.3 (the default) or TLSv1.2',
+    ]);
+    expect(problems({ ...minimal, audit: { path: 'audit.jsonl', keepFiles: 0, maxFileBytes: 1.5 } })).toEqual([
+      'sidecar.yaml: audit.maxFileBytes: audit.maxFileBytes must be a whole number of bytes',
+      'sidecar.yaml: audit.keepFiles: audit.keepFiles must be at least 1',
     ]);
     expect(problems({ ...minimal, inbound: { ...minimal.inbound, listen: 'localhost' } })).toEqual([
       'sidecar.yaml: inbound.listen: "localhost" is not HOST:PORT (or [IPv6]:PORT) for a listener (port 0 picks a free one)',

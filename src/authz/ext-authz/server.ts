@@ -12,7 +12,7 @@
 import type { AddressInfo } from 'node:net';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { AdminServer, AuditLog, type Logger } from '../../telemetry/index.js';
+import { AdminServer, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
 import { checkHandler } from './check-handler.js';
 import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
@@ -70,7 +70,7 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     const metrics = createAuthzServerMetrics(() => policy.stats());
     cleanup.push(() => metrics.shutdown());
     const auditPath = options.audit?.path;
-    const audit = auditPath === undefined ? undefined : await openAuditLog(auditPath);
+    const audit = auditPath === undefined ? undefined : await openAuditLog(auditPath, logger);
     const checks = observeChecks(metrics, audit, logger);
     cleanup.push(async () => {
       await checks.close();
@@ -119,9 +119,9 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
   }
 }
 
-async function openAuditLog(path: string): Promise<AuditLog> {
+async function openAuditLog(path: string, logger: Logger): Promise<AuditLog> {
   try {
-    return await AuditLog.open({ path });
+    return await AuditLog.open({ path, onRotate: logAuditRotation(logger) });
   } catch (err) {
     // A damaged log names itself; a system error (a missing directory, no permission) is said with the path.
     const code = (err as NodeJS.ErrnoException).code;
