@@ -24,10 +24,15 @@ export interface SignParams {
   ttlSeconds?: number;
   spiffeId?: string;
   deadlineMs?: number;
+  /**
+   * Request metadata. The CA's audit record carries a valid `x-request-id` and the trace id of a valid
+   * `traceparent`, so the caller's logs and traces can name the call.
+   */
+  metadata?: Record<string, string>;
 }
 
 type CaStub = grpc.Client & {
-  Sign(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: SignResponseMessage) => void): void;
+  Sign(req: object, metadata: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: SignResponseMessage) => void): void;
   GetBundle(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: BundleMessage) => void): void;
   WatchBundle(req: object): grpc.ClientReadableStream<BundleMessage>;
 };
@@ -60,8 +65,11 @@ export class CaClient {
 
   sign(params: SignParams): Promise<SignResponseMessage> {
     return new Promise((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      for (const [key, value] of Object.entries(params.metadata ?? {})) metadata.set(key, value);
       this.stub.Sign(
         { csr: Buffer.from(params.csr), ttlSeconds: params.ttlSeconds ?? 0, joinToken: params.joinToken ?? '', spiffeId: params.spiffeId ?? '' },
+        metadata,
         { deadline: Date.now() + (params.deadlineMs ?? 10_000) },
         (err, res) => (err ? reject(err) : resolve(res)),
       );

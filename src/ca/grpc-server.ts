@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import type { Logger } from 'pino';
 import { GrpcHttp2Server, GrpcStatusError, unaryRoute, verifiedPeerCertificate } from '../grpc/index.js';
+import { callerTraceId, requestIdOf, TRACEPARENT } from '../telemetry/index.js';
 import { svidIdentity, pemToDerList } from '../spiffe/x509-svid.js';
 import { advanceCa, loadCa, stateVersion } from './ca-directory.js';
 import { CaError, type CaErrorCode } from './ca-error.js';
@@ -96,14 +97,17 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
   const server = new GrpcHttp2Server({ logger, maxMessageBytes: 64 * 1024, tls: tlsMaterial(), requireClientCertificate: false });
   server.route(
     `/${CA_SERVICE}/Sign`,
-    unaryRoute(async (bytes, stream) => {
+    unaryRoute(async (bytes, stream, headers) => {
       const request = types.SignRequest.decode(bytes) as unknown as SignRequestMessage;
       const caller = callerOf(verifiedPeerCertificate(stream), request, peerIds, authority.attestsWorkloads);
+      // The caller's request id and trace, when it sent them, tie this audit record to its own logs.
+      const traceId = callerTraceId(headers[TRACEPARENT]);
+      const context = { requestId: requestIdOf(headers['x-request-id']).id, ...(traceId !== undefined ? { traceId } : {}) };
       try {
         const svid = await authority.sign(
           { csr: Buffer.from(request.csr), ...(request.ttlSeconds ? { ttlSeconds: request.ttlSeconds } : {}), ...(request.spiffeId ? { spiffeId: request.spiffeId } : {}) },
           caller,
-          { requestId: randomUUID() },
+          context,
         );
         return types.SignResponse.encode({
           spiffeId: svid.spiffeId,

@@ -21,7 +21,8 @@ import { grpcJsServiceRoutes, type ServiceMethods } from './grpc-js-service-adap
 import { sendHttpError, sendStatus } from './grpc-response.js';
 
 /** Serves one call; `timeoutMs` is the caller's deadline from grpc-timeout, when it sent one. */
-export type Route = (stream: ServerHttp2Stream, timeoutMs: number | undefined) => void;
+/** Serves one call: its stream, the caller's deadline, and the request headers (metadata such as x-request-id). */
+export type Route = (stream: ServerHttp2Stream, timeoutMs: number | undefined, headers: IncomingHttpHeaders) => void;
 
 export type ServerTls = Pick<SecureServerOptions, 'key' | 'cert' | 'ca'>;
 
@@ -137,7 +138,7 @@ export class GrpcHttp2Server {
   private dispatch(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', (err) => this.logger.debug({ err: err.message }, 'HTTP/2 stream error'));
     const admitted = this.admit(stream, headers);
-    if (admitted) admitted.route(stream, admitted.timeoutMs);
+    if (admitted) admitted.route(stream, admitted.timeoutMs, headers);
     else stream.resume(); // refused: discard whatever body is still coming
   }
 

@@ -1,6 +1,6 @@
 // The lean path for a unary method whose handler works on bytes: exactly one request message in, one
 // response message out, within the caller's deadline. This is how Check is served (see server.ts for why).
-import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
+import { constants as http2Constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import { frameMessage, MessageReader, type FramingError } from './grpc-framing.js';
 import { sendStatus, sendUnaryResponse } from './grpc-response.js';
@@ -10,7 +10,7 @@ import type { Route } from './grpc-http2-server.js';
  * Turns one serialised request into one serialised response. A GrpcStatusError ends the call with its status;
  * any other failure is INTERNAL.
  */
-export type UnaryBytesHandler = (request: Buffer, stream: ServerHttp2Stream) => Promise<Uint8Array>;
+export type UnaryBytesHandler = (request: Buffer, stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => Promise<Uint8Array>;
 
 /** A refusal a handler answers with a specific gRPC status and a message for the caller. */
 export class GrpcStatusError extends Error {
@@ -24,7 +24,7 @@ export class GrpcStatusError extends Error {
 }
 
 export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number): Route {
-  return (stream, timeoutMs) => {
+  return (stream, timeoutMs, headers) => {
     const reader = new MessageReader(maxMessageBytes);
     let request: Buffer | undefined;
     let refused = false;
@@ -50,12 +50,12 @@ export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number):
         sendStatus(stream, status.INTERNAL, reader.hasPartialMessage ? 'request ended inside a message' : 'request has no message');
         return;
       }
-      answer(stream, handler, request, timeoutMs);
+      answer(stream, handler, request, timeoutMs, headers);
     });
   };
 }
 
-function answer(stream: ServerHttp2Stream, handler: UnaryBytesHandler, request: Buffer, timeoutMs: number | undefined): void {
+function answer(stream: ServerHttp2Stream, handler: UnaryBytesHandler, request: Buffer, timeoutMs: number | undefined, headers: IncomingHttpHeaders): void {
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => sendStatus(stream, status.DEADLINE_EXCEEDED, 'deadline exceeded'), timeoutMs);
   const failed = (err: unknown) => {
     clearTimeout(timer);
@@ -64,7 +64,7 @@ function answer(stream: ServerHttp2Stream, handler: UnaryBytesHandler, request: 
   };
   let response: Promise<Uint8Array>;
   try {
-    response = handler(request, stream);
+    response = handler(request, stream, headers);
   } catch (err) {
     return failed(err);
   }

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CaClient } from '../ca/client.js';
 import { makeCsr } from '../ca/csr-make.js';
@@ -9,7 +9,8 @@ import type { IdentitySnapshot, Svid, SvidSource } from './svid-source.js';
 // An SVID from the meshward CA: a key made here (it never leaves the process), bootstrapped with a one-time join
 // token, renewed over mTLS at half-life with jitter, retried with backoff while the CA is unreachable (the current
 // SVID keeps serving until it expires). It follows the CA's bundle stream, so a new root is trusted before
-// anything is signed with it.
+// anything is signed with it. Each call to the CA carries a request id that this side's log lines name too, so a
+// renewal can be found in the CA's audit log.
 
 export interface CaSvidSourceOptions {
   address: string;
@@ -44,9 +45,10 @@ export class CaSvidSource implements SvidSource {
     const source = new CaSvidSource(opts);
     const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     const client = new CaClient({ address: opts.address, trustDomain: opts.trustDomain, bundlePem: opts.bootstrapBundlePem });
+    const requestId = randomUUID();
     try {
-      const res = await client.sign({ csr: await makeCsr(key), joinToken: opts.joinToken, spiffeId: opts.spiffeId, ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) });
-      source.accept(res, key.export({ type: 'pkcs8', format: 'pem' }) as string);
+      const res = await client.sign({ csr: await makeCsr(key), joinToken: opts.joinToken, spiffeId: opts.spiffeId, metadata: { 'x-request-id': requestId }, ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) });
+      source.accept(res, key.export({ type: 'pkcs8', format: 'pem' }) as string, requestId);
     } finally {
       client.close();
     }
@@ -74,7 +76,7 @@ export class CaSvidSource implements SvidSource {
     this.watchClient?.close();
   }
 
-  private accept(res: SignResponseMessage, keyPem: string): void {
+  private accept(res: SignResponseMessage, keyPem: string, requestId: string): void {
     const leaf = new X509Certificate(res.certChainPem);
     const svid: Svid = {
       spiffeId: res.spiffeId,
@@ -85,7 +87,7 @@ export class CaSvidSource implements SvidSource {
       notAfter: new Date(leaf.validTo),
     };
     this.publish({ svid, bundlePem: res.bundle.pem || this.snapshot?.bundlePem || this.opts.bootstrapBundlePem });
-    this.opts.logger?.info({ spiffeId: svid.spiffeId, serial: svid.serial, notAfter: svid.notAfter.toISOString() }, 'SVID received');
+    this.opts.logger?.info({ spiffeId: svid.spiffeId, serial: svid.serial, notAfter: svid.notAfter.toISOString(), requestId }, 'SVID received');
     this.attempt = 0;
     // The CA back-dates notBefore for clock skew; the lifetime that counts is from now, or a short-lived SVID
     // would be past its half-life on arrival and renew in a tight loop.
@@ -114,14 +116,15 @@ export class CaSvidSource implements SvidSource {
       bundlePem: current.bundlePem,
       identity: { certChainPem: current.svid.certChainPem, keyPem: current.svid.keyPem },
     });
+    const requestId = randomUUID();
     try {
-      const res = await client.sign({ csr: await makeCsr(key), ...(this.opts.ttlSeconds ? { ttlSeconds: this.opts.ttlSeconds } : {}) });
-      if (!this.closed) this.accept(res, key.export({ type: 'pkcs8', format: 'pem' }) as string);
+      const res = await client.sign({ csr: await makeCsr(key), metadata: { 'x-request-id': requestId }, ...(this.opts.ttlSeconds ? { ttlSeconds: this.opts.ttlSeconds } : {}) });
+      if (!this.closed) this.accept(res, key.export({ type: 'pkcs8', format: 'pem' }) as string, requestId);
     } catch (err) {
       this.counters.renewalFailures += 1;
       const left = current.svid.notAfter.getTime() - Date.now();
       const delay = retryDelayMs(this.attempt++, left);
-      this.opts.logger?.warn({ err: (err as Error).message, retryInMs: Math.round(delay), secondsToExpiry: Math.round(left / 1000) }, 'SVID renewal failed; keeping the current SVID');
+      this.opts.logger?.warn({ err: (err as Error).message, requestId, retryInMs: Math.round(delay), secondsToExpiry: Math.round(left / 1000) }, 'SVID renewal failed; keeping the current SVID');
       this.schedule(delay);
     } finally {
       client.close();

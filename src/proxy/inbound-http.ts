@@ -15,7 +15,7 @@ import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
-import { requestIdOf } from './request-id.js';
+import { requestIdOf } from '../telemetry/request-id.js';
 import { hasBody, isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';

@@ -13,7 +13,7 @@ import { HopTrace } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
 import { replies } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
-import { requestIdOf } from './request-id.js';
+import { requestIdOf } from '../telemetry/request-id.js';
 import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';

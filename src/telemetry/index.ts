@@ -10,3 +10,4 @@ export * from './admin-server.js';
 export * from './listen.js';
 export * from './tracing.js';
 export { withoutQuery } from './redact.js';
+export { requestIdOf } from './request-id.js';

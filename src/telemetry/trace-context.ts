@@ -22,16 +22,27 @@ export interface TraceContext {
 }
 
 export function traceContextOf(header: string | string[] | undefined): TraceContext {
-  const match = typeof header === 'string' ? VALID.exec(header.trim()) : null;
-  // Version ff is forbidden, and all-zero ids are invalid.
-  if (match !== null && match[1] !== 'ff' && match[2] !== ZERO_TRACE && match[3] !== ZERO_SPAN) {
-    // Bit 0 of the flags is "sampled"; the other bits are reserved.
-    const parent = { traceId: match[2]!, spanId: match[3]!, sampled: (parseInt(match[4]!, 16) & 1) === 1 };
-    return { traceId: parent.traceId, traceparent: match[0], started: false, parent };
-  }
+  const caller = callerSpanOf(header);
+  if (caller !== undefined) return { traceId: caller.parent.traceId, traceparent: caller.traceparent, started: false, parent: caller.parent };
   const ids = randomIds();
   const traceId = ids.slice(0, 32);
   return { traceId, traceparent: `00-${traceId}-${ids.slice(32)}-00`, started: true };
+}
+
+/**
+ * The caller's trace id when it sent a valid `traceparent`, else undefined: for a server that records the trace it
+ * was called in but starts none of its own (it has no one to pass one on to).
+ */
+export function callerTraceId(header: string | string[] | undefined): string | undefined {
+  return callerSpanOf(header)?.parent.traceId;
+}
+
+function callerSpanOf(header: string | string[] | undefined): { parent: NonNullable<TraceContext['parent']>; traceparent: string } | undefined {
+  const match = typeof header === 'string' ? VALID.exec(header.trim()) : null;
+  // Version ff is forbidden, and all-zero ids are invalid.
+  if (match === null || match[1] === 'ff' || match[2] === ZERO_TRACE || match[3] === ZERO_SPAN) return undefined;
+  // Bit 0 of the flags is "sampled"; the other bits are reserved.
+  return { parent: { traceId: match[2]!, spanId: match[3]!, sampled: (parseInt(match[4]!, 16) & 1) === 1 }, traceparent: match[0] };
 }
 
 /** The header for a span: version 00, its ids, and the sampled flag. */

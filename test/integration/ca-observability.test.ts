@@ -95,10 +95,12 @@ describe('meshward ca serve --admin: health, metrics, /certs and the audit of ev
     tokens.push(await token(WEB));
     const first = await ca.client().sign({ csr: await makeCsr(key), joinToken: tokens[0] });
     const identity = { certChainPem: first.certChainPem, keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string };
-    const renewed = await ca.client(identity).sign({ csr: await makeCsr(ecKey()) });
+    // The caller's request id and trace go into the record; an id that is not a sane token is replaced.
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const renewed = await ca.client(identity).sign({ csr: await makeCsr(ecKey()), metadata: { 'x-request-id': 'renew-web-1', traceparent: `00-${trace}-00f067aa0ba902b7-01` } });
 
     // Refused: a used token, a token asked for another ID, a renewal asked for another ID, no credential, a bad CSR.
-    const used = await refusal(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: tokens[0] }));
+    const used = await refusal(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: tokens[0], metadata: { 'x-request-id': 'no spaces allowed' } }));
     expect([used.code, used.details]).toEqual([grpc.status.UNAUTHENTICATED, expect.stringMatching(/already used/)]);
     tokens.push(await token(WEB));
     const otherId = await refusal(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: tokens[1], spiffeId: ORDERS }));
@@ -150,7 +152,7 @@ describe('meshward ca serve --admin: health, metrics, /certs and the audit of ev
     ]);
     const [, byToken, renewal, replay, tokenOtherId, renewalOtherId, anonymous, , byToken2] = records;
     expect(byToken).toMatchObject({ type: 'ca', principal: WEB, spiffeId: WEB, serial: first.serial, notAfter: new Date(first.notAfterUnix * 1000).toISOString() });
-    expect(renewal).toMatchObject({ principal: WEB, spiffeId: WEB, serial: renewed.serial });
+    expect(renewal).toMatchObject({ principal: WEB, spiffeId: WEB, serial: renewed.serial, requestId: 'renew-web-1', traceId: trace });
     expect(byToken2).toMatchObject({ serial: third.serial });
     expect(replay).toMatchObject({ principal: WEB, message: expect.stringMatching(/already used/) });
     expect(tokenOtherId).toMatchObject({ principal: WEB, spiffeId: ORDERS, message: expect.stringMatching(/bound to another ID/) });
@@ -158,7 +160,9 @@ describe('meshward ca serve --admin: health, metrics, /certs and the audit of ev
     expect(anonymous).not.toHaveProperty('principal');
     for (const r of records) {
       expect(RECORD_FIELDS).toEqual(expect.arrayContaining(Object.keys(r)));
+      if (r === renewal) continue;
       expect(r).toMatchObject({ time: expect.any(String), requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), latencyMs: expect.any(Number) });
+      expect(r).not.toHaveProperty('traceId');
       if (r.decision === 'issued') expect(r).not.toHaveProperty('reason');
       else expect(r).not.toHaveProperty('serial');
     }

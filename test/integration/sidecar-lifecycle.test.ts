@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
+import { auditRecords, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
 import { runCli, startCli, stopChild, tempDir } from '../helpers/cli.js';
 import {
   ALLOW_WEB_GET_ORDERS,
@@ -153,6 +153,11 @@ describe('sidecar: identity from the meshward CA', () => {
     expect(certs).toMatchObject({ loaded: true, spiffeId: WEB_ID });
     expect(certs.secondsToExpiry).toBeLessThanOrEqual(600);
     expect(sidecar.output()).not.toContain(joinToken);
+    // The sidecar's log and the CA's audit record name the same request.
+    const received = JSON.parse(/^.*"msg":"SVID received".*$/m.exec(sidecar.output())![0]) as { requestId: string; serial: string };
+    expect(auditRecords(join(mesh.caDir, 'audit.log'))).toContainEqual(
+      expect.objectContaining({ requestId: received.requestId, method: 'token', decision: 'issued', serial: received.serial, spiffeId: WEB_ID }),
+    );
   });
 });
 

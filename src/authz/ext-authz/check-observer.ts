@@ -4,7 +4,7 @@
 // Audit records are sealed (JSON + SHA-256) and written off the response path: a Check queues its record and
 // the queue is drained on the next turn of the event loop, after the answer has been handed to HTTP/2. The
 // write itself is group-committed by the audit log; its failures are logged, never answered.
-import { AuditLog, DenialSpikeDetector, traceContextOf, TRACEPARENT, warnDenialSpike, withoutQuery, type Logger } from '../../telemetry/index.js';
+import { AuditLog, DenialSpikeDetector, callerTraceId, TRACEPARENT, warnDenialSpike, withoutQuery, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
 import { decisionSummary, ruleOf } from './decision-summary.js';
 import type { AuthzServerMetrics } from './metrics.js';
@@ -97,7 +97,7 @@ function auditRecordOf(record: CheckRecord): Record<string, unknown> {
     time: new Date(record.time).toISOString(),
     direction: 'check',
     requestId: record.requestId,
-    traceId: traceIdOf(request?.headers[TRACEPARENT]),
+    traceId: callerTraceId(request?.headers[TRACEPARENT]),
     principal: request?.principal,
     sourceIp: request?.sourceIp,
     method: request?.method,
@@ -107,11 +107,4 @@ function auditRecordOf(record: CheckRecord): Record<string, unknown> {
     status: record.httpStatus,
     latencyMs: Math.round(record.latencyMs * 1000) / 1000,
   };
-}
-
-/** The caller's trace, when it sent a valid traceparent; the server starts no trace of its own (it has no one to tell). */
-function traceIdOf(traceparent: string | undefined): string | undefined {
-  if (traceparent === undefined) return undefined;
-  const trace = traceContextOf(traceparent);
-  return trace.started ? undefined : trace.traceId;
 }
