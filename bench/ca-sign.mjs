@@ -5,7 +5,7 @@
 //   npm run build && node bench/ca-sign.mjs
 //
 // Settings (environment): BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONCURRENCY (16), BENCH_CSR_POOL (64),
-// BENCH_PHASES (signer,authority,renew,token,floor,renew-info,cfssl; floor = GetBundle, the gRPC/TLS cost alone), BENCH_CFSSL (cfssl), BENCH_TOKENS (pre-minted join
+// BENCH_PHASES (signer,authority,renew,renew-lean,token,floor,renew-info,cfssl; renew-lean = renewal with a node:http2 client as lean as cfssl's; floor = GetBundle, the gRPC/TLS cost alone), BENCH_CFSSL (cfssl), BENCH_TOKENS (pre-minted join
 // tokens; default from the renewal rate), BENCH_SERVER_NODE_ARGS (extra node flags for the CA server, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CA_WORKERS (`ca serve --workers`; default: the server's own),
 // BENCH_CA_ARGS (more `ca serve` arguments, e.g. "--audit /dev/shm/audit.log" to take the disk out of the figures).
@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { leanSignClient } from './ca-lean-client.mjs';
 import { runLoad, runSync, processCpuMs } from './ca-load.mjs';
 import { cfsslAvailable, startCfssl } from './ca-cfssl.mjs';
 import { freePort, startChild, tempDir, waitReady } from './ca-procs.mjs';
@@ -28,7 +29,7 @@ const cfg = {
   warmupMs: Number(env.BENCH_WARMUP_S ?? 2) * 1000,
   concurrency: Number(env.BENCH_CONCURRENCY ?? 16),
   csrPool: Number(env.BENCH_CSR_POOL ?? 64),
-  phases: new Set((env.BENCH_PHASES ?? 'signer,authority,renew,token,floor,renew-info,cfssl').split(',').map((s) => s.trim())),
+  phases: new Set((env.BENCH_PHASES ?? 'signer,authority,renew,renew-lean,token,floor,renew-info,cfssl').split(',').map((s) => s.trim())),
   cfssl: env.BENCH_CFSSL ?? 'cfssl',
   tokens: env.BENCH_TOKENS ? Number(env.BENCH_TOKENS) : undefined,
   serverNodeArgs: (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
@@ -36,8 +37,11 @@ const cfg = {
 };
 
 let ca;
+let caWireTypes;
+let CA_SERVICE;
 try {
   ca = await import('../dist/ca/index.js');
+  ({ caWireTypes, CA_SERVICE } = await import('../dist/ca/proto.js'));
 } catch (err) {
   console.error(`cannot load ../dist/ca/index.js (${err.message}); run \`npm run build\` first`);
   process.exit(1);
@@ -101,7 +105,7 @@ async function main() {
 
   let renewRate;
   const serverRuns = [
-    { level: 'warn', phases: ['renew', 'token', 'floor'].filter((p) => cfg.phases.has(p)) },
+    { level: 'warn', phases: ['renew', 'renew-lean', 'token', 'floor'].filter((p) => cfg.phases.has(p)) },
     { level: 'info', phases: ['renew-info', 'token-info'].filter((p) => cfg.phases.has(p)) },
   ];
   for (const run of serverRuns) {
@@ -136,6 +140,21 @@ async function main() {
           });
           for (const c of clients) c.close();
           row('meshward GetBundle (gRPC/TLS floor, no signing)', r, cpuNote(r));
+        } else if (phase === 'renew-lean') {
+          console.error(`# Sign over gRPC/TLS: renewal over mTLS, ${cfg.concurrency} lean node:http2 clients (as lean as the cfssl phase's)`);
+          const { SignRequest } = caWireTypes();
+          const requests = csrs.map((csr) => Buffer.from(SignRequest.encode({ csr: Buffer.from(csr), ttlSeconds: 0, joinToken: '', spiffeId: '' }).finish()));
+          const clients = await Promise.all(identities.map((identity) => leanSignClient({ address, bundlePem, identity, path: `/${CA_SERVICE}/Sign`, requests })));
+          const r = await runLoad({
+            ...cfg,
+            serverCpuMs,
+            request: async (i) => {
+              await clients[i].sign();
+              return true;
+            },
+          });
+          for (const c of clients) c.close();
+          row('meshward Sign, renewal (mTLS), lean client', r, cpuNote(r));
         } else if (phase.startsWith('renew')) {
           console.error(`# Sign over gRPC/TLS: renewal over mTLS, ${cfg.concurrency} clients${label}`);
           const clients = identities.map((identity) => new CaClient({ address, trustDomain: TRUST_DOMAIN, bundlePem, identity }));
@@ -214,6 +233,7 @@ function printTable() {
   const cfssl = rows.find((r) => r.name.startsWith('cfssl'));
   const renew = rows.find((r) => r.name === 'meshward Sign, renewal (mTLS)');
   const token = rows.find((r) => r.name === 'meshward Sign, join token');
+  const renewLean = rows.find((r) => r.name === 'meshward Sign, renewal (mTLS), lean client');
   const renewInfo = rows.find((r) => r.name.startsWith('meshward Sign, renewal') && r.name.includes('info'));
   const ms = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
   const lines = [
@@ -229,7 +249,7 @@ function printTable() {
     '',
   ];
   if (cfssl) {
-    for (const [name, r] of [['renewal', renew], ['join token', token]]) {
+    for (const [name, r] of [['renewal', renew], ['renewal, lean client', renewLean], ['join token', token]]) {
       if (!r) continue;
       const ratio = r.rate / cfssl.rate;
       const cost = cpuPerCert(r) / cpuPerCert(cfssl);
