@@ -250,7 +250,7 @@ const PHASES = {
   direct: { label: 'direct (wrk → nginx)', setUp: setUpDirect },
   haproxy: { label: `haproxy hop (nbthread ${cfg.haproxyThreads}${cfg.haproxyLog ? ', logging' : ''})`, setUp: setUpHaproxy },
   node: { label: 'node hop (https + undici only: the floor)', setUp: setUpNode },
-  pipe: { label: 'node TLS pipe (no HTTP: any Node proxy\'s floor)', setUp: setUpPipe },
+  pipe: { label: 'node TLS pipe (no HTTP: the ceiling)', setUp: setUpPipe },
   meshward: { label: 'meshward hop (authz + audit, info logs)', setUp: setUpMeshward },
 };
 

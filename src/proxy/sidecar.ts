@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
-import { AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
@@ -49,6 +49,9 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
           maxBytes: auditConfig.maxFileBytes,
           ...(auditConfig.keepFiles !== undefined ? { keepFiles: auditConfig.keepFiles } : {}),
           onRotate: logAuditRotation(logger),
+          // Records are written after the answer: they may wait a few ms to share a durable write.
+          commitDelayMs: AFTER_ANSWER_COMMIT_MS,
+          onWriteError: (err, records) => logger.error({ err: err.message, records }, 'audit log append failed'),
         })
       : undefined;
     if (audit) {
@@ -176,9 +179,7 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
       }
     }
     if (audit !== undefined && record.decision !== undefined) {
-      audit
-        .append({ type: 'authz', time: new Date().toISOString(), ...record, path: withoutQuery(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 })
-        .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'audit log append failed'));
+      audit.enqueue({ type: 'authz', time: new Date().toISOString(), ...record, path: withoutQuery(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 });
     }
     if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
     else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');

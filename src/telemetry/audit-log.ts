@@ -1,7 +1,7 @@
 import { readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { AppendLog } from './append-log.js';
+import { AppendLog, type AppendLogOptions } from './append-log.js';
 import { checkLine, GENESIS, sealRecord } from './audit-chain.js';
 
 // The tamper-evident audit log: hash-chained JSON lines (audit-chain.ts), group-committed so that an append
@@ -29,7 +29,18 @@ export interface AuditLogOptions {
   keepFiles?: number;
   /** Hears of each rotation, once the new file is open (for a log line: the head hash kept elsewhere). */
   onRotate?: (rotation: AuditRotation) => void;
+  /** How long a record may wait for others to share its durable write (append-log.ts); default 0. */
+  commitDelayMs?: number;
+  /** Hears of a failed write of records appended with `enqueue`. */
+  onWriteError?: (err: Error, records: number) => void;
 }
+
+/**
+ * The commit delay for audit records written after the answer they describe (the sidecar's, the authz server's):
+ * a record is on disk within about this long of its answer, and the log makes at most one durable write per
+ * this long. The CA, whose records must be on disk before it answers, uses none.
+ */
+export const AFTER_ANSWER_COMMIT_MS = 5;
 
 export class AuditLog {
   private head: string;
@@ -50,7 +61,7 @@ export class AuditLog {
   static async open(options: AuditLogOptions): Promise<AuditLog> {
     const opts = { maxBytes: 64 * 1024 * 1024, keepFiles: undefined, onRotate: undefined, ...options };
     const { head, torn, bytes } = await readTail(opts.path);
-    const log = new AuditLog(await AppendLog.open(opts.path), opts, head, bytes);
+    const log = new AuditLog(await AppendLog.open(opts.path, appendLogOptions(opts)), opts, head, bytes);
     if (torn !== undefined) {
       await log.append({ type: 'recovered-torn-write', time: new Date().toISOString(), bytes: Buffer.from(torn).toString('base64') });
     }
@@ -62,7 +73,21 @@ export class AuditLog {
     return this.head;
   }
 
+  /** Resolves once the record is on disk. */
   append(record: Record<string, unknown>): Promise<void> {
+    const { line, barrier } = this.seal(record);
+    return barrier ? barrier.then(() => this.current.appendLine(line)) : this.current.appendLine(line);
+  }
+
+  /** Appends a record nobody waits for (no promise per record); a failed write goes to onWriteError. */
+  enqueue(record: Record<string, unknown>): void {
+    const { line, barrier } = this.seal(record);
+    if (barrier) void barrier.then(() => this.current.enqueueLine(line), (err: Error) => this.opts.onWriteError?.(err, 1));
+    else this.current.enqueueLine(line);
+  }
+
+  /** Chains the record to the head; a rotation due first is set up as the barrier the write must wait for. */
+  private seal(record: Record<string, unknown>): { line: string; barrier: Promise<void> | undefined } {
     const previous = this.head;
     const { line, hash } = sealRecord(record, previous);
     this.head = hash;
@@ -79,8 +104,7 @@ export class AuditLog {
       this.bytes = 0;
     }
     this.bytes += size;
-    const barrier = this.barrier;
-    return barrier ? barrier.then(() => this.current.appendLine(line)) : this.current.appendLine(line);
+    return { line, barrier: this.barrier };
   }
 
   /** `head`: the hash of the full file's last record. */
@@ -90,7 +114,7 @@ export class AuditLog {
     const rotatedTo = `${this.opts.path}.${stamp}.${String(++this.rotations).padStart(6, '0')}`;
     await rename(this.opts.path, rotatedTo);
     // The first record of the new file carries the last hash of the old one as its "prev": one chain across files.
-    this.current = await AppendLog.open(this.opts.path);
+    this.current = await AppendLog.open(this.opts.path, appendLogOptions(this.opts));
     const pruned = this.opts.keepFiles === undefined ? [] : await pruneRotated(this.opts.path, this.opts.keepFiles);
     this.opts.onRotate?.({ rotatedTo, head, pruned });
   }
@@ -99,6 +123,13 @@ export class AuditLog {
     await this.barrier?.catch(() => undefined);
     await this.current.close();
   }
+}
+
+function appendLogOptions(opts: AuditLogOptions): AppendLogOptions {
+  return {
+    ...(opts.commitDelayMs !== undefined ? { commitDelayMs: opts.commitDelayMs } : {}),
+    ...(opts.onWriteError ? { onError: opts.onWriteError } : {}),
+  };
 }
 
 /** The log line for a rotation: the closed file's head hash, kept outside it, is what shows a later truncation. */

@@ -17,6 +17,44 @@ describe('AppendLog', () => {
     cleanup();
   });
 
+  it('with a commit delay, lets records wait to share a write, and writes them at once on close', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'log.jsonl');
+    // A delay no test run reaches: anything on disk before close() was written early.
+    const log = await AppendLog.open(file, { commitDelayMs: 60_000 });
+    for (let i = 0; i < 20; i++) {
+      log.enqueueLine(JSON.stringify({ i }));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(readFileSync(file, 'utf8')).toBe('');
+    await log.close();
+    expect((await readRecords<{ i: number }>(file)).records.map((r) => r.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    cleanup();
+  });
+
+  it('resolves an awaited append once its delayed write is on disk', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'log.jsonl');
+    const log = await AppendLog.open(file, { commitDelayMs: 20 });
+    await log.append({ a: 1 });
+    expect(readFileSync(file, 'utf8')).toBe('{"a":1}\n');
+    await log.close();
+    cleanup();
+  });
+
+  it('reports a failed write of enqueued records to onError, with how many were lost', async () => {
+    const failures: Array<[string, number]> = [];
+    // /dev/full refuses every write with ENOSPC: a disk that filled up.
+    const log = await AppendLog.open('/dev/full', { onError: (err, records) => failures.push([(err as NodeJS.ErrnoException).code ?? err.message, records]) });
+    log.enqueueLine('{"a":1}');
+    log.enqueueLine('{"a":2}');
+    await expect(log.append({ a: 3 })).rejects.toThrow(/ENOSPC/);
+    expect(failures).toEqual([['ENOSPC', 2]]);
+    await log.close();
+    log.enqueueLine('{"late":true}');
+    expect(failures).toEqual([['ENOSPC', 2], [expect.stringMatching(/closed/), 1]]);
+  });
+
   it('reports a torn last line (a crash mid-write) instead of failing or dropping it silently', async () => {
     const { dir, cleanup } = tempDir();
     const file = join(dir, 'log.jsonl');

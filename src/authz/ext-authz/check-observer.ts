@@ -3,7 +3,8 @@
 //
 // Audit records are sealed (JSON + SHA-256) and written off the response path: a Check queues its record and
 // the queue is drained on the next turn of the event loop, after the answer has been handed to HTTP/2. The
-// write itself is group-committed by the audit log; its failures are logged, never answered.
+// write itself is group-committed by the audit log, a few ms at a time (AFTER_ANSWER_COMMIT_MS); its failures
+// are logged (server.ts, onWriteError), never answered.
 import { AuditLog, DenialSpikeDetector, callerTraceId, TRACEPARENT, warnDenialSpike, withoutQuery, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
 import { decisionSummary, ruleOf } from './decision-summary.js';
@@ -37,7 +38,7 @@ export interface ObservedChecks {
 
 export function observeChecks(metrics: AuthzServerMetrics, audit: AuditLog | undefined, logger: Logger): ObservedChecks {
   const spikes = new DenialSpikeDetector();
-  const auditQueue = audit === undefined ? undefined : new AuditQueue(audit, logger);
+  const auditQueue = audit === undefined ? undefined : new AuditQueue(audit);
   return {
     observe(record) {
       const { decision, request } = record;
@@ -62,10 +63,7 @@ class AuditQueue {
   private queue: CheckRecord[] = [];
   private scheduled = false;
 
-  constructor(
-    private readonly audit: AuditLog,
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly audit: AuditLog) {}
 
   push(record: CheckRecord): void {
     this.queue.push(record);
@@ -83,9 +81,7 @@ class AuditQueue {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
-    for (const record of batch) {
-      this.audit.append(auditRecordOf(record)).catch((err: unknown) => this.logger.error({ requestId: record.requestId, err: (err as Error).message }, 'audit log append failed'));
-    }
+    for (const record of batch) this.audit.enqueue(auditRecordOf(record));
   }
 }
 

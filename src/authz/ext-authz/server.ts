@@ -12,7 +12,7 @@
 import type { AddressInfo } from 'node:net';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { AdminServer, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
+import { AdminServer, AFTER_ANSWER_COMMIT_MS, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
 import { checkHandler } from './check-handler.js';
 import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
@@ -121,7 +121,13 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
 
 async function openAuditLog(path: string, logger: Logger): Promise<AuditLog> {
   try {
-    return await AuditLog.open({ path, onRotate: logAuditRotation(logger) });
+    return await AuditLog.open({
+      path,
+      onRotate: logAuditRotation(logger),
+      // Records are written after the answer (check-observer.ts): they may wait a few ms to share a durable write.
+      commitDelayMs: AFTER_ANSWER_COMMIT_MS,
+      onWriteError: (err, records) => logger.error({ err: err.message, records }, 'audit log append failed'),
+    });
   } catch (err) {
     // A damaged log names itself; a system error (a missing directory, no permission) is said with the path.
     const code = (err as NodeJS.ErrnoException).code;
