@@ -410,6 +410,11 @@ function report({ stats, memory, wrk, probe, problems, sidecars }) {
     const byMsg = new Map();
     for (const r of s.warnings) byMsg.set(r.msg, (byMsg.get(r.msg) ?? 0) + 1);
     if (byMsg.size) lines.push(`${s.name} logged warnings/errors: ${[...byMsg].map(([m, n]) => `${n}× "${m}"`).join(', ')}`);
+    // Each one in full (the first few), so that a cause can be told from a shutdown artefact.
+    for (const r of s.warnings.slice(0, 5)) {
+      const { level, msg, pid, hostname, ...rest } = r;
+      lines.push(`  ${s.name} ${typeof r.time === 'number' ? new Date(r.time).toISOString() : ''} ${msg}: ${JSON.stringify(rest)}`);
+    }
   }
   if (probe.failures.length) {
     lines.push('', `!!! Node client failures (first 10 of ${probe.failures.length}):`, ...probe.failures.slice(0, 10).map((f) => `    ${f.at} s  ${f.what}`));
