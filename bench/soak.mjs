@@ -412,7 +412,7 @@ function report({ stats, memory, wrk, probe, problems, sidecars }) {
     if (byMsg.size) lines.push(`${s.name} logged warnings/errors: ${[...byMsg].map(([m, n]) => `${n}× "${m}"`).join(', ')}`);
     // Each one in full (the first few), so that a cause can be told from a shutdown artefact.
     for (const r of s.warnings.slice(0, 5)) {
-      const { level, msg, pid, hostname, ...rest } = r;
+      const { level: _level, msg, pid: _pid, hostname: _hostname, ...rest } = r;
       lines.push(`  ${s.name} ${typeof r.time === 'number' ? new Date(r.time).toISOString() : ''} ${msg}: ${JSON.stringify(rest)}`);
     }
   }
