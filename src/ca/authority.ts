@@ -194,7 +194,7 @@ export class Authority {
     try {
       await this.record(issued);
     } catch (err) {
-      // Fail closed: the SVID is never handed out, so nobody holds the certificate no record names.
+      // Fail closed: an SVID no record names is never handed out; nobody holds it.
       this.logger?.error({ err: (err as Error).message, requestId: attempt.requestId, serial: svid.serial, spiffeId: svid.spiffeId }, 'audit log append failed; the SVID was not issued');
       const refusal = new CaError('unavailable', 'the CA could not record this issuance in its audit log, so nothing was issued; try again later');
       this.opts.onOutcome?.({ ...attempt, latencyMs: issued.latencyMs, decision: 'refused', reason: refusal.code, message: refusal.message });

@@ -20,8 +20,10 @@ import { parseGrpcTimeout } from './grpc-framing.js';
 import { grpcJsServiceRoutes, type ServiceMethods } from './grpc-js-service-adapter.js';
 import { sendHttpError, sendStatus } from './grpc-response.js';
 
-/** Serves one call; `timeoutMs` is the caller's deadline from grpc-timeout, when it sent one. */
-/** Serves one call: its stream, the caller's deadline, and the request headers (metadata such as x-request-id). */
+/**
+ * Serves one call: its stream, the caller's deadline from grpc-timeout (when it sent one), and the request
+ * headers (metadata such as x-request-id and traceparent).
+ */
 export type Route = (stream: ServerHttp2Stream, timeoutMs: number | undefined, headers: IncomingHttpHeaders) => void;
 
 export type ServerTls = Pick<SecureServerOptions, 'key' | 'cert' | 'ca'>;

@@ -7,8 +7,8 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 //
 // A log whose records are written after the answer they describe (the sidecar's and the authz server's audit)
 // can let each record wait a few milliseconds for others: one durable write per few milliseconds instead of one
-// per fraction of one. In bench/hop.mjs the disk's share of the audit log's cost per request fell from about
-// 40 µs of CPU to a few.
+// per fraction of one. In bench/hop.mjs the sidecar pair's CPU per request fell from about 222 µs to 200 (with no
+// audit log at all: 160).
 
 export interface AppendLogOptions {
   /**

@@ -59,7 +59,7 @@ export class AuditLog {
   }
 
   static async open(options: AuditLogOptions): Promise<AuditLog> {
-    const opts = { maxBytes: 64 * 1024 * 1024, keepFiles: undefined, onRotate: undefined, ...options };
+    const opts = { maxBytes: 64 * 1024 * 1024, ...options };
     const { head, torn, bytes } = await readTail(opts.path);
     const log = new AuditLog(await AppendLog.open(opts.path, appendLogOptions(opts)), opts, head, bytes);
     if (torn !== undefined) {
