@@ -126,47 +126,31 @@ async function main() {
       const serverCpuMs = () => processCpuMs(server.child.pid);
       const label = run.level === 'info' ? ', logging at info' : '';
 
+      // One client per renewing identity, each in a closed loop calling `call`; closed when the phase ends.
+      const renewingClients = () => identities.map((identity) => new CaClient({ address, trustDomain: TRUST_DOMAIN, bundlePem, identity }));
+      const loadThrough = async (clients, call) => {
+        try {
+          return await runLoad({ ...cfg, serverCpuMs, request: async (i) => (await call(clients[i]), true) });
+        } finally {
+          for (const c of clients) c.close();
+        }
+      };
+
       for (const phase of run.phases) {
         if (phase === 'floor') {
           console.error(`# GetBundle over gRPC/TLS, ${cfg.concurrency} clients: the transport's cost with no signing`);
-          const clients = identities.map((identity) => new CaClient({ address, trustDomain: TRUST_DOMAIN, bundlePem, identity }));
-          const r = await runLoad({
-            ...cfg,
-            serverCpuMs,
-            request: async (i) => {
-              await clients[i].getBundle();
-              return true;
-            },
-          });
-          for (const c of clients) c.close();
+          const r = await loadThrough(renewingClients(), (c) => c.getBundle());
           row('meshward GetBundle (gRPC/TLS floor, no signing)', r, cpuNote(r));
         } else if (phase === 'renew-lean') {
           console.error(`# Sign over gRPC/TLS: renewal over mTLS, ${cfg.concurrency} lean node:http2 clients (as lean as the cfssl phase's)`);
           const { SignRequest } = caWireTypes();
           const requests = csrs.map((csr) => Buffer.from(SignRequest.encode({ csr: Buffer.from(csr), ttlSeconds: 0, joinToken: '', spiffeId: '' }).finish()));
           const clients = await Promise.all(identities.map((identity) => leanSignClient({ address, bundlePem, identity, path: `/${CA_SERVICE}/Sign`, requests })));
-          const r = await runLoad({
-            ...cfg,
-            serverCpuMs,
-            request: async (i) => {
-              await clients[i].sign();
-              return true;
-            },
-          });
-          for (const c of clients) c.close();
+          const r = await loadThrough(clients, (c) => c.sign());
           row('meshward Sign, renewal (mTLS), lean client', r, cpuNote(r));
         } else if (phase.startsWith('renew')) {
           console.error(`# Sign over gRPC/TLS: renewal over mTLS, ${cfg.concurrency} clients${label}`);
-          const clients = identities.map((identity) => new CaClient({ address, trustDomain: TRUST_DOMAIN, bundlePem, identity }));
-          const r = await runLoad({
-            ...cfg,
-            serverCpuMs,
-            request: async (i) => {
-              await clients[i].sign({ csr: nextCsr() });
-              return true;
-            },
-          });
-          for (const c of clients) c.close();
+          const r = await loadThrough(renewingClients(), (c) => c.sign({ csr: nextCsr() }));
           renewRate ??= r.rate;
           row(`meshward Sign, renewal (mTLS)${label}`, r, cpuNote(r));
         } else {
