@@ -1,7 +1,17 @@
 #!/usr/bin/env node
 // The published entry point: the CLI is compiled to dist/ by `npm run build` (run by `npm ci` via `prepare`).
-import { main } from '../dist/cli/main.js';
+// The Node.js line is checked before anything else loads, so an old runtime gets one line instead of a stack trace.
+import { readFileSync } from 'node:fs';
 
+const required = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).engines.node;
+const requiredMajor = Number(/\d+/.exec(required)[0]);
+const major = Number(process.versions.node.split('.')[0]);
+if (major < requiredMajor) {
+  process.stderr.write(`meshward: needs Node.js ${requiredMajor} or later (package.json engines: "${required}"); this is Node.js ${process.versions.node}\n`);
+  process.exit(1);
+}
+
+const { main } = await import('../dist/cli/main.js');
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

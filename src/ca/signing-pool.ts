@@ -121,7 +121,7 @@ export class SigningPool implements LeafSigning {
         else pending.reject(new Error(`signing worker: ${result.failure}`));
       }
     });
-    thread.worker.on('error', (err) => this.replace(thread, err));
+    thread.worker.on('error', (err) => this.replace(thread, err instanceof Error ? err : new Error(String(err))));
     thread.worker.on('exit', (code) => this.replace(thread, new Error(`signing worker exited with code ${code}`)));
     return thread;
   }

@@ -80,7 +80,7 @@ export class GrpcHttp2Server {
           ALPNProtocols: ['h2'],
         })
       : createServer({ settings: HTTP2_SETTINGS });
-    this.server.on('stream', (stream, headers) => this.dispatch(stream, headers));
+    this.server.on('stream', (stream, headers) => this.dispatch(stream as ServerHttp2Stream, headers));
     this.server.on('session', (session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));

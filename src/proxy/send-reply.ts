@@ -1,6 +1,6 @@
 import { delayClose } from './delayed-close.js';
 import type { LocalReply } from './local-reply.js';
-import type { DownstreamResponse } from './upstream.js';
+import { writeResponseHead, type DownstreamResponse } from './upstream.js';
 
 /** How long a refused HTTP/1.1 connection keeps reading (and dropping) what the client still sends: Envoy's default. */
 const DELAYED_CLOSE_MS = 1000;
@@ -20,6 +20,6 @@ export function sendReply(res: DownstreamResponse, reply: LocalReply, closeConne
     headers.connection = 'close';
     if (res.socket) delayClose(res.socket, DELAYED_CLOSE_MS);
   }
-  res.writeHead(reply.status, headers);
+  writeResponseHead(res, reply.status, headers);
   res.end(reply.body);
 }

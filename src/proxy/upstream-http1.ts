@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import { classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
-import type { DownstreamResponse, Upstream, UpstreamRequest } from './upstream.js';
+import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
 // HTTP/1.1 to one origin over an undici pool of keep-alive connections: the app (plain) or a destination sidecar
 // (mTLS, `tls` given). undici's stream() writes the answer straight into the client's response, without an
@@ -46,7 +46,7 @@ export class Http1Upstream implements Upstream {
         },
         ({ statusCode, headers }) => {
           status = statusCode;
-          res.writeHead(statusCode, forwardedResponseHeaders(headers));
+          writeResponseHead(res, statusCode, forwardedResponseHeaders(headers));
           return res;
         },
       )

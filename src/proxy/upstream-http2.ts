@@ -2,7 +2,7 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type Outgoing
 import type { ConnectionOptions } from 'node:tls';
 import { classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
-import type { DownstreamResponse, Upstream, UpstreamRequest } from './upstream.js';
+import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
 // HTTP/2 to one origin over one multiplexed session: an h2c app (gRPC) inbound, or a destination sidecar over mTLS
 // (ALPN h2) outbound. Trailers are carried through (gRPC's grpc-status lives there), and a trailers-only answer
@@ -64,12 +64,12 @@ export class Http2Upstream implements Upstream {
               delete forwarded[name];
             }
           }
-          res.writeHead(status, forwarded);
+          writeResponseHead(res, status, forwarded);
           if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
           res.end();
           return;
         }
-        res.writeHead(status, forwarded);
+        writeResponseHead(res, status, forwarded);
         stream.pipe(res);
       });
       stream.on('trailers', (trailers: IncomingHttpHeaders) => res.addTrailers(forwardedResponseHeaders(trailers)));

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ForwardOutcome } from './forward-outcome.js';
@@ -29,4 +29,12 @@ export interface Upstream {
   forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome>;
   /** Lets requests in flight finish, then closes connections. */
   close(): Promise<void>;
+}
+
+/**
+ * `writeHead` on either kind of response. The two overload sets are compatible at run time, but TypeScript cannot
+ * call a method through a union of overloaded signatures (@types/node 22 and later).
+ */
+export function writeResponseHead(res: DownstreamResponse, status: number, headers: OutgoingHttpHeaders): void {
+  (res as ServerResponse).writeHead(status, headers);
 }

@@ -11,7 +11,10 @@ import { REPO_ROOT } from '../helpers/cli.js';
 import { kubernetesSchemaErrors } from '../helpers/kube-schema.js';
 
 const KUBE_DIR = join(REPO_ROOT, 'deploy/kubernetes');
-const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const PACKAGE = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; engines: { node: string }; devDependencies: Record<string, string> };
+const VERSION = PACKAGE.version;
+/** The Node.js major line the project runs on: engines, the `node` dev dependency the tests run on, the image and CI agree. */
+const NODE_MAJOR = /\d+/.exec(PACKAGE.engines.node)![0];
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -145,9 +148,11 @@ describe('deploy/Dockerfile', () => {
   const runs = (stage: Instruction[]) => stage.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent() ?? '');
   const runtime = stages.at(-1)!;
 
-  it('builds in stages on Node 20: npm ci + build, then production dependencies alone', () => {
+  it('builds in stages on the Node.js line package.json names: npm ci + build, then production dependencies alone', () => {
+    expect(PACKAGE.devDependencies.node?.split('.')[0]).toBe(NODE_MAJOR);
+    expect(process.versions.node.split('.')[0]).toBe(NODE_MAJOR);
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const stage of stages) expect(args(stage[0]!)[0]).toMatch(/^node:20[-.]/);
+    for (const stage of stages) expect(args(stage[0]!)[0]).toMatch(new RegExp(`^node:${NODE_MAJOR}[-.]`));
     expect(runs(stages[0]!).join('\n')).toMatch(/npm ci[\s\S]*npm run build/);
     expect(stages.some((s) => runs(s).some((r) => /npm ci --omit=dev/.test(r)))).toBe(true);
     expect(runs(runtime)).toEqual([]);
