@@ -23,6 +23,9 @@ export class GrpcStatusError extends Error {
   }
 }
 
+/** How long a refused call's client may go on sending before its stream is reset: Envoy's delayed-close time. */
+const STOP_SENDING_AFTER_MS = 1000;
+
 export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number): Route {
   return (stream, timeoutMs, headers) => {
     const reader = new MessageReader(maxMessageBytes);
@@ -31,8 +34,10 @@ export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number):
     const refuse = (error: FramingError) => {
       refused = true;
       sendStatus(stream, error.code, error.message);
-      // The answer is complete; tell the peer to stop sending the rest of an oversized body.
-      stream.close(http2Constants.NGHTTP2_NO_ERROR);
+      // The answer is complete; tell the peer to stop sending the rest of an oversized body (RFC 9113 8.1:
+      // RST_STREAM NO_ERROR after a complete response). Not at once: Node.js 26 drops the response's HEADERS frame
+      // when the stream is reset in the same tick, so the reset waits as HTTP/1.1's delayed close does.
+      setTimeout(() => stream.close(http2Constants.NGHTTP2_NO_ERROR), STOP_SENDING_AFTER_MS).unref();
     };
 
     stream.on('data', (chunk: Buffer) => {

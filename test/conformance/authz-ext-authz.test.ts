@@ -234,9 +234,12 @@ describe('meshward authz over mutual TLS', () => {
     expect(logLines(server.output()).find((l) => l.msg === 'listening')).toMatchObject({ tls: true });
     const ca = readFileSync(certs.caCert);
     const withCert = (key: string, cert: string) => credentials.createSsl(ca, readFileSync(key), readFileSync(cert));
-    const trusted = authorizationClient(server.address, withCert(certs.clientKey, certs.clientCert));
-    const anonymous = authorizationClient(server.address, credentials.createSsl(ca));
-    const stranger = authorizationClient(server.address, withCert(certs.strangerKey, certs.strangerCert));
+    // grpc-js sends the target's host as the TLS server name, and Node.js 26 refuses an IP address there: name
+    // the server by its DNS SAN instead, as a grpc-js client of an authz server on an IP must.
+    const byName = { 'grpc.ssl_target_name_override': 'localhost' };
+    const trusted = authorizationClient(server.address, withCert(certs.clientKey, certs.clientCert), byName);
+    const anonymous = authorizationClient(server.address, credentials.createSsl(ca), byName);
+    const stranger = authorizationClient(server.address, withCert(certs.strangerKey, certs.strangerCert), byName);
     const plain = authorizationClient(server.address);
     try {
       expect((await check(trusted, envoyCheckRequest({ principal: WEB }))).status.code).toBe(0);

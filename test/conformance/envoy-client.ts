@@ -2,7 +2,7 @@
 // own proto/ files: what these clients send and decode is what a real Envoy sends and decodes.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type Client, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type ChannelOptions, type Client, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 
@@ -48,8 +48,8 @@ function unary<T>(client: Client, method: string, request: unknown): Promise<T> 
   );
 }
 
-export function authorizationClient(address: string, credentials: ChannelCredentials = grpcCredentials.createInsecure()): Client {
-  return new envoy.envoy.service.auth.v3.Authorization(address, credentials);
+export function authorizationClient(address: string, credentials: ChannelCredentials = grpcCredentials.createInsecure(), options: ChannelOptions = {}): Client {
+  return new envoy.envoy.service.auth.v3.Authorization(address, credentials, options);
 }
 
 export function check(client: Client, request: unknown): Promise<CheckResponse> {
