@@ -112,9 +112,13 @@ const extAuthz = strictObject({
   failOpen: z.boolean().default(false),
 });
 
+/** Header names with `_`: dropped (the default), refused with 400, or let through (Envoy's headers_with_underscores_action). */
+const headersWithUnderscores = z.enum(['drop', 'reject', 'allow'], { error: 'must be drop (the default), reject or allow' }).default('drop');
+
 const inbound = strictObject({
   listen,
   app: appUrl,
+  headersWithUnderscores,
   policy: z.string().min(1).optional(),
   extAuthz: extAuthz.optional(),
   minTlsVersion: tlsVersion.default('TLSv1.3'),
@@ -137,6 +141,7 @@ const route = strictObject({
 const outbound = strictObject({
   listen,
   routes: z.array(route).default([]),
+  headersWithUnderscores,
   minTlsVersion: tlsVersion.default('TLSv1.3'),
   limits: limits.default(defaultLimits),
 }).superRefine((value, ctx) => {

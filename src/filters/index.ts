@@ -4,3 +4,4 @@ export { extAuthzAuthorization } from './ext-authz-authorization.js';
 export { peerAuthentication } from './peer-authentication.js';
 export { policyAuthorization } from './policy-authorization.js';
 export { requestLimits } from './request-limits.js';
+export { requestAuthority, requestHeaderChecks, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from './request-header-checks.js';

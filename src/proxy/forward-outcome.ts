@@ -1,12 +1,13 @@
 import type { LocalReply } from './local-reply.js';
 import { replies } from './local-reply.js';
+import { SERVER_IDENTITY_MISMATCH } from './server-identity-check.js';
 
 // How forwarding a request ended, for the audit record and metrics; and, when nothing was sent to the client yet,
 // the reply that tells it. Upstream error text stays in the logs; the client learns only the kind of failure.
 
 export type ForwardOutcome =
   | { ok: true; status: number }
-  | { ok: false; kind: 'unavailable' | 'timeout' | 'failed' | 'too_large' | 'aborted'; detail: string };
+  | { ok: false; kind: 'unavailable' | 'timeout' | 'failed' | 'too_large' | 'aborted' | 'identity'; detail: string };
 
 export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, requestId: string, what: string, maxBodyBytes: number): LocalReply {
   switch (outcome.kind) {
@@ -16,6 +17,9 @@ export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, re
       return replies.gatewayTimeout(requestId);
     case 'too_large':
       return replies.tooLarge(requestId, maxBodyBytes);
+    case 'identity':
+      // Only an outbound route meets this, and its client is the local app, which may learn both IDs.
+      return replies.serverIdentityMismatch(requestId, outcome.detail);
     default:
       return replies.badGateway(requestId);
   }
@@ -29,6 +33,7 @@ export function classifyUpstreamError(err: unknown): Extract<ForwardOutcome, { o
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e?.code ?? e?.cause?.code ?? '';
   const detail = e instanceof Error ? `${code ? `${code}: ` : ''}${e.message}` : String(err);
+  if (code === SERVER_IDENTITY_MISMATCH) return { ok: false, kind: 'identity', detail: e.message };
   if (code === 'BODY_TOO_LARGE') return { ok: false, kind: 'too_large', detail };
   if (TIMEOUTS.has(code)) return { ok: false, kind: 'timeout', detail };
   if (CONNECT_FAILURES.has(code)) return { ok: false, kind: 'unavailable', detail };

@@ -2,7 +2,9 @@
 //
 // Hop-by-hop headers (RFC 9110 7.6.1) describe one connection and never cross: the fixed list plus every name the
 // Connection header lists. The identity headers meshward sets are removed from whatever a client sent, so that no
-// caller can forge them: only the inbound sidecar that verified the peer's certificate writes them.
+// caller can forge them: only the inbound sidecar that verified the peer's certificate writes them. A name spelled
+// with underscores for one of the headers meshward sets (`x_forwarded_client_cert`) never crosses either, whatever
+// `headersWithUnderscores` says: WSGI/CGI-style servers merge `_` and `-` spellings into one variable.
 
 export const XFCC_HEADER = 'x-forwarded-client-cert';
 export const PRINCIPAL_HEADER = 'x-meshward-principal';
@@ -21,6 +23,8 @@ const HOP_BY_HOP = new Set([
 ]);
 
 const IDENTITY = new Set([XFCC_HEADER, PRINCIPAL_HEADER]);
+/** What meshward itself sets on a forwarded request, compared after `_` → `-`. */
+const SET_BY_MESHWARD = new Set([XFCC_HEADER, PRINCIPAL_HEADER, 'x-request-id', 'traceparent']);
 
 export interface ForwardOptions {
   /** Keep `te: trailers` (gRPC needs it over HTTP/2; HTTP/1.1 apps do not). */
@@ -47,6 +51,7 @@ export function forwardedRequestHeaders(raw: readonly string[], options: Forward
       continue;
     }
     if (options.stripIdentity && IDENTITY.has(lower)) continue;
+    if (lower.includes('_') && SET_BY_MESHWARD.has(lower.replaceAll('_', '-'))) continue;
     if (listed !== undefined && listed.has(lower)) continue;
     if (options.remove !== undefined && options.remove.includes(lower)) continue;
     out.push(name, raw[i + 1]!);
@@ -83,17 +88,6 @@ function tokens(value: string): ReadonlySet<string> {
   const lower = value.toLowerCase();
   if (lower === 'keep-alive' || lower === 'close') return NO_TOKENS;
   return new Set(lower.split(',').map((t) => t.trim()).filter((t) => t !== ''));
-}
-
-/** More than one Host header: RFC 9112 section 3.2 requires a 400, and which one a policy saw would be a guess. */
-export function hasDuplicateHost(raw: readonly string[]): boolean {
-  let seen = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length !== 4 || raw[i]!.toLowerCase() !== 'host') continue;
-    if (seen) return true;
-    seen = true;
-  }
-  return false;
 }
 
 /** Envoy's format: By=<this sidecar's ID>;Hash=<sha256 of the peer certificate, hex>;URI=<peer ID>. */

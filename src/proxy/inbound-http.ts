@@ -109,7 +109,8 @@ export class InboundHttpListener {
     const headers = req.headers as Record<string, string>;
     const request: AuthzRequest = {
       method: req.method ?? '',
-      host: headers.host ?? headers[':authority'] ?? '',
+      // Checked (well formed, one, the same in Host and :authority) by the chain's first filter.
+      host: headers[':authority'] ?? headers.host ?? '',
       path: req.url ?? '',
       headers,
       requestId,
@@ -182,7 +183,6 @@ export class InboundHttpListener {
         } else {
           this.record(hop, 0, outcome.detail);
         }
-        options.logger.warn({ requestId: ctx.requestId, kind: outcome.kind, err: outcome.detail }, 'forwarding to the app failed');
       });
   }
 

@@ -18,6 +18,7 @@ export const replies = {
   noRoute: (requestId: string, host: string) =>
     jsonReply(502, { error: 'no_route', reason: `no outbound route for host "${host}"`, requestId }),
   badGateway: (requestId: string) => jsonReply(502, { error: 'bad_gateway', reason: 'the destination failed', requestId }),
+  serverIdentityMismatch: (requestId: string, reason: string) => jsonReply(502, { error: 'server_identity_mismatch', reason, requestId }),
   unavailable: (requestId: string, what: string) => jsonReply(503, { error: 'unavailable', reason: `${what} is unavailable`, requestId }),
   gatewayTimeout: (requestId: string) => jsonReply(504, { error: 'gateway_timeout', reason: 'the upstream did not answer in time', requestId }),
 } as const;

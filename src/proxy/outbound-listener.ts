@@ -7,11 +7,12 @@ import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
-import { forwardedRequestHeaders, hasDuplicateHost } from './hop-headers.js';
+import { requestAuthority, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from '../filters/index.js';
+import { forwardedRequestHeaders } from './hop-headers.js';
 import type { HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
-import { replies } from './local-reply.js';
+import { replies, type LocalReply } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
@@ -32,6 +33,7 @@ export interface OutboundListenerOptions {
   host: string;
   port: number;
   limits: Limits;
+  headersWithUnderscores: UnderscoreHeaderAction;
   routes: OutboundRoutes;
   observe: HopObserver;
   /** Records spans when tracing is on; see hop-trace.ts. */
@@ -96,8 +98,9 @@ export class OutboundListener {
     const { options } = this;
     const socket = req.socket;
     const overHttp2 = isHttp2(req);
-    const authority = (overHttp2 ? req.headers[':authority'] : req.headers.host) ?? '';
-    const host = hostOf(String(authority));
+    const checked = requestAuthority(req.headers, req.rawHeaders);
+    const authority = checked.ok ? checked.value : '';
+    const host = hostOf(authority);
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
     const method = req.method ?? '';
     const path = req.url ?? '';
@@ -120,37 +123,29 @@ export class OutboundListener {
       });
     };
 
+    const refuse = (reply: LocalReply) => {
+      sendReply(res, reply, true);
+      done(reply.status);
+    };
+    // The host is checked before it routes: a route is chosen by the host every URL parser downstream reads.
+    if (!checked.ok) return refuse(replies.badRequest(requestId, checked.reason));
+    const underscores = options.headersWithUnderscores === 'allow' ? undefined : underscoreHeaderNames(req.rawHeaders);
+    if (underscores !== undefined && options.headersWithUnderscores === 'reject') return refuse(replies.badRequest(requestId, underscoreRefusal(underscores)));
     const upstream = options.routes.upstreamFor(host, overHttp2);
-    if (upstream === undefined) {
-      const reply = replies.noRoute(requestId, host);
-      sendReply(res, reply, true);
-      done(reply.status);
-      return;
-    }
-    if (hasDuplicateHost(req.rawHeaders)) {
-      const reply = replies.badRequest(requestId, 'the request has more than one Host header');
-      sendReply(res, reply, true);
-      done(reply.status);
-      return;
-    }
+    if (upstream === undefined) return refuse(replies.noRoute(requestId, host));
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > options.limits.maxBodyBytes) {
-      const reply = replies.tooLarge(requestId, options.limits.maxBodyBytes);
-      sendReply(res, reply, true);
-      done(reply.status);
-      return;
-    }
-    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(trace.replacesTraceparent ? { remove: [TRACEPARENT] } : {}) });
+    if (declared !== undefined && Number(declared) > options.limits.maxBodyBytes) return refuse(replies.tooLarge(requestId, options.limits.maxBodyBytes));
+    const remove = trace.replacesTraceparent ? [TRACEPARENT, ...(underscores ?? [])] : underscores;
+    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(remove ? { remove } : {}) });
     if (generated) headers.push('x-request-id', requestId);
     const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
-    if (overHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
-    upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
+    if (overHttp2 && req.headers.host === undefined) headers.push('host', authority);
+    upstream.forward({ method, path, authority, headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
       if (outcome.ok) {
         done(outcome.status);
         return;
       }
-      options.logger.warn({ requestId, host, kind: outcome.kind, err: outcome.detail }, 'forwarding to the destination failed');
       if (!res.headersSent && !res.destroyed) {
         const reply = failureReply(outcome, requestId, `the destination "${host}"`, options.limits.maxBodyBytes);
         sendReply(res, reply, true);
@@ -163,7 +158,7 @@ export class OutboundListener {
 
 }
 
-/** Host / :authority without its port, lower case; IPv6 literals keep their brackets. */
+/** Host / :authority without its port and trailing dot, lower case (as the policy compares hosts); IPv6 literals keep their brackets. */
 export function hostOf(authority: string): string {
   const lower = authority.toLowerCase();
   if (lower.startsWith('[')) {
@@ -171,5 +166,6 @@ export function hostOf(authority: string): string {
     return end === -1 ? lower : lower.slice(0, end + 1);
   }
   const colon = lower.indexOf(':');
-  return colon === -1 ? lower : lower.slice(0, colon);
+  const host = colon === -1 ? lower : lower.slice(0, colon);
+  return host.length > 1 && host.endsWith('.') ? host.slice(0, -1) : host;
 }

@@ -9,7 +9,21 @@ export function expectSpiffeId(expected: string, trustDomain: string): (host: st
   return (_host, cert) => {
     const id = svidIdentity(cert.raw, trustDomain);
     if (!id.ok) return new Error(`the server's certificate is not an SVID: ${id.error}`);
-    if (id.value.uri !== expected) return new Error(`the server is ${id.value.uri}, not ${expected}`);
+    if (id.value.uri !== expected) return new ServerIdentityMismatch(expected, id.value.uri);
     return undefined;
   };
 }
+
+/** The destination proved another identity than its route names: a misrouting or an impostor, and worth a warning. */
+export class ServerIdentityMismatch extends Error {
+  readonly code = SERVER_IDENTITY_MISMATCH;
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`the server is ${actual}, not ${expected}`);
+    this.name = 'ServerIdentityMismatch';
+  }
+}
+
+export const SERVER_IDENTITY_MISMATCH = 'MESHWARD_SERVER_IDENTITY_MISMATCH';

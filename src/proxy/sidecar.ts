@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
 import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
-import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestLimits, type Filter } from '../filters/index.js';
+import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
@@ -85,7 +85,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       const authz = await authorizationFilter(inbound, logger, (ms) => metrics.recordAuthzLatency(ms));
       policy = authz.policy;
       cleanup.push(() => authz.close());
-      const filters: Filter[] = [requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
+      const filters: Filter[] = [requestHeaderChecks(inbound.headersWithUnderscores), requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
       const tls = { ...secureContextOptions(snapshot, inbound.minTlsVersion), handshakeTimeout: inbound.limits.handshakeTimeout };
       const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
       let listener: InboundHttpListener | InboundTcpListener;
@@ -104,7 +104,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       const outbound = config.outbound;
       const routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, snapshot, logger);
       cleanup.push(() => routes.close());
-      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger, ...(tracer ? { tracer } : {}) });
+      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, headersWithUnderscores: outbound.headersWithUnderscores, routes, observe, logger, ...(tracer ? { tracer } : {}) });
       addresses.outbound = formatAddress(await listener.listen());
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => routes.update(s));
@@ -181,7 +181,10 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
     if (audit !== undefined && record.decision !== undefined) {
       audit.enqueue({ type: 'authz', time: new Date().toISOString(), ...record, path: withoutQuery(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 });
     }
-    if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
+    // A failure to forward (the app or destination down, an impostor destination) is the sidecar's to report;
+    // a refusal is the policy working as configured.
+    if (record.upstreamError !== undefined) logger.warn(record, record.direction === 'inbound' ? 'forwarding to the app failed' : 'forwarding to the destination failed');
+    else if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
     else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
   };
 }

@@ -34,6 +34,10 @@ describe('PolicyDecisionEngine', () => {
     ['a fractional port', { destinationPort: 80.5 }, 'not an integer'],
     ['a path that does not normalise', { path: '/a/%2e%2e%2fetc' }, 'encoded slash'],
     ['an absolute-form target', { path: 'http://orders/' }, 'origin form'],
+    // URL parsers read host admin.internal here, and the engine must not judge it as orders (an ext_authz caller's host too).
+    ['a host with userinfo', { host: 'orders:1@admin.internal' }, 'is not HOST[:PORT]'],
+    ['a host with a path', { host: 'orders:abc/../x' }, 'is not HOST[:PORT]'],
+    ['a port out of range', { host: 'orders:70000' }, 'port out of range'],
   ])('refuses a request with %s as invalid (400)', async (_what, overrides, reason) => {
     const decision = await engine.decide(req(overrides as unknown as Partial<AuthzRequest>));
     expect(decision).toEqual({ kind: 'invalid', reason: expect.stringContaining(reason) });

@@ -4,6 +4,7 @@ import type { CompiledPolicy } from './compile.js';
 import { evaluate } from './evaluate.js';
 import { traceRateLimits, traceRules, type RateLimitTrace, type RuleTrace } from './explain.js';
 import { normaliseRequestHost } from './host.js';
+import { checkAuthority } from './host.js';
 import { methodBit } from './http-method.js';
 import { JwtKeysUnavailableError, type JwtOutcome, type JwtVerifier } from './jwt-verifier.js';
 import { MatchContext } from './match-context.js';
@@ -156,6 +157,10 @@ function describeMalformed(request: AuthzRequest): string | undefined {
   if (typeof request.method !== 'string' || request.method === '') return 'the request has no method';
   if (typeof request.path !== 'string') return 'the request has no path';
   if (typeof request.host !== 'string') return 'the request has no host';
+  if (request.host !== '') {
+    const authority = checkAuthority(request.host);
+    if (!authority.ok) return authority.error;
+  }
   if (request.headers !== undefined && (request.headers === null || typeof request.headers !== 'object')) {
     return 'the request headers are not a map';
   }

@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import type { PatternResult } from './pattern-result.js';
 
 // Hosts compare without case and without port, and `orders.` (the fully qualified spelling) is `orders`.
@@ -36,4 +37,26 @@ export function mustParsePolicyHosts(sources: readonly string[]): string[] {
     if (!parsed.ok) throw new Error(parsed.error);
     return parsed.value;
   });
+}
+
+// RFC 3986 authority without userinfo, as HTTP allows it in Host and :authority (RFC 9110 7.2): a reg-name of
+// unreserved characters, an IPv4 address, or a bracketed IPv6 literal; then an optional numeric port in range.
+// Stricter than the RFC on purpose: percent-encoding and sub-delims (`!$&'()*+,;=`) in a host name are refused, as
+// are `@`, `/`, `?`, `#` and `\`, which URL parsers downstream read as userinfo or path and so as another host.
+const AUTHORITY = /^(?:([A-Za-z0-9._~-]{1,253})|\[([0-9A-Fa-f:.]{2,45})\])(?::([0-9]{1,5}))?$/;
+
+/**
+ * Checks a Host / :authority value as received. Every listener, and the engine for ext_authz callers, refuses a
+ * request whose authority fails this, so that the host a policy judges is the host every URL parser reads.
+ */
+export function checkAuthority(value: string): PatternResult<string> {
+  const match = AUTHORITY.exec(value);
+  const printable = JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+  if (match === null) return { ok: false, error: `the authority ${printable} is not HOST[:PORT]` };
+  if (match[2] !== undefined && !isIPv6(match[2])) return { ok: false, error: `the authority ${printable} has no valid IPv6 address in its brackets` };
+  if (match[3] !== undefined) {
+    const port = Number(match[3]);
+    if (port < 1 || port > 65535) return { ok: false, error: `the authority ${printable} has a port out of range (1-65535)` };
+  }
+  return { ok: true, value };
 }

@@ -20,3 +20,4 @@ export { PolicyRuntime, type PolicyRuntimeOptions } from './policy-runtime.js';
 export { summarisePolicy } from './policy-summary.js';
 export { RateLimitStore } from './rate-limiter.js';
 export { DEFAULT_RULE, FAIL_CLOSED_RULE, policySchema, type PolicyDocument } from './schema.js';
+export { checkAuthority } from './host.js';

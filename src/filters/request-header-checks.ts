@@ -1,0 +1,68 @@
+import { checkAuthority } from '../authz/index.js';
+import { replies } from '../proxy/local-reply.js';
+import type { Filter } from './chain.js';
+
+// What a request's header block must look like before anything judges it: one authority, well formed, the same in
+// Host and :authority; and header names with underscores dropped or refused. The pure checks here serve the inbound
+// chain and the outbound listener alike, so that both listeners and both HTTP versions hold one rule.
+
+/** Envoy's `headers_with_underscores_action`, with a safer default: `drop`. */
+export type UnderscoreHeaderAction = 'drop' | 'reject' | 'allow';
+
+type HeaderMap = Record<string, string | string[] | undefined>;
+
+/**
+ * The request's authority (Host, or :authority over HTTP/2), or why it is refused: none; two Host headers (RFC 9112
+ * 3.2: a 400, since which one a policy saw would be a guess); Host and :authority naming different hosts (RFC 9113
+ * 8.3.1); or not HOST[:PORT].
+ */
+export function requestAuthority(headers: HeaderMap, rawHeaders: readonly string[]): { ok: true; value: string } | { ok: false; reason: string } {
+  let hosts = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  }
+  if (hosts > 1) return { ok: false, reason: 'the request has more than one Host header' };
+  const pseudo = headers[':authority'];
+  const host = headers.host;
+  if (typeof pseudo === 'string' && typeof host === 'string' && pseudo.toLowerCase() !== host.toLowerCase()) {
+    return { ok: false, reason: 'the request names one host in :authority and another in Host' };
+  }
+  const value = typeof pseudo === 'string' ? pseudo : host;
+  if (typeof value !== 'string' || value === '') return { ok: false, reason: 'the request has no Host' };
+  const checked = checkAuthority(value);
+  return checked.ok ? { ok: true, value } : { ok: false, reason: checked.error };
+}
+
+/** Header names (lower case) that contain an underscore; usually none, and then no array is made. */
+export function underscoreHeaderNames(rawHeaders: readonly string[]): string[] | undefined {
+  let names: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.includes('_')) (names ??= []).push(name.toLowerCase());
+  }
+  return names;
+}
+
+/** Why a request with these underscore names is refused (`reject`), or undefined. */
+export function underscoreRefusal(names: readonly string[]): string {
+  return `header names with underscores are refused: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`;
+}
+
+/**
+ * The inbound chain's first check: a bad authority is 400 before any filter reads the host; underscore names are
+ * refused (400), or dropped from what the policy sees and what the app gets.
+ */
+export function requestHeaderChecks(underscores: UnderscoreHeaderAction): Filter {
+  return (ctx) => {
+    const authority = requestAuthority(ctx.request.headers as HeaderMap, ctx.rawHeaders);
+    if (!authority.ok) return replies.badRequest(ctx.requestId, authority.reason);
+    if (underscores === 'allow') return undefined;
+    const names = underscoreHeaderNames(ctx.rawHeaders);
+    if (names === undefined) return undefined;
+    if (underscores === 'reject') return replies.badRequest(ctx.requestId, underscoreRefusal(names));
+    const headers = ctx.request.headers as HeaderMap;
+    for (const name of names) delete headers[name];
+    ctx.removeHeaders.push(...names);
+    return undefined;
+  };
+}
