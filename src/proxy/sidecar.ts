@@ -69,7 +69,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     });
     cleanup.push(() => metrics.shutdown());
     const observe = hopObserver(audit, metrics, logger);
-    const tracing = tracingSettings ? startTracing(tracingSettings, 'meshward-sidecar') : undefined;
+    const tracing = tracingSettings ? await startTracing(tracingSettings, 'meshward-sidecar') : undefined;
     if (tracing) {
       cleanup.push(() => tracing.shutdown());
       logger.info({ protocol: tracingSettings!.protocol, endpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on: spans exported by OTLP');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { tracingSettingsFromEnv } from '../../src/telemetry/tracing.js';
+import { tracingSettingsFromEnv } from '../../src/telemetry/tracing-settings.js';
+import { samplerOf } from '../../src/telemetry/tracing-sdk.js';
 
 // When the OTEL_* variables turn tracing on, and what they may say.
 
@@ -28,7 +29,7 @@ describe('tracingSettingsFromEnv', () => {
 
   it('reads the sampler and the batch settings', () => {
     const settings = tracingSettingsFromEnv({ ...ENDPOINT, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25', OTEL_BSP_SCHEDULE_DELAY: '200' });
-    expect(settings?.sampler.toString()).toContain('0.25');
+    expect(settings?.sampler).toEqual({ name: 'parentbased_traceidratio', ratio: 0.25 });
     expect(settings?.batch).toEqual({ scheduledDelayMillis: 200 });
   });
 
@@ -40,5 +41,12 @@ describe('tracingSettingsFromEnv', () => {
     [{ OTEL_BSP_MAX_QUEUE_SIZE: '-1' }, 'OTEL_BSP_MAX_QUEUE_SIZE: "-1" is not a positive integer'],
   ])('refuses %o', (env, message) => {
     expect(() => tracingSettingsFromEnv({ ...ENDPOINT, ...env })).toThrow(message);
+  });
+});
+
+describe('samplerOf', () => {
+  it('builds the sampler the settings name, with its ratio', () => {
+    expect(samplerOf({ name: 'parentbased_traceidratio', ratio: 0.25 }).toString()).toContain('0.25');
+    expect(samplerOf({ name: 'always_off' }).toString()).toBe('AlwaysOffSampler');
   });
 });
