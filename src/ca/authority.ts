@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { derToPem } from '../spiffe/x509-svid.js';
-import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
+import { CA_FILES, loadCa, withCaLock, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
 import type { CaState } from './ca-state.js';
 import { JoinTokens } from './join-tokens.js';
@@ -113,7 +113,7 @@ export class Authority {
 
   static async open(dir: string, opts: AuthorityOptions = {}): Promise<Authority> {
     const material = await loadCa(dir, opts.passphrase);
-    const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
+    const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens), (fn) => withCaLock(dir, fn));
     const workers = opts.signingWorkers ?? 0;
     const audit = await SharedAuditLog.open(opts.auditPath ?? join(dir, CA_FILES.audit)).catch(async (err: Error) => {
       await tokens.close();

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
-import writeFileAtomic from 'write-file-atomic';
 import { parseSpiffeId, trustDomainId } from '../spiffe/id.js';
-import { AppendLog, readRecords } from '../telemetry/append-log.js';
 import { CaError } from './ca-error.js';
+import { UsedTokens, type Locked } from './used-tokens.js';
 
 // One-time join tokens: a JWT (HS256, a secret only the CA holds) bound to exactly one SPIFFE ID. A token buys
-// one SVID, once, before it expires. Used token IDs are recorded on disk before the SVID is returned, so a
-// restart never makes a used token valid again.
+// one SVID, once, before it expires. Used token IDs are recorded on disk, in the record every process sharing the
+// CA directory reads (used-tokens.ts), before the SVID is returned: neither a restart nor a second server on the
+// same directory makes a used token valid again.
 
 export const TOKEN_AUDIENCE = 'meshward-ca';
 const USED = 'the join token was already used; each token buys one SVID';
@@ -38,19 +38,12 @@ export class JoinTokens {
   private constructor(
     private readonly secret: Uint8Array,
     private readonly trustDomain: string,
-    private readonly used: Map<string, number>,
-    private readonly log: AppendLog,
+    private readonly used: UsedTokens,
   ) {}
 
-  /** Loads the used-token record; expired entries are dropped (rewritten atomically), as they can never verify. */
-  static async open(secret: Uint8Array, trustDomain: string, usedFile: string, now = Date.now()): Promise<JoinTokens> {
-    const { records } = await readRecords<{ jti: string; exp: number }>(usedFile);
-    const used = new Map<string, number>();
-    for (const r of records) if (r.exp * 1000 > now) used.set(r.jti, r.exp);
-    if (used.size < records.length) {
-      await writeFileAtomic(usedFile, [...used].map(([jti, exp]) => `${JSON.stringify({ jti, exp })}\n`).join(''), { mode: 0o600 });
-    }
-    return new JoinTokens(secret, trustDomain, used, await AppendLog.open(usedFile));
+  /** `locked` runs a function holding the CA directory's lock, which guards `usedFile`. */
+  static async open(secret: Uint8Array, trustDomain: string, usedFile: string, locked: Locked): Promise<JoinTokens> {
+    return new JoinTokens(secret, trustDomain, await UsedTokens.open(usedFile, locked));
   }
 
   /**
@@ -82,16 +75,14 @@ export class JoinTokens {
   }
 
   /**
-   * Uses a token up: reserved at once (so a concurrent request with the same token is refused), then recorded
-   * durably. If recording fails the token stays reserved: fail closed.
+   * Uses a token up, refusing it if any process sharing the CA directory used it first. If recording fails the
+   * token stays used up: fail closed.
    */
   async consume(claims: TokenClaims): Promise<void> {
-    this.ensureUnused(claims);
-    this.used.set(claims.jti, claims.expiresAt);
-    await this.log.append({ jti: claims.jti, exp: claims.expiresAt, usedAt: new Date().toISOString() });
+    if (!(await this.used.use({ jti: claims.jti, exp: claims.expiresAt }))) throw new CaError('unauthenticated', USED);
   }
 
   close(): Promise<void> {
-    return this.log.close();
+    return this.used.close();
   }
 }
