@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { parseSpiffeId } from '../spiffe/id.js';
+import { parseSvidId } from '../spiffe/id.js';
 import { derToPem } from '../spiffe/x509-svid.js';
 import { CA_FILES, loadCa, withCaLock, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
@@ -280,7 +280,7 @@ export class Authority {
 
   private grantedId(requested: string | undefined, entitled: string | undefined, caller: Caller): string {
     if (requested !== undefined && requested !== '') {
-      const id = parseSpiffeId(requested);
+      const id = parseSvidId(requested);
       if (!id.ok) throw new CaError('invalid_argument', id.error);
       if (id.value.trustDomain !== this.trustDomain) {
         throw new CaError('invalid_argument', `${requested} is in the trust domain "${id.value.trustDomain}"; this CA issues for "${this.trustDomain}" only`);

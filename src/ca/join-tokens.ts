@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
-import { parseSpiffeId, trustDomainId } from '../spiffe/id.js';
+import { parseSvidId, trustDomainId } from '../spiffe/id.js';
 import { CaError } from './ca-error.js';
 import { UsedTokens, type Locked } from './used-tokens.js';
 
@@ -22,6 +22,8 @@ export async function mintJoinToken(
   secret: Uint8Array,
   opts: { trustDomain: string; spiffeId: string; ttlSeconds: number; now?: Date },
 ): Promise<string> {
+  const id = parseSvidId(opts.spiffeId);
+  if (!id.ok) throw new Error(`cannot bind a join token to it: ${id.error}`);
   const now = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -64,8 +66,9 @@ export class JoinTokens {
       if (err instanceof errors.JWTClaimValidationFailed) throw new CaError('unauthenticated', `the join token is not valid for this CA (${err.claim} claim)`);
       throw new CaError('unauthenticated', 'the join token is not valid: it is malformed or was not issued by this CA');
     }
-    const id = parseSpiffeId(payload.sub!);
-    if (!id.ok || id.value.trustDomain !== this.trustDomain) throw new CaError('unauthenticated', 'the join token is bound to an ID outside this trust domain');
+    const id = parseSvidId(payload.sub!);
+    if (!id.ok) throw new CaError('unauthenticated', `the join token is bound to an ID no SVID may carry: ${id.error}`);
+    if (id.value.trustDomain !== this.trustDomain) throw new CaError('unauthenticated', 'the join token is bound to an ID outside this trust domain');
     return { spiffeId: id.value.uri, jti: payload.jti!, expiresAt: payload.exp! };
   }
 

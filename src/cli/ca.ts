@@ -22,7 +22,7 @@ import {
   startCaServer,
   type RunningCaServer,
 } from '../ca/index.js';
-import { parseSpiffeId } from '../spiffe/id.js';
+import { parseSvidId } from '../spiffe/id.js';
 import { createLogger } from '../telemetry/logger.js';
 import { parseFlags, parseListenAddress, required, runSubcommand, UsageError, type Command } from './command.js';
 
@@ -72,7 +72,7 @@ function durationFlag(value: string | undefined, flag: string, fallback: number)
 }
 
 function spiffeIdFlag(value: string | undefined): string {
-  const id = parseSpiffeId(required(value, 'spiffe-id'));
+  const id = parseSvidId(required(value, 'spiffe-id'));
   if (!id.ok) throw new UsageError(`--spiffe-id: ${id.error}`);
   return id.value.uri;
 }
