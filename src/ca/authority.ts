@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { parseSpiffeId } from '../spiffe/id.js';
+import { parseSvidId } from '../spiffe/id.js';
 import { derToPem } from '../spiffe/x509-svid.js';
-import { CA_FILES, loadCa, type CaMaterial } from './ca-directory.js';
+import { CA_FILES, loadCa, withCaLock, type CaMaterial } from './ca-directory.js';
 import { CaError } from './ca-error.js';
 import type { CaState } from './ca-state.js';
 import { JoinTokens } from './join-tokens.js';
@@ -113,7 +113,7 @@ export class Authority {
 
   static async open(dir: string, opts: AuthorityOptions = {}): Promise<Authority> {
     const material = await loadCa(dir, opts.passphrase);
-    const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens));
+    const tokens = await JoinTokens.open(material.tokenSecret, material.state.trustDomain, join(dir, CA_FILES.usedTokens), (fn) => withCaLock(dir, fn));
     const workers = opts.signingWorkers ?? 0;
     const audit = await SharedAuditLog.open(opts.auditPath ?? join(dir, CA_FILES.audit)).catch(async (err: Error) => {
       await tokens.close();
@@ -280,7 +280,7 @@ export class Authority {
 
   private grantedId(requested: string | undefined, entitled: string | undefined, caller: Caller): string {
     if (requested !== undefined && requested !== '') {
-      const id = parseSpiffeId(requested);
+      const id = parseSvidId(requested);
       if (!id.ok) throw new CaError('invalid_argument', id.error);
       if (id.value.trustDomain !== this.trustDomain) {
         throw new CaError('invalid_argument', `${requested} is in the trust domain "${id.value.trustDomain}"; this CA issues for "${this.trustDomain}" only`);

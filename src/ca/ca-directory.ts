@@ -2,18 +2,21 @@ import { randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import { validateTrustDomain } from '../spiffe/id.js';
 import { derToPem, pemToDerList } from '../spiffe/x509-svid.js';
 import { advance, bundleRoots, caStateSchema, startRotation, type CaState } from './ca-state.js';
+import { withFileLock } from './file-lock.js';
 import { generateCaKey, keyMatches, privateKeyToPem, readPrivateKey } from './keys.js';
 import { createRootCertificate } from './root-cert.js';
 import { DEFAULT_MAX_SVID_TTL_SECONDS, DEFAULT_SVID_TTL_SECONDS } from './svid-profile.js';
 
-// The CA directory: the one place CA state lives. Every file is written atomically (temp file, fsync, rename);
-// keys are mode 0600. Derived files (bundle.pem) are rewritten from ca.json on every load, so a crash between two
-// writes heals on the next start.
+// The CA directory: the one place CA state lives, shared by every meshward process that uses it (servers and
+// the offline commands). Every file is written atomically (temp file, fsync, rename); keys are mode 0600. Changes
+// that span files (init, a rotation step, a root promotion) and loads that read several files happen under the
+// directory's lock, so no process sees a key of one root beside the certificate of another, or writes a bundle.pem
+// computed from a ca.json that has changed since. Derived files (bundle.pem) are rewritten from ca.json on every
+// load, so a crash between two writes heals on the next start.
 
 export const CA_FILES = {
   state: 'ca.json',
@@ -23,6 +26,7 @@ export const CA_FILES = {
   nextRootKey: 'next-root.key',
   bundle: 'bundle.pem',
   tokenSecret: 'token.key',
+  /** Appended to under the directory's lock only (used-tokens.ts). */
   usedTokens: 'used-tokens.jsonl',
   /**
    * The hash-chained record of every issuance and refusal (shared-audit-log.ts): the one record of what was
@@ -64,40 +68,47 @@ const writePublic = (file: string, data: string) => writeFileAtomic(file, data, 
 export async function initCa(opts: InitOptions): Promise<CaMaterial> {
   const tdError = validateTrustDomain(opts.trustDomain);
   if (tdError) throw new Error(`--trust-domain "${opts.trustDomain}": ${tdError}`);
-  if (existsSync(path(opts.dir, 'state')) && !opts.force) {
-    throw new Error(`${opts.dir} already holds a CA; pass --force to replace it (every SVID it issued stops being trusted)`);
-  }
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-  const maxTtl = opts.maxSvidTtlSeconds ?? DEFAULT_MAX_SVID_TTL_SECONDS;
-  const state: CaState = {
-    version: 1,
-    trustDomain: opts.trustDomain,
-    maxSvidTtlSeconds: maxTtl,
-    defaultSvidTtlSeconds: Math.min(opts.defaultSvidTtlSeconds ?? DEFAULT_SVID_TTL_SECONDS, maxTtl),
-    rootTtlDays: opts.ttlDays ?? 365,
-    imported: opts.importFrom !== undefined,
-  };
-  if (opts.importFrom) {
-    const imported = await importSigningCa(opts.importFrom, opts.passphrase);
-    state.importedAnchors = imported.anchors;
-    await writeSecret(path(opts.dir, 'rootKey'), privateKeyToPem(imported.key, opts.passphrase));
-    await writePublic(path(opts.dir, 'root'), imported.chainPem);
-  } else {
-    const key = generateCaKey();
-    const cert = await createRootCertificate({ privateKey: key, trustDomain: opts.trustDomain, ttlDays: state.rootTtlDays, ...(opts.now ? { now: opts.now } : {}) });
-    await writeSecret(path(opts.dir, 'rootKey'), privateKeyToPem(key, opts.passphrase));
-    await writePublic(path(opts.dir, 'root'), derToPem(cert));
-  }
-  await writeSecret(path(opts.dir, 'tokenSecret'), randomBytes(32).toString('base64url'));
-  for (const stale of ['nextRoot', 'nextRootKey', 'usedTokens'] as const) {
-    if (existsSync(path(opts.dir, stale))) await rename(path(opts.dir, stale), `${path(opts.dir, stale)}.replaced-${Date.now()}`);
-  }
-  await writeSecret(path(opts.dir, 'state'), `${JSON.stringify(state, null, 2)}\n`);
-  return loadCa(opts.dir, opts.passphrase);
+  return withCaLock(opts.dir, async () => {
+    if (existsSync(path(opts.dir, 'state')) && !opts.force) {
+      throw new Error(`${opts.dir} already holds a CA; pass --force to replace it (every SVID it issued stops being trusted)`);
+    }
+    const maxTtl = opts.maxSvidTtlSeconds ?? DEFAULT_MAX_SVID_TTL_SECONDS;
+    const state: CaState = {
+      version: 1,
+      trustDomain: opts.trustDomain,
+      maxSvidTtlSeconds: maxTtl,
+      defaultSvidTtlSeconds: Math.min(opts.defaultSvidTtlSeconds ?? DEFAULT_SVID_TTL_SECONDS, maxTtl),
+      rootTtlDays: opts.ttlDays ?? 365,
+      imported: opts.importFrom !== undefined,
+    };
+    if (opts.importFrom) {
+      const imported = await importSigningCa(opts.importFrom, opts.passphrase);
+      state.importedAnchors = imported.anchors;
+      await writeSecret(path(opts.dir, 'rootKey'), privateKeyToPem(imported.key, opts.passphrase));
+      await writePublic(path(opts.dir, 'root'), imported.chainPem);
+    } else {
+      const key = generateCaKey();
+      const cert = await createRootCertificate({ privateKey: key, trustDomain: opts.trustDomain, ttlDays: state.rootTtlDays, ...(opts.now ? { now: opts.now } : {}) });
+      await writeSecret(path(opts.dir, 'rootKey'), privateKeyToPem(key, opts.passphrase));
+      await writePublic(path(opts.dir, 'root'), derToPem(cert));
+    }
+    await writeSecret(path(opts.dir, 'tokenSecret'), randomBytes(32).toString('base64url'));
+    for (const stale of ['nextRoot', 'nextRootKey', 'usedTokens'] as const) {
+      if (existsSync(path(opts.dir, stale))) await rename(path(opts.dir, stale), `${path(opts.dir, stale)}.replaced-${Date.now()}`);
+    }
+    await writeSecret(path(opts.dir, 'state'), `${JSON.stringify(state, null, 2)}\n`);
+    return readMaterial(opts.dir, opts.passphrase);
+  });
 }
 
 /** Loads the CA, finishing a root promotion a crash may have interrupted and refreshing bundle.pem. */
-export async function loadCa(dir: string, passphrase?: string): Promise<CaMaterial> {
+export function loadCa(dir: string, passphrase?: string): Promise<CaMaterial> {
+  return withCaLock(dir, () => readMaterial(dir, passphrase));
+}
+
+/** loadCa's work, for a caller that holds the directory's lock. */
+async function readMaterial(dir: string, passphrase?: string): Promise<CaMaterial> {
   const state = await readState(dir);
   if (state.rotation?.stage === 'activated') await promoteNextRoot(dir);
   const rootPem = await readFile(path(dir, 'root'), 'utf8');
@@ -112,8 +123,16 @@ export async function loadCa(dir: string, passphrase?: string): Promise<CaMateri
   const bundle = bundleRoots(state, derToPem(certs[0]!), nextRootPem);
   const bundlePem = bundle.join('');
   if ((await readFile(path(dir, 'bundle'), 'utf8').catch(() => '')) !== bundlePem) await writePublic(path(dir, 'bundle'), bundlePem);
-  const tokenSecret = Buffer.from((await readFile(path(dir, 'tokenSecret'), 'utf8')).trim(), 'base64url');
-  return { dir, state, signingCert: certs[0]!, chain: state.imported ? certs : [], privateKey, bundle, tokenSecret };
+  return { dir, state, signingCert: certs[0]!, chain: state.imported ? certs : [], privateKey, bundle, tokenSecret: await readTokenSecret(dir) };
+}
+
+/** What minting a join token takes, read together: the trust domain and the token secret (no CA key, so no passphrase). */
+export function readTokenMinting(dir: string): Promise<{ trustDomain: string; secret: Uint8Array }> {
+  return withCaLock(dir, async () => ({ trustDomain: (await readState(dir)).trustDomain, secret: await readTokenSecret(dir) }));
+}
+
+async function readTokenSecret(dir: string): Promise<Buffer> {
+  return Buffer.from((await readFile(path(dir, 'tokenSecret'), 'utf8')).trim(), 'base64url');
 }
 
 export async function readState(dir: string): Promise<CaState> {
@@ -121,7 +140,7 @@ export async function readState(dir: string): Promise<CaState> {
   try {
     text = await readFile(path(dir, 'state'), 'utf8');
   } catch {
-    throw new Error(`${dir} is not a meshward CA directory (no ${CA_FILES.state}); create one with \`meshward ca init\``);
+    throw notACaDirectory(dir);
   }
   const parsed = caStateSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new Error(`${path(dir, 'state')} is damaged: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
@@ -135,12 +154,12 @@ export async function stateVersion(dir: string): Promise<number> {
 
 /** Runs `fn` holding the directory's lock, so two meshward processes never interleave a read-modify-write. */
 export async function withCaLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const release = await lockfile.lock(path(dir, 'state'), { retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }, stale: 10_000 });
-  try {
-    return await fn();
-  } finally {
-    await release();
-  }
+  if (!existsSync(dir)) throw notACaDirectory(dir);
+  return withFileLock(path(dir, 'state'), fn);
+}
+
+function notACaDirectory(dir: string): Error {
+  return new Error(`${dir} is not a meshward CA directory (no ${CA_FILES.state}); create one with \`meshward ca init\``);
 }
 
 export interface RotationStarted {
@@ -163,7 +182,7 @@ export async function rotateCa(dir: string, opts: { propagationDelaySeconds?: nu
     await writePublic(path(dir, 'nextRoot'), derToPem(cert));
     const next = startRotation(state, now, opts.propagationDelaySeconds ?? state.maxSvidTtlSeconds);
     await writeSecret(path(dir, 'state'), `${JSON.stringify(next, null, 2)}\n`);
-    await loadCa(dir, opts.passphrase); // refreshes bundle.pem with both roots
+    await readMaterial(dir, opts.passphrase); // refreshes bundle.pem with both roots
     const activateAt = next.rotation?.stage === 'propagating' ? next.rotation.activateAt : now.toISOString();
     return { activateAt: new Date(activateAt), nextRootSerial: new X509Certificate(cert).serialNumber };
   });

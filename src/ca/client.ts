@@ -39,8 +39,12 @@ type CaStub = grpc.Client & {
 
 export class CaClient {
   private readonly stub: CaStub;
+  private readonly trustDomain: string;
+  private readonly address: string;
 
   constructor(opts: CaClientOptions) {
+    this.trustDomain = opts.trustDomain;
+    this.address = opts.address;
     const expected = `spiffe://${opts.trustDomain}${CA_SERVER_PATH}`;
     const credentials = grpc.credentials.createSsl(
       Buffer.from(opts.bundlePem),
@@ -63,6 +67,7 @@ export class CaClient {
     }) as unknown as CaStub;
   }
 
+  /** Resolves with the CA's answer once its leaf has been checked: an SVID of this trust domain, for the ID asked for. */
   sign(params: SignParams): Promise<SignResponseMessage> {
     return new Promise((resolve, reject) => {
       const metadata = new grpc.Metadata();
@@ -71,7 +76,12 @@ export class CaClient {
         { csr: Buffer.from(params.csr), ttlSeconds: params.ttlSeconds ?? 0, joinToken: params.joinToken ?? '', spiffeId: params.spiffeId ?? '' },
         metadata,
         { deadline: Date.now() + (params.deadlineMs ?? 10_000) },
-        (err, res) => (err ? reject(err) : resolve(res)),
+        (err, res) => {
+          if (err) return reject(err);
+          const problem = servedSvidProblem(res, this.trustDomain, params.spiffeId);
+          if (problem) reject(new Error(`the CA at ${this.address} served an unusable SVID: ${problem}`));
+          else resolve(res);
+        },
       );
     });
   }
@@ -106,6 +116,16 @@ export class CaClient {
   close(): void {
     this.stub.close();
   }
+}
+
+function servedSvidProblem(res: SignResponseMessage, trustDomain: string, asked: string | undefined): string | undefined {
+  const leaf = res.certChain[0];
+  if (leaf === undefined) return 'no certificate';
+  const id = svidIdentity(Buffer.from(leaf), trustDomain);
+  if (!id.ok) return id.error;
+  if (id.value.uri !== res.spiffeId) return `the certificate is for ${id.value.uri}, the answer says ${res.spiffeId}`;
+  if (asked && id.value.uri !== asked) return `it is for ${id.value.uri}, not ${asked} as asked`;
+  return undefined;
 }
 
 /** Serial and expiry of the leaf in a PEM chain, for logs and status pages. */

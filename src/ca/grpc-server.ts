@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import type { Logger } from 'pino';
-import { GrpcHttp2Server, GrpcStatusError, unaryRoute, verifiedPeerCertificate } from '../grpc/index.js';
+import { decodeRequest, GrpcHttp2Server, GrpcStatusError, unaryRoute, verifiedPeerCertificate } from '../grpc/index.js';
 import { callerTraceId, requestIdOf, TRACEPARENT } from '../telemetry/index.js';
 import { svidIdentity, pemToDerList } from '../spiffe/x509-svid.js';
 import { advanceCa, loadCa, stateVersion } from './ca-directory.js';
@@ -98,7 +98,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
   server.route(
     `/${CA_SERVICE}/Sign`,
     unaryRoute(async (bytes, stream, headers) => {
-      const request = types.SignRequest.decode(bytes) as unknown as SignRequestMessage;
+      const request = decodeRequest((b) => types.SignRequest.decode(b) as unknown as SignRequestMessage, bytes, 'SignRequest');
       const caller = callerOf(verifiedPeerCertificate(stream), request, peerIds, authority.attestsWorkloads);
       // The caller's request id and trace, when it sent them, tie this audit record to its own logs.
       const traceId = callerTraceId(headers[TRACEPARENT]);
@@ -124,7 +124,13 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCaSer
       }
     }, 64 * 1024),
   );
-  server.route(`/${CA_SERVICE}/GetBundle`, unaryRoute(async () => bundle.bytes, 1024));
+  server.route(
+    `/${CA_SERVICE}/GetBundle`,
+    unaryRoute(async (bytes) => {
+      decodeRequest((b) => types.GetBundleRequest.decode(b), bytes, 'GetBundleRequest');
+      return bundle.bytes;
+    }, 1024),
+  );
   server.addService(caService().service as never, {
     WatchBundle: (call: WatchCall) => {
       watchers.add(call);

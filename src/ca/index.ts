@@ -1,7 +1,7 @@
 // The built-in certificate authority: its public face for the CLI, the sidecar's identity source and tests.
 export { Authority, type Caller, type IssuedSvid, type SignContext, type SvidRequest, type WorkloadAttestor } from './authority.js';
 export { startCaAdmin, type CaAdmin } from './ca-admin.js';
-export { CA_FILES, advanceCa, describeState, initCa, loadCa, readState, rotateCa, type CaMaterial } from './ca-directory.js';
+export { CA_FILES, advanceCa, describeState, initCa, loadCa, readState, readTokenMinting, rotateCa, type CaMaterial } from './ca-directory.js';
 export { CaError } from './ca-error.js';
 export { createCaMetrics, type CaMetrics } from './ca-metrics.js';
 export { CaClient, leafSummary, type CaClientOptions } from './client.js';

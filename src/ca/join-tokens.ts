@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
-import writeFileAtomic from 'write-file-atomic';
-import { parseSpiffeId, trustDomainId } from '../spiffe/id.js';
-import { AppendLog, readRecords } from '../telemetry/append-log.js';
+import { parseSvidId, trustDomainId } from '../spiffe/id.js';
 import { CaError } from './ca-error.js';
+import { UsedTokens, type Locked } from './used-tokens.js';
 
 // One-time join tokens: a JWT (HS256, a secret only the CA holds) bound to exactly one SPIFFE ID. A token buys
-// one SVID, once, before it expires. Used token IDs are recorded on disk before the SVID is returned, so a
-// restart never makes a used token valid again.
+// one SVID, once, before it expires. Used token IDs are recorded on disk, in the record every process sharing the
+// CA directory reads (used-tokens.ts), before the SVID is returned: neither a restart nor a second server on the
+// same directory makes a used token valid again.
 
 export const TOKEN_AUDIENCE = 'meshward-ca';
 const USED = 'the join token was already used; each token buys one SVID';
@@ -22,6 +22,8 @@ export async function mintJoinToken(
   secret: Uint8Array,
   opts: { trustDomain: string; spiffeId: string; ttlSeconds: number; now?: Date },
 ): Promise<string> {
+  const id = parseSvidId(opts.spiffeId);
+  if (!id.ok) throw new Error(`cannot bind a join token to it: ${id.error}`);
   const now = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -38,19 +40,12 @@ export class JoinTokens {
   private constructor(
     private readonly secret: Uint8Array,
     private readonly trustDomain: string,
-    private readonly used: Map<string, number>,
-    private readonly log: AppendLog,
+    private readonly used: UsedTokens,
   ) {}
 
-  /** Loads the used-token record; expired entries are dropped (rewritten atomically), as they can never verify. */
-  static async open(secret: Uint8Array, trustDomain: string, usedFile: string, now = Date.now()): Promise<JoinTokens> {
-    const { records } = await readRecords<{ jti: string; exp: number }>(usedFile);
-    const used = new Map<string, number>();
-    for (const r of records) if (r.exp * 1000 > now) used.set(r.jti, r.exp);
-    if (used.size < records.length) {
-      await writeFileAtomic(usedFile, [...used].map(([jti, exp]) => `${JSON.stringify({ jti, exp })}\n`).join(''), { mode: 0o600 });
-    }
-    return new JoinTokens(secret, trustDomain, used, await AppendLog.open(usedFile));
+  /** `locked` runs a function holding the CA directory's lock, which guards `usedFile`. */
+  static async open(secret: Uint8Array, trustDomain: string, usedFile: string, locked: Locked): Promise<JoinTokens> {
+    return new JoinTokens(secret, trustDomain, await UsedTokens.open(usedFile, locked));
   }
 
   /**
@@ -71,8 +66,9 @@ export class JoinTokens {
       if (err instanceof errors.JWTClaimValidationFailed) throw new CaError('unauthenticated', `the join token is not valid for this CA (${err.claim} claim)`);
       throw new CaError('unauthenticated', 'the join token is not valid: it is malformed or was not issued by this CA');
     }
-    const id = parseSpiffeId(payload.sub!);
-    if (!id.ok || id.value.trustDomain !== this.trustDomain) throw new CaError('unauthenticated', 'the join token is bound to an ID outside this trust domain');
+    const id = parseSvidId(payload.sub!);
+    if (!id.ok) throw new CaError('unauthenticated', `the join token is bound to an ID no SVID may carry: ${id.error}`);
+    if (id.value.trustDomain !== this.trustDomain) throw new CaError('unauthenticated', 'the join token is bound to an ID outside this trust domain');
     return { spiffeId: id.value.uri, jti: payload.jti!, expiresAt: payload.exp! };
   }
 
@@ -82,16 +78,14 @@ export class JoinTokens {
   }
 
   /**
-   * Uses a token up: reserved at once (so a concurrent request with the same token is refused), then recorded
-   * durably. If recording fails the token stays reserved: fail closed.
+   * Uses a token up, refusing it if any process sharing the CA directory used it first. If recording fails the
+   * token stays used up: fail closed.
    */
   async consume(claims: TokenClaims): Promise<void> {
-    this.ensureUnused(claims);
-    this.used.set(claims.jti, claims.expiresAt);
-    await this.log.append({ jti: claims.jti, exp: claims.expiresAt, usedAt: new Date().toISOString() });
+    if (!(await this.used.use({ jti: claims.jti, exp: claims.expiresAt }))) throw new CaError('unauthenticated', USED);
   }
 
   close(): Promise<void> {
-    return this.log.close();
+    return this.used.close();
   }
 }

@@ -35,6 +35,7 @@ export function caService(): CaServiceDefinition {
 /** The message types, for the server's lean path: decoded and encoded in place, no per-call object conversion. */
 export interface CaWireTypes {
   SignRequest: protobuf.Type;
+  GetBundleRequest: protobuf.Type;
   SignResponse: protobuf.Type;
   Bundle: protobuf.Type;
 }
@@ -45,7 +46,7 @@ export function caWireTypes(): CaWireTypes {
   root.loadSync(CA_PROTO);
   root.resolveAll();
   const type = (name: string) => root.lookupType(`meshward.ca.v1.${name}`);
-  return { SignRequest: type('SignRequest'), SignResponse: type('SignResponse'), Bundle: type('Bundle') };
+  return { SignRequest: type('SignRequest'), GetBundleRequest: type('GetBundleRequest'), SignResponse: type('SignResponse'), Bundle: type('Bundle') };
 }
 
 export interface BundleMessage {

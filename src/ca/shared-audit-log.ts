@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import lockfile from 'proper-lockfile';
 import { AuditLog } from '../telemetry/audit-log.js';
+import { Batches } from './batches.js';
+import { withFileLock } from './file-lock.js';
 
 // The CA's audit log is written by more than one process: a running `ca serve` and the offline `ca issue` /
 // `ca sign` share DIR/audit.log. A hash chain has one head: two writers that each remember the head they last saw
@@ -12,15 +12,10 @@ import { AuditLog } from '../telemetry/audit-log.js';
 // go together in the next one, and telemetry's AuditLog group-commits each batch in one durable write, so a busy
 // CA pays for one lock per batch. Between batches the lock is free, so an offline command gets its turn.
 //
-// The lock is proper-lockfile's (a directory PATH.lock made atomically, stale after 10 s), as for the CA directory
-// in ca-directory.ts; it works on the local and network file systems a CA directory may live on, where flock may
-// not. A log file that vanished since this process last wrote it (deleted or moved by hand) is an error, not a
-// reason to start a fresh chain: every later append fails until the CA is restarted, so that nothing is issued
-// unrecorded and nobody gets a new chain without asking for one.
-
-const STALE_MS = 10_000;
-/** How long to wait for another writer's turn: past the point where a crashed writer's lock goes stale. Retried here, not by proper-lockfile, which would also retry errors that last (a missing directory). */
-const WAIT_MS = STALE_MS + 5_000;
+// The lock is file-lock.ts's, on the log itself (it may live outside the CA directory). A log file that vanished
+// since this process last wrote it (deleted or moved by hand) is an error, not a reason to start a fresh chain:
+// every later append fails until the CA is restarted, so that nothing is issued unrecorded and nobody gets a new
+// chain without asking for one.
 
 interface FileIdentity {
   dev: number;
@@ -28,25 +23,18 @@ interface FileIdentity {
   size: number;
 }
 
-interface Batch {
-  records: Record<string, unknown>[];
-  written: Promise<void>;
-}
-
 export class SharedAuditLog {
   private log: AuditLog | undefined;
   /** The file as this process left it after its last write. */
   private left: FileIdentity | undefined;
-  /** The batch still taking records: it has not started writing. */
-  private open: Batch | undefined;
-  private previous: Promise<unknown> = Promise.resolve();
+  private readonly batches = new Batches<Record<string, unknown>>((records) => this.write(records));
 
   private constructor(readonly path: string) {}
 
   /** Opens (or creates) the log, so that a log that cannot be written stops a CA from starting. */
   static async open(path: string): Promise<SharedAuditLog> {
     const shared = new SharedAuditLog(path);
-    await shared.locked(async () => {
+    await withFileLock(path, async () => {
       shared.log = await AuditLog.open({ path });
       shared.left = await identityOf(path);
     });
@@ -55,25 +43,14 @@ export class SharedAuditLog {
 
   /** Resolves once the record is on disk, chained to the newest record any process wrote. */
   append(record: Record<string, unknown>): Promise<void> {
-    let batch = this.open;
-    if (batch === undefined) {
-      const records: Record<string, unknown>[] = [];
-      const written = this.previous.then(() => {
-        this.open = undefined;
-        return this.write(records);
-      });
-      batch = this.open = { records, written };
-      this.previous = written.catch(() => undefined);
-    }
-    batch.records.push(record);
-    return batch.written;
+    return this.batches.add(record);
   }
 
   /** Writes what is queued and closes the file; returns the head hash of the log (undefined if it cannot be read). */
   async close(): Promise<string | undefined> {
-    await this.previous;
+    await this.batches.settled();
     let head: string | undefined;
-    await this.locked(async () => {
+    await withFileLock(this.path, async () => {
       head = (await this.current()).headHash;
     }).catch(() => undefined);
     await this.log?.close();
@@ -82,7 +59,7 @@ export class SharedAuditLog {
   }
 
   private write(records: Record<string, unknown>[]): Promise<void> {
-    return this.locked(async () => {
+    return withFileLock(this.path, async () => {
       try {
         const log = await this.current();
         await Promise.all(records.map((r) => log.append(r)));
@@ -106,30 +83,6 @@ export class SharedAuditLog {
     await this.log?.close();
     this.log = await AuditLog.open({ path: this.path });
     return this.log;
-  }
-
-  private async locked(fn: () => Promise<void>): Promise<void> {
-    let compromised: Error | undefined;
-    const release = await this.acquire((err) => (compromised = err));
-    try {
-      await fn();
-      // Another process may have taken a lock it judged stale: the chain is then in doubt, so fail closed.
-      if (compromised) throw new Error(`lost the lock on ${this.path}: ${compromised.message}`);
-    } finally {
-      await release().catch(() => undefined);
-    }
-  }
-
-  private async acquire(onCompromised: (err: Error) => void): Promise<() => Promise<void>> {
-    const deadline = Date.now() + WAIT_MS;
-    for (let backoff = 5; ; backoff = Math.min(backoff * 2, 100)) {
-      try {
-        return await lockfile.lock(this.path, { realpath: false, stale: STALE_MS, onCompromised });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() >= deadline) throw err;
-        await sleep(backoff);
-      }
-    }
   }
 }
 

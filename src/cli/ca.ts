@@ -1,13 +1,11 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { parseDuration } from '../config/duration.js';
 import {
   advanceCa,
   Authority,
-  CA_FILES,
   type WorkloadAttestor,
   CaError,
   createCaMetrics,
@@ -18,12 +16,13 @@ import {
   mintJoinToken,
   PASSPHRASE_ENV,
   readState,
+  readTokenMinting,
   rotateCa,
   startCaAdmin,
   startCaServer,
   type RunningCaServer,
 } from '../ca/index.js';
-import { parseSpiffeId } from '../spiffe/id.js';
+import { parseSvidId } from '../spiffe/id.js';
 import { createLogger } from '../telemetry/logger.js';
 import { parseFlags, parseListenAddress, required, runSubcommand, UsageError, type Command } from './command.js';
 
@@ -73,7 +72,7 @@ function durationFlag(value: string | undefined, flag: string, fallback: number)
 }
 
 function spiffeIdFlag(value: string | undefined): string {
-  const id = parseSpiffeId(required(value, 'spiffe-id'));
+  const id = parseSvidId(required(value, 'spiffe-id'));
   if (!id.ok) throw new UsageError(`--spiffe-id: ${id.error}`);
   return id.value.uri;
 }
@@ -188,12 +187,11 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
     const dir = required(values.dir, 'dir');
     const spiffeId = spiffeIdFlag(values['spiffe-id']);
     const ttlSeconds = durationFlag(values.ttl, 'ttl', 600);
-    const state = await readState(dir);
-    if (!spiffeId.startsWith(`spiffe://${state.trustDomain}/`)) {
-      throw new UsageError(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${state.trustDomain}"`);
+    const { trustDomain, secret } = await readTokenMinting(dir);
+    if (!spiffeId.startsWith(`spiffe://${trustDomain}/`)) {
+      throw new UsageError(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${trustDomain}"`);
     }
-    const secret = Buffer.from((await readFile(join(dir, CA_FILES.tokenSecret), 'utf8')).trim(), 'base64url');
-    process.stdout.write(`${await mintJoinToken(secret, { trustDomain: state.trustDomain, spiffeId, ttlSeconds })}\n`);
+    process.stdout.write(`${await mintJoinToken(secret, { trustDomain, spiffeId, ttlSeconds })}\n`);
     return 0;
   },
 

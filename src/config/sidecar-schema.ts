@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseSpiffeId } from '../spiffe/id.js';
+import { parseSpiffeId, parseSvidId } from '../spiffe/id.js';
 import { LOG_LEVELS } from '../telemetry/logger.js';
 import { parseDuration } from './duration.js';
 import { strictObject } from './strict-object.js';
@@ -47,8 +47,9 @@ function duration(what: string) {
   });
 }
 
+/** The ID of an SVID: a route's server, or the sidecar's own. */
 const spiffeId = z.string().superRefine((value, ctx) => {
-  const id = parseSpiffeId(value);
+  const id = parseSvidId(value);
   if (!id.ok) ctx.addIssue({ code: 'custom', message: id.error });
 });
 

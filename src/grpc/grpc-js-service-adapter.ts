@@ -130,12 +130,12 @@ function serveCall(
       try {
         message = method.requestDeserialize(bytes);
       } catch (err) {
-        return fail(status.INTERNAL, `request does not decode: ${(err as Error).message}`);
+        return fail(status.INVALID_ARGUMENT, `the request does not decode: ${(err as Error).message}`);
       }
       if (method.requestStream) {
         guarded(() => call.emit('data', message));
       } else if (received) {
-        return fail(status.INTERNAL, 'more than one request message for a unary method');
+        return fail(status.INVALID_ARGUMENT, 'more than one request message for a unary method');
       } else {
         call.request = message;
         received = true;
@@ -144,9 +144,9 @@ function serveCall(
   });
   stream.on('end', () => {
     if (call.cancelled) return;
-    if (reader.hasPartialMessage) return fail(status.INTERNAL, 'request ended inside a message');
+    if (reader.hasPartialMessage) return fail(status.INVALID_ARGUMENT, 'request ended inside a message');
     if (method.requestStream) guarded(() => call.emit('end'));
     else if (received) start();
-    else fail(status.INTERNAL, 'request has no message');
+    else fail(status.INVALID_ARGUMENT, 'request has no message');
   });
 }

@@ -3,4 +3,4 @@
 export { DEFAULT_MAX_MESSAGE_BYTES, frameMessage, MessageReader } from './grpc-framing.js';
 export { GrpcHttp2Server, verifiedPeerCertificate, type GrpcHttp2ServerOptions, type Route, type ServerTls } from './grpc-http2-server.js';
 export { sendStatus } from './grpc-response.js';
-export { GrpcStatusError, unaryRoute, type UnaryBytesHandler } from './unary-route.js';
+export { decodeRequest, GrpcStatusError, unaryRoute, type UnaryBytesHandler } from './unary-route.js';

@@ -1,5 +1,7 @@
 // The lean path for a unary method whose handler works on bytes: exactly one request message in, one
 // response message out, within the caller's deadline. This is how Check is served (see server.ts for why).
+// A body that is not exactly one message, or a message that does not decode, is the caller's error: it is
+// answered INVALID_ARGUMENT with the reason, never INTERNAL (which says the server failed).
 import { constants as http2Constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import { frameMessage, MessageReader, type FramingError } from './grpc-framing.js';
@@ -26,6 +28,15 @@ export class GrpcStatusError extends Error {
 /** How long a refused call's client may go on sending before its stream is reset: Envoy's delayed-close time. */
 const STOP_SENDING_AFTER_MS = 1000;
 
+/** Decodes a request message, refusing bytes that are not one with INVALID_ARGUMENT and the decoder's reason. */
+export function decodeRequest<T>(decode: (bytes: Uint8Array) => T, bytes: Uint8Array, what: string): T {
+  try {
+    return decode(bytes);
+  } catch (err) {
+    throw new GrpcStatusError(status.INVALID_ARGUMENT, `the request does not decode as a ${what}: ${(err as Error).message}`);
+  }
+}
+
 export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number): Route {
   return (stream, timeoutMs, headers) => {
     const reader = new MessageReader(maxMessageBytes);
@@ -45,14 +56,14 @@ export function unaryRoute(handler: UnaryBytesHandler, maxMessageBytes: number):
       const read = reader.push(chunk);
       if (!read.ok) return refuse(read.error);
       for (const message of read.value) {
-        if (request !== undefined) return refuse({ code: status.INTERNAL, message: 'more than one request message for a unary method' });
+        if (request !== undefined) return refuse({ code: status.INVALID_ARGUMENT, message: 'more than one request message for a unary method' });
         request = message;
       }
     });
     stream.on('end', () => {
       if (refused) return;
       if (request === undefined || reader.hasPartialMessage) {
-        sendStatus(stream, status.INTERNAL, reader.hasPartialMessage ? 'request ended inside a message' : 'request has no message');
+        sendStatus(stream, status.INVALID_ARGUMENT, reader.hasPartialMessage ? 'request ended inside a message' : 'request has no message');
         return;
       }
       answer(stream, handler, request, timeoutMs, headers);

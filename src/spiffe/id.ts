@@ -65,6 +65,18 @@ export function parseSpiffeId(input: string): ParseResult<SpiffeId> {
   return { ok: true, value: { trustDomain, path, uri: input } };
 }
 
+/**
+ * Parses the SPIFFE ID of a (leaf) SVID: one with a path. The trust domain's own ID names no workload, and the
+ * X509-SVID spec (sections 3.1 and 5.2) forbids it in a leaf: it is refused at issuance and at validation.
+ */
+export function parseSvidId(input: string): ParseResult<SpiffeId> {
+  const id = parseSpiffeId(input);
+  if (id.ok && id.value.path === '') {
+    return { ok: false, error: `"${truncate(input)}" is a trust domain ID, not a workload's: an SVID's SPIFFE ID must have a path (${input}/...)` };
+  }
+  return id;
+}
+
 /** Parses or throws an Error whose message names the input and the reason. */
 export function mustParseSpiffeId(input: string): SpiffeId {
   const r = parseSpiffeId(input);

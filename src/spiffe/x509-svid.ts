@@ -1,9 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { parseSpiffeId, type ParseResult, type SpiffeId } from './id.js';
+import { parseSvidId, type ParseResult, type SpiffeId } from './id.js';
 import { x509 } from './x509.js';
 
 // The identity checks of the X509-SVID spec that a TLS stack does not do: exactly one URI SAN, a valid SPIFFE ID
-// in the expected trust domain, and a leaf that is not a CA. Chain and validity are left to the TLS stack.
+// with a path (never the trust domain's own ID) in the expected trust domain, and a leaf that is not a CA. Chain and validity are left to the TLS stack.
 
 export function svidIdentity(der: Buffer, trustDomain?: string): ParseResult<SpiffeId> {
   let cert: x509.X509Certificate;
@@ -17,7 +17,7 @@ export function svidIdentity(der: Buffer, trustDomain?: string): ParseResult<Spi
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
   if (uris.length !== 1) return { ok: false, error: `an SVID must have exactly one URI SAN; this certificate has ${uris.length}` };
-  const id = parseSpiffeId(uris[0]!);
+  const id = parseSvidId(uris[0]!);
   if (!id.ok) return id;
   if (trustDomain !== undefined && id.value.trustDomain !== trustDomain) {
     return { ok: false, error: `the SPIFFE ID ${id.value.uri} is not in the trust domain ${trustDomain}` };

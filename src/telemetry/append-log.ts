@@ -134,13 +134,18 @@ export async function readRecords<T>(file: string): Promise<ReadRecords<T>> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [] };
     throw err;
   }
+  return parseRecords(text, file);
+}
+
+/** Parses JSON lines as AppendLog writes them: `text` from `file`, whose first line is line `firstLine` of it. */
+export function parseRecords<T>(text: string, file: string, firstLine = 1): ReadRecords<T> {
   const lines = text.split('\n');
   const last = lines.pop() ?? '';
   const records = lines.map((line, i) => {
     try {
       return JSON.parse(line) as T;
     } catch {
-      throw new Error(`${file}: line ${i + 1} is not valid JSON`);
+      throw new Error(`${file}: line ${firstLine + i} is not valid JSON`);
     }
   });
   return last === '' ? { records } : { records, tornTail: last };

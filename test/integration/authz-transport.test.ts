@@ -1,6 +1,6 @@
 // The ext_authz server's gRPC transport on real sockets, driven by a raw HTTP/2 client so that every
 // protocol edge (framing, compression, size, content-type, deadline, shutdown) can be sent on purpose.
-import { connect, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { startExtAuthzServer, type ExtAuthzServer, type PolicyEngine } from '../
 import { frameMessage } from '../../src/grpc/grpc-framing.js';
 import { loadCheckTypes } from '../../src/authz/ext-authz/protos.js';
 import { tempDir } from '../helpers/cli.js';
+import { rawGrpcCall, type RawResponse } from '../helpers/raw-grpc.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
@@ -25,31 +26,8 @@ const checkRequest = (path = '/api/orders') =>
     ).finish(),
   );
 
-interface RawResponse {
-  headers: IncomingHttpHeaders;
-  trailers: IncomingHttpHeaders;
-  body: Buffer;
-  /** grpc-status from the trailers, or from the headers of a trailers-only response. */
-  grpcStatus: number | undefined;
-}
-
 function call(session: ClientHttp2Session, body: Buffer | Buffer[], headers: OutgoingHttpHeaders = {}): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ':method': 'POST', ':path': CHECK, 'content-type': 'application/grpc', te: 'trailers', ...headers });
-    let responseHeaders: IncomingHttpHeaders = {};
-    let trailers: IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    stream.on('response', (h) => (responseHeaders = h));
-    stream.on('trailers', (t) => (trailers = t));
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('error', reject);
-    stream.on('close', () => {
-      const status = trailers['grpc-status'] ?? responseHeaders['grpc-status'];
-      resolve({ headers: responseHeaders, trailers, body: Buffer.concat(chunks), grpcStatus: status === undefined ? undefined : Number(status) });
-    });
-    for (const part of Array.isArray(body) ? body : [body]) stream.write(part);
-    stream.end();
-  });
+  return rawGrpcCall(session, CHECK, body, headers);
 }
 
 function decodeCheckResponse(body: Buffer): { status: { code: number }; deniedResponse?: { status: { code: number }; body: string } } {
@@ -140,11 +118,19 @@ describe('ext_authz gRPC transport', () => {
     expect(decodeURIComponent(String(r.headers['grpc-message'] ?? r.trailers['grpc-message']))).toContain('larger than max');
   });
 
-  it('refuses a body that ends inside a message, or holds two, with INTERNAL', async () => {
+  it('refuses a body that ends inside a message, holds two or none, with INVALID_ARGUMENT and the reason', async () => {
     const { session } = await start();
-    expect((await call(session, checkRequest().subarray(0, 8))).grpcStatus).toBe(13);
-    expect((await call(session, [checkRequest(), checkRequest()])).grpcStatus).toBe(13);
-    expect((await call(session, Buffer.alloc(0))).grpcStatus).toBe(13);
+    expect(await call(session, checkRequest().subarray(0, 8))).toMatchObject({ grpcStatus: 3, grpcMessage: 'request ended inside a message' });
+    expect(await call(session, [checkRequest(), checkRequest()])).toMatchObject({ grpcStatus: 3, grpcMessage: 'more than one request message for a unary method' });
+    expect(await call(session, Buffer.alloc(0))).toMatchObject({ grpcStatus: 3, grpcMessage: 'request has no message' });
+  });
+
+  it('refuses a Health request that does not decode with INVALID_ARGUMENT and the reason', async () => {
+    const { session } = await start();
+    // A tag with wire type 7, which protobuf does not have.
+    const r = await rawGrpcCall(session, '/grpc.health.v1.Health/Check', frameMessage(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])));
+    expect(r.grpcStatus).toBe(3);
+    expect(r.grpcMessage).toMatch(/^the request does not decode: .+/);
   });
 
   it('answers what is not gRPC with plain HTTP errors, and an unknown method with UNIMPLEMENTED', async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -109,6 +109,21 @@ describe('meshward ca (CLI)', () => {
     expect(big.stderr).toContain('limit is 16384');
     const missing = await runCli(['ca', 'sign', '--dir', caDir, '--csr', join(dir, 'nope.csr'), '--spiffe-id', WEB]);
     expect(missing.stderr).toContain('nope.csr: file not found');
+  });
+
+  it('issue, sign and token refuse the trust domain ID: an SVID needs a path', async () => {
+    const bare = `spiffe://${TD}`;
+    const runs = {
+      issue: await runCli(['ca', 'issue', '--dir', caDir, '--spiffe-id', bare, '--out', join(dir, 'bare')]),
+      sign: await runCli(['ca', 'sign', '--dir', caDir, '--csr', join(dir, 'ec.csr'), '--spiffe-id', bare]),
+      token: await runCli(['ca', 'token', '--dir', caDir, '--spiffe-id', bare]),
+    };
+    for (const [command, r] of Object.entries(runs)) {
+      expect(r.code, command).toBe(2);
+      expect(r.stderr, command).toContain(`--spiffe-id: "${bare}" is a trust domain ID, not a workload's: an SVID's SPIFFE ID must have a path`);
+      expect(r.stdout, command).toBe('');
+    }
+    expect(existsSync(join(dir, 'bare.pem'))).toBe(false);
   });
 
   it('clamps a TTL over the maximum and says so', async () => {

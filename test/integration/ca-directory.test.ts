@@ -2,7 +2,12 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { advanceCa, initCa, loadCa, readState, rotateCa } from '../../src/ca/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { advanceCa, initCa, loadCa, readState, rotateCa, type CaMaterial } from '../../src/ca/index.js';
+import { withCaLock } from '../../src/ca/ca-directory.js';
+import { generateCaKey, privateKeyToPem } from '../../src/ca/keys.js';
+import { createRootCertificate } from '../../src/ca/root-cert.js';
+import { derToPem } from '../../src/spiffe/x509-svid.js';
 import { tempDir } from '../helpers/cli.js';
 
 const serialOf = (pem: string) => new X509Certificate(pem).serialNumber;
@@ -64,5 +69,29 @@ describe('CA directory: rotation steps persist and resume', () => {
     await expect(loadCa(a.dir)).rejects.toThrow(/root.key does not belong to the certificate/);
     a.cleanup();
     b.cleanup();
+  });
+});
+
+describe('CA directory: every process sees one truth', () => {
+  it('loads only between changes made under the lock: never a root key beside another root\'s certificate', async () => {
+    const { dir, cleanup } = tempDir();
+    await initCa({ dir, trustDomain: 'example.org' });
+    const key = generateCaKey();
+    const cert = await createRootCertificate({ privateKey: key, trustDomain: 'example.org', ttlDays: 1 });
+    let loading: Promise<CaMaterial | Error> | undefined;
+    await withCaLock(dir, async () => {
+      // The first half of a change that spans two files: the key is written, its certificate not yet.
+      writeFileSync(join(dir, 'root.key'), privateKeyToPem(key), { mode: 0o600 });
+      loading = loadCa(dir).catch((err: Error) => err);
+      // A load that ignores the lock reads the half-made change meanwhile and fails; one that waits for the lock
+      // cannot settle before the change is complete, so there is no event to wait for: the bound is what gives an
+      // unlocked load its chance to go wrong.
+      await Promise.race([loading, sleep(500)]);
+      writeFileSync(join(dir, 'root.pem'), derToPem(cert));
+    });
+    const loaded = await loading!;
+    expect(loaded).not.toBeInstanceOf(Error);
+    expect((loaded as CaMaterial).signingCert.equals(cert)).toBe(true);
+    cleanup();
   });
 });

@@ -2,13 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCsr, mintJoinToken } from '../../src/ca/index.js';
+import { frameMessage } from '../../src/grpc/index.js';
 import { x509 } from '../../src/spiffe/x509.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { auditRecords, bundleWithRoots, initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
+import { OpensslPki } from '../helpers/openssl-pki.js';
 import { csrWith, ecKey } from '../helpers/pki.js';
+import { rawGrpcCall } from '../helpers/raw-grpc.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const ORDERS = `spiffe://${TD}/ns/default/sa/orders`;
@@ -159,6 +164,48 @@ describe('meshward ca serve (gRPC over TLS)', () => {
     const res = await ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: await token(caDir, WEB), ttlSeconds: 48 * 3600 });
     expect(res.notice).toContain('exceeds the CA maximum 2h');
     expect(res.notAfterUnix - Date.now() / 1000).toBeLessThanOrEqual(7200);
+  });
+
+  it('never issues for the trust domain ID: asked for, bound to a token, or presented for renewal', async () => {
+    const bare = `spiffe://${TD}`;
+    await expectStatus(
+      ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: await token(caDir, WEB), spiffeId: bare }),
+      grpc.status.INVALID_ARGUMENT,
+      /"spiffe:\/\/example\.org" is a trust domain ID, not a workload's: an SVID's SPIFFE ID must have a path/,
+    );
+    // A token bound to it, as a CA without this check would have minted it (mintJoinToken now refuses to).
+    const secret = Buffer.from(readFileSync(join(caDir, 'token.key'), 'utf8').trim(), 'base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const bareToken = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer(bare).setAudience('meshward-ca').setSubject(bare).setJti('bare-td').setIssuedAt(now).setExpirationTime(now + 600).sign(secret);
+    await expectStatus(ca.client().sign({ csr: await makeCsr(ecKey()), joinToken: bareToken }), grpc.status.UNAUTHENTICATED, /bound to an ID no SVID may carry: .*trust domain ID/);
+    await expect(mintJoinToken(secret, { trustDomain: TD, spiffeId: bare, ttlSeconds: 60 })).rejects.toThrow(/trust domain ID/);
+    // A certificate for it that chains to this CA's root (made with openssl and the root key) is no renewal credential.
+    const pki = new OpensslPki(dir);
+    const forged = pki.svid('bare-td', { cert: join(caDir, 'root.pem'), key: join(caDir, 'root.key') }, `URI:${bare}`);
+    const identity = { certChainPem: readFileSync(forged.cert, 'utf8'), keyPem: readFileSync(forged.key, 'utf8') };
+    await expectStatus(ca.client(identity).sign({ csr: await makeCsr(ecKey()) }), grpc.status.UNAUTHENTICATED, /not a usable SVID: .*trust domain ID/);
+  });
+
+  it("refuses a body that is not the method's request with INVALID_ARGUMENT and the reason, on every method, and keeps serving", async () => {
+    const session = connect(`https://${ca.address}`, { ca: readFileSync(join(caDir, 'bundle.pem')), servername: 'localhost' });
+    try {
+      const method = (name: string) => `/meshward.ca.v1.CertificateAuthority/${name}`;
+      // A tag with wire type 7, which protobuf does not have.
+      const undecodable = frameMessage(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]));
+      for (const name of ['Sign', 'GetBundle', 'WatchBundle']) {
+        const r = await rawGrpcCall(session, method(name), undecodable);
+        expect([name, r.grpcStatus]).toEqual([name, grpc.status.INVALID_ARGUMENT]);
+        expect(r.grpcMessage, name).toMatch(/does not decode.*: .+/);
+        expect(await rawGrpcCall(session, method(name), undecodable.subarray(0, 6))).toMatchObject({ grpcStatus: grpc.status.INVALID_ARGUMENT, grpcMessage: 'request ended inside a message' });
+        expect(await rawGrpcCall(session, method(name), Buffer.alloc(0))).toMatchObject({ grpcStatus: grpc.status.INVALID_ARGUMENT, grpcMessage: 'request has no message' });
+      }
+      expect((await rawGrpcCall(session, method('Sign'), undecodable)).grpcMessage).toMatch(/^the request does not decode as a SignRequest: /);
+      const bundle = await rawGrpcCall(session, method('GetBundle'), frameMessage(Buffer.alloc(0)));
+      expect(bundle.grpcStatus).toBe(grpc.status.OK);
+      expect(bundle.body.length).toBeGreaterThan(5);
+    } finally {
+      session.close();
+    }
   });
 
   it('serves the trust bundle, and streams a rotation step to watchers', async () => {

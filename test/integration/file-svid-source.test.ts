@@ -158,6 +158,7 @@ describe('FileSvidSource', () => {
         { name: 'a key from another certificate', set: () => ({ cert: web.cert, key: pki.key('stray'), bundle: root.cert }), file: 'keyFile', reason: 'the private key does not match the certificate in' },
         { name: 'no URI SAN', set: () => ({ ...pki.svid('dns-only', root, 'DNS:web.local'), bundle: root.cert }), file: 'certFile', reason: 'an SVID must have exactly one URI SAN; this certificate has 0' },
         { name: 'two URI SANs', set: () => ({ ...pki.svid('two-uris', root, `URI:${WEB},URI:spiffe://${TD}/ns/default/sa/db`), bundle: root.cert }), file: 'certFile', reason: 'an SVID must have exactly one URI SAN; this certificate has 2' },
+        { name: 'the trust domain ID', set: () => ({ ...pki.svid('trust-domain-id', root, `URI:spiffe://${TD}`), bundle: root.cert }), file: 'certFile', reason: 'is a trust domain ID, not a workload\'s' },
         { name: 'another trust domain', set: () => ({ ...pki.svid('other-domain', otherDomainRoot, 'URI:spiffe://other.org/ns/default/sa/web'), bundle: otherDomainRoot.cert }), file: 'certFile', reason: 'is not in the trust domain example.org' },
         { name: 'a bundle that does not hold its root', set: () => ({ ...web, bundle: otherRoot.cert }), file: 'certFile', reason: /the certificate does not chain to a root in .*bundle\.pem$/ },
         { name: 'an expired certificate', set: () => ({ cert: expired, key: expiredKey, bundle: root.cert }), file: 'certFile', reason: 'the certificate expired at 2020-01-02T00:00:00.000Z' },

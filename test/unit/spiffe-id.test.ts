@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSpiffeId } from '../../src/spiffe/index.js';
+import { parseSpiffeId, parseSvidId } from '../../src/spiffe/index.js';
 
 describe('parseSpiffeId', () => {
   it.each([
@@ -35,5 +35,19 @@ describe('parseSpiffeId', () => {
     const r = parseSpiffeId(input);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toContain(reason);
+  });
+});
+
+describe('parseSvidId (the ID of a leaf SVID)', () => {
+  it('refuses the trust domain ID: X509-SVID 3.1 and 5.2 require a path', () => {
+    expect(parseSvidId('spiffe://example.org')).toEqual({
+      ok: false,
+      error: '"spiffe://example.org" is a trust domain ID, not a workload\'s: an SVID\'s SPIFFE ID must have a path (spiffe://example.org/...)',
+    });
+  });
+
+  it('accepts an ID with a path, and refuses what is no SPIFFE ID at all as parseSpiffeId does', () => {
+    expect(parseSvidId('spiffe://example.org/ns/default/sa/web')).toEqual(parseSpiffeId('spiffe://example.org/ns/default/sa/web'));
+    expect(parseSvidId('spiffe://example.org/')).toEqual(parseSpiffeId('spiffe://example.org/'));
   });
 });
