@@ -26,7 +26,8 @@ Usage:
 check    validate a policy file; errors name the file, the path inside it and the reason (exit 1). With the
          trust domain it serves (--trust-domain, or a sidecar's --config), warn of every principal in another
          trust domain: a caller from there never reaches the policy, so such a rule never matches
-explain  show the decision for one request and, rule by rule, whether it matched and why not
+explain  show the decision for one request and, rule by rule, whether it matched and why not; exit 0 when it
+         is allowed, 1 when it is not (denied, unauthenticated, rate-limited or invalid)
 test     run table-driven cases (name, request, expect, rule?) against a policy; exit 1 if any fails
 `;
 
@@ -117,7 +118,8 @@ async function explain(argv: string[]): Promise<number> {
   };
   const explanation = await engine.explain(request);
   process.stdout.write(values.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation, path));
-  return 0;
+  // Scriptable like `policy test`: 0 only when the request would be let through.
+  return explanation.decision.kind === 'allow' ? 0 : 1;
 }
 
 async function test(argv: string[]): Promise<number> {

@@ -103,7 +103,7 @@ describe('meshward policy explain', () => {
 
   it('explains a denial: the deciding rule, the normalised path and why each rule did not match', async () => {
     const r = await runCli([...base, '--path', '/api/orders/../../admin/users?x=1', '--header', 'x-tenant=a']);
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(1);
     expect(r.stdout).toContain('decision: DENY by rule "no-admin": denied by rule "no-admin"\n');
     expect(r.stdout).toContain('path:     /admin/users  (normalised from "/api/orders/../../admin/users?x=1")\n');
     expect(r.stdout).toMatch(/^ {2}no-admin +deny +MATCH$/m);
@@ -126,7 +126,7 @@ describe('meshward policy explain', () => {
 
   it('refuses a path that cannot be judged, and says why', async () => {
     const r = await runCli([...base, '--path', '/api/orders%2F..%2Fadmin']);
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(1);
     expect(r.stdout).toContain('decision: INVALID (400): the path contains an encoded slash (%2F)');
     expect(r.stdout).toContain('rules:    not evaluated');
   });
@@ -139,6 +139,15 @@ describe('meshward policy explain', () => {
     expect(out.target).toMatchObject({ ok: true, path: '/api/orders' });
     expect(out.rules).toHaveLength(4);
     expect(out.rules[0]).toEqual({ name: 'no-admin', action: 'deny', dryRun: false, matched: false, failed: { condition: 'to.paths', reason: '"/api/orders" matches none of ["/admin/**"]' } });
+  });
+
+  it('exits 0 when the request is allowed and 1 when it is not, so that a script can branch on it (like policy test)', async () => {
+    const allowed = await runCli([...base, '--path', '/api/orders/7', '--header', 'x-tenant=a']);
+    const denied = await runCli([...base, '--path', '/api/orders/7']);
+    const deniedJson = await runCli([...base, '--path', '/admin/x', '--json']);
+    expect([allowed.code, denied.code, deniedJson.code]).toEqual([0, 1, 1]);
+    expect(denied.stdout).toContain('decision: DENY by default');
+    expect(JSON.parse(deniedJson.stdout).decision).toMatchObject({ kind: 'deny', rule: 'no-admin' });
   });
 
   it('exits 2 for bad flags', async () => {
