@@ -89,12 +89,14 @@ describe('meshward policy check: principals in another trust domain', () => {
 
   it('says nothing without a trust domain, and refuses a bad or doubly given one (exit 2)', async () => {
     expect(await runCli(['policy', 'check', POLICY_TWO_DOMAINS])).toMatchObject({ code: 0, stderr: '' });
-    const bad = await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'Example.org']);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('--trust-domain "Example.org": trust domain must be lower case');
-    const both = await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'example.org', '--config', 'sidecar.yaml']);
-    expect(both.code).toBe(2);
-    expect(both.stderr).toContain('give --trust-domain or --config, not both');
+    expect(await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'Example.org'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--trust-domain "Example.org": trust domain must be lower case'),
+    });
+    expect(await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'example.org', '--config', 'sidecar.yaml'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('give --trust-domain or --config, not both'),
+    });
   });
 });
 
