@@ -15,7 +15,7 @@ import { authorizationClient, check, envoyCheckRequest } from '../conformance/en
 import { initCaDir, serveCa, TD } from '../helpers/ca.js';
 import { startCli, stopChild, tempDir } from '../helpers/cli.js';
 import { ecKey } from '../helpers/pki.js';
-import { httpRequest, makeMesh, readJsonLines, runPair, WEB_ID } from '../helpers/sidecar.js';
+import { httpRequest, makeMesh, readJsonLines, runPair, WEB_ID, type RunningSidecar } from '../helpers/sidecar.js';
 
 const b64 = (value: string) => Buffer.from(value).toString('base64url');
 /** A JWT whose every part is distinct, so that any part of it showing up anywhere is caught. */
@@ -73,6 +73,8 @@ describe('credentials in requests through a sidecar pair', () => {
     });
   });
   const app = http.createServer((_req, res) => res.end('ok'));
+  let orders: RunningSidecar | undefined;
+  let web: RunningSidecar | undefined;
   let outputs: string[];
 
   beforeAll(async () => {
@@ -85,20 +87,22 @@ describe('credentials in requests through a sidecar pair', () => {
       OTEL_BSP_SCHEDULE_DELAY: '50',
     };
     const mesh = await makeMesh(dir);
-    const { orders, web } = await runPair(mesh, { app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, env, ordersExtra: { audit: { path: auditFile } } });
-    const send = (path: string) => httpRequest(web.outbound!, path, { headers: { host: 'orders', 'x-request-id': JWT_IN_ID } });
+    ({ orders, web } = await runPair(mesh, { app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, env, ordersExtra: { audit: { path: auditFile } } }));
+    const outbound = web.outbound!;
+    const send = (path: string) => httpRequest(outbound, path, { headers: { host: 'orders', 'x-request-id': JWT_IN_ID } });
     expect((await send(`/api/orders/${JWT_IN_PATH}?${query}`)).status).toBe(200);
     expect((await send(`/api/orders/1;access_token=${RESPELT.matrix}?Client_Secret=${RESPELT.upper}`)).status).toBe(200);
     expect((await send(`/api/orders/client_secret=${RESPELT.segment}/x?client%5Fsecret=${RESPELT.encoded}`)).status).toBe(200);
     expect((await send(`/admin/${JWT_IN_PATH}?${query}`)).status).toBe(403);
-    expect(await http2Status(web.outbound!, `/api/orders/${JWT_IN_PATH}?${query}`)).toBe(200);
+    expect(await http2Status(outbound, `/api/orders/${JWT_IN_PATH}?${query}`)).toBe(200);
     // SIGTERM writes the audit log and exports the spans still buffered.
     expect(await web.stop()).toBe(0);
     expect(await orders.stop()).toBe(0);
     outputs = [web.output(), orders.output()];
   });
 
-  afterAll(() => {
+  afterAll(async () => {
+    await Promise.all([orders?.stop(), web?.stop()]);
     app.close();
     collector.close();
     cleanup();
