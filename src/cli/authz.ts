@@ -1,3 +1,4 @@
+import { BlockList, isIP } from 'node:net';
 import { startExtAuthzServer } from '../authz/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
@@ -7,7 +8,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 const usage = `
 Usage: meshward authz --policy FILE --listen HOST:PORT [--tls-cert FILE --tls-key FILE --tls-ca FILE]
-                      [--admin HOST:PORT] [--audit FILE]
+                      [--insecure-plaintext] [--admin HOST:PORT] [--audit FILE]
 
 Serves the policy as Envoy's external authorization service (envoy.service.auth.v3.Authorization/Check),
 with grpc.health.v1.Health and server reflection, on one gRPC listener.
@@ -18,6 +19,10 @@ Options:
   --tls-cert FILE   server certificate (PEM); with --tls-key and --tls-ca, serve mutual TLS (TLS 1.3):
   --tls-key FILE    server private key (PEM)
   --tls-ca FILE     CA bundle (PEM) that client certificates must chain to; clients without one are refused
+  --insecure-plaintext
+                    serve without TLS on an address other than loopback (127.0.0.0/8, ::1, localhost): anyone on
+                    the path could read the Checks and forge the answers. Without TLS flags and without this one,
+                    only a loopback --listen starts (with a warning)
   --admin ADDR      an admin listener (plain HTTP; keep it on loopback or a private network): /healthz, /readyz
                     (503 once shutting down) and /metrics (Prometheus text, the sidecar's series with direction
                     "check"); port 0 picks a free port (logged as "admin" in the "listening" line)
@@ -41,16 +46,32 @@ export const authzCommand: Command = {
       'tls-ca': { type: 'string' },
       admin: { type: 'string' },
       audit: { type: 'string' },
+      'insecure-plaintext': { type: 'boolean', default: false },
     });
     const policyFile = required(values.policy, 'policy');
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
     const tls = tlsFlags(values['tls-cert'], values['tls-key'], values['tls-ca']);
+    const loopback = isLoopbackHost(host);
+    if (!tls && !loopback && !values['insecure-plaintext']) {
+      throw new Error(
+        `refusing to serve Check without TLS on ${host}, which is not a loopback address: anyone on the path could read the Checks and forge the answers. ` +
+          'Give --tls-cert, --tls-key and --tls-ca (mutual TLS), listen on loopback, or accept the risk with --insecure-plaintext',
+      );
+    }
     const admin = values.admin === undefined ? undefined : parseListenAddress(values.admin, 'admin');
     if (values.audit === '') throw new UsageError('--audit needs a file name');
     const audit = values.audit === undefined ? undefined : { path: values.audit };
 
     const logger = createLogger('authz');
     const server = await startExtAuthzServer({ policyFile, host, port, logger, tls, admin, audit });
+    if (!tls) {
+      logger.warn(
+        { address: server.address },
+        loopback
+          ? 'serving Check without TLS, on loopback: any process on this machine can ask for decisions; give --tls-cert, --tls-key and --tls-ca for mutual TLS'
+          : 'serving Check without TLS on a non-loopback address (--insecure-plaintext): anyone on the path can read the Checks and forge the answers',
+      );
+    }
     const reload = () => void server.reloadPolicy();
     process.on('SIGHUP', reload);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -73,4 +94,15 @@ function tlsFlags(certFile?: string, keyFile?: string, caFile?: string) {
     throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
   }
   return { certFile, keyFile, caFile };
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) or `localhost`; any other name may resolve to anything. */
+function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }

@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import {
+  foreignPrincipals,
   formatExplanation,
   loadPolicyCases,
   loadPolicyEngine,
@@ -10,18 +11,23 @@ import {
   tokenHeader,
   type AuthzRequest,
 } from '../authz/index.js';
+import { loadSidecarConfig } from '../config/index.js';
+import { validateTrustDomain } from '../spiffe/index.js';
 import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
 
 const USAGE = `
 Usage:
-  meshward policy check FILE
+  meshward policy check FILE [--trust-domain TD | --config SIDECAR.yaml]
   meshward policy explain FILE --path PATH [--method GET] [--principal SPIFFE_ID] [--host HOST]
                           [--header NAME=VALUE]... [--source-ip IP] [--port N] [--jwt TOKEN]
                           [--context NAME=VALUE]... [--json]
   meshward policy test FILE CASES.yaml
 
-check    validate a policy file; errors name the file, the path inside it and the reason (exit 1)
-explain  show the decision for one request and, rule by rule, whether it matched and why not
+check    validate a policy file; errors name the file, the path inside it and the reason (exit 1). With the
+         trust domain it serves (--trust-domain, or a sidecar's --config), warn of every principal in another
+         trust domain: a caller from there never reaches the policy, so such a rule never matches
+explain  show the decision for one request and, rule by rule, whether it matched and why not; exit 0 when it
+         is allowed, 1 when it is not (denied, unauthenticated, rate-limited or invalid)
 test     run table-driven cases (name, request, expect, rule?) against a policy; exit 1 if any fails
 `;
 
@@ -44,10 +50,29 @@ function keyValues(entries: string[] | undefined, flag: string, lowerCaseNames =
 }
 
 function check(argv: string[]): number {
-  const [file] = positionals(argv, ['FILE']) as [string];
+  const { values, positionals: files } = parseFlags(argv, { 'trust-domain': { type: 'string' }, config: { type: 'string' } }, true);
+  if (files.length !== 1) throw new UsageError('expected FILE');
+  const file = files[0]!;
+  const trustDomain = servedTrustDomain(values['trust-domain'], values.config);
   const { policy } = loadPolicyEngine(file);
   process.stdout.write(`${basename(file)}: OK: ${summarisePolicy(policy)}\n`);
+  if (trustDomain === undefined) return 0;
+  for (const f of foreignPrincipals(policy, trustDomain)) {
+    process.stderr.write(
+      `warning: ${basename(file)}: ${f.path}: ${f.owner} names ${f.principal}, in trust domain ${f.trustDomain}, not ${trustDomain}: it never matches a caller\n`,
+    );
+  }
   return 0;
+}
+
+/** The trust domain the policy serves: given, or the sidecar config's `trustDomain`; undefined when neither. */
+function servedTrustDomain(given: string | undefined, sidecarConfig: string | undefined): string | undefined {
+  if (given !== undefined && sidecarConfig !== undefined) throw new UsageError('give --trust-domain or --config, not both');
+  if (sidecarConfig !== undefined) return loadSidecarConfig(sidecarConfig).trustDomain;
+  if (given === undefined) return undefined;
+  const error = validateTrustDomain(given);
+  if (error) throw new UsageError(`--trust-domain "${given}": ${error}`);
+  return given;
 }
 
 async function explain(argv: string[]): Promise<number> {
@@ -93,7 +118,8 @@ async function explain(argv: string[]): Promise<number> {
   };
   const explanation = await engine.explain(request);
   process.stdout.write(values.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation, path));
-  return 0;
+  // Scriptable like `policy test`: 0 only when the request would be let through.
+  return explanation.decision.kind === 'allow' ? 0 : 1;
 }
 
 async function test(argv: string[]): Promise<number> {

@@ -47,6 +47,7 @@ const DEFAULT_DEBOUNCE_MS = 150;
 const CLOCK_SKEW_MS = 60_000;
 const MAX_INTERMEDIATES = 8;
 const PEM_CERTIFICATE_BEGIN = '-----BEGIN CERTIFICATE-----';
+const PEM_END_LINE = /-----END [A-Z0-9 ]+-----/g;
 
 /**
  * Checks that the three files make one usable identity: the leaf is an SVID in the trust domain, the key is the
@@ -264,10 +265,20 @@ function parseCertificates(pem: string): ParseResult<X509Certificate[]> {
   } catch {
     return { ok: false, error: 'a PEM certificate in the file cannot be parsed' };
   }
-  // A block that was begun but never ended is what a reader sees of a file still being written.
-  if (ders.length < pem.split(PEM_CERTIFICATE_BEGIN).length - 1) return { ok: false, error: 'the file ends inside a PEM certificate (it may still be being written)' };
+  // What a reader sees of a file still being written (or cut short): a block begun but never ended, or text after
+  // the last block, the start of the next one (a bundle short of a root would still load, and refuse peers).
+  if (textAfterLastBlock(pem) || ders.length < pem.split(PEM_CERTIFICATE_BEGIN).length - 1) {
+    return { ok: false, error: 'the file ends inside a PEM certificate (it may still be being written)' };
+  }
   if (ders.length === 0) return { ok: false, error: 'the file holds no PEM certificate' };
   return { ok: true, value: ders.map((der) => new X509Certificate(der)) };
+}
+
+/** Whether anything but white space follows the last complete PEM block (of any type: a key may follow the chain). */
+function textAfterLastBlock(pem: string): boolean {
+  let end = -1;
+  for (const m of pem.matchAll(PEM_END_LINE)) end = m.index + m[0].length;
+  return end !== -1 && pem.slice(end).trim() !== '';
 }
 
 function parsePrivateKey(pem: string): ParseResult<KeyObject> {

@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog, type AppendLogOptions } from './append-log.js';
 import { checkLine, GENESIS, sealRecord } from './audit-chain.js';
+import { redactValue } from './redact.js';
 
 // The tamper-evident audit log: hash-chained JSON lines (audit-chain.ts), group-committed so that an append
 // resolves once its record is on disk. When the file passes maxBytes it is renamed aside and a new one continues
@@ -86,10 +87,14 @@ export class AuditLog {
     else this.current.enqueueLine(line);
   }
 
-  /** Chains the record to the head; a rotation due first is set up as the barrier the write must wait for. */
+  /**
+   * Chains the record to the head; a rotation due first is set up as the barrier the write must wait for. Every
+   * string in it is redacted first (a JWT, a credential parameter), whoever built it and from whatever a caller
+   * sent: a host, a SPIFFE ID asked for, a refusal's message.
+   */
   private seal(record: Record<string, unknown>): { line: string; barrier: Promise<void> | undefined } {
     const previous = this.head;
-    const { line, hash } = sealRecord(record, previous);
+    const { line, hash } = sealRecord(redactValue(record) as Record<string, unknown>, previous);
     this.head = hash;
     const size = Buffer.byteLength(line) + 1;
     if (this.bytes > 0 && this.bytes + size > this.opts.maxBytes) {

@@ -110,6 +110,13 @@ describe('FileSvidSource', () => {
       expect(source.stats()).toEqual({ reloads: 0, rejected: 0 });
     });
 
+    it('loads one file that holds the chain and then the key, given as both certificate and key', async () => {
+      const files = workload({ ...web, bundle: root.cert });
+      writeFileSync(files.certFile, `${read(web.cert)}${read(web.key)}`);
+      const source = await start({ ...files, keyFile: files.certFile });
+      expect(source.current()!.svid.certChainPem).toBe(read(web.cert));
+    });
+
     it('loads a SEC1 "EC PRIVATE KEY" and hands it on as the same key in PKCS#8', async () => {
       const sec1 = pki.svid('web-sec1', root, `URI:${WEB}`, 'sec1');
       expect(read(sec1.key)).toContain('-----BEGIN EC PRIVATE KEY-----');
@@ -150,8 +157,13 @@ describe('FileSvidSource', () => {
       chmodSync(encryptedKey, 0o600);
       const halfWritten = join(pkiDir.dir, 'web-half.pem');
       writeFileSync(halfWritten, read(web.cert).slice(0, 300));
-      const emptyBundle = join(pkiDir.dir, 'empty-bundle.pem');
-      writeFileSync(emptyBundle, '');
+      const empty = join(pkiDir.dir, 'empty.pem');
+      writeFileSync(empty, '');
+      // Cut while the second root was being written: only the start of its BEGIN line made it.
+      const cutBundle = join(pkiDir.dir, 'cut-bundle.pem');
+      writeFileSync(cutBundle, `${read(root.cert)}-----BEGIN CERT`);
+      const cutChain = join(pkiDir.dir, 'cut-chain.pem');
+      writeFileSync(cutChain, `${read(web.cert)}---`);
       const expiredKey = pki.key('web-expired');
       const expired = pki.cert('web-expired', root, expiredKey, [`subjectAltName=URI:${WEB}`, ...SVID_EXTENSIONS], { start: '20200101000000Z', end: '20200102000000Z' });
       cases = [
@@ -165,7 +177,11 @@ describe('FileSvidSource', () => {
         { name: 'a half-written certificate', set: () => ({ cert: halfWritten, key: web.key, bundle: root.cert }), file: 'certFile', reason: 'the file ends inside a PEM certificate' },
         { name: 'an encrypted key', set: () => ({ cert: web.cert, key: encryptedKey, bundle: root.cert }), file: 'keyFile', reason: 'the private key is encrypted' },
         { name: 'a key file that holds no key', set: () => ({ cert: web.cert, key: web.cert, bundle: root.cert }), file: 'keyFile', reason: 'holds no private key that can be parsed' },
-        { name: 'an empty bundle', set: () => ({ ...web, bundle: emptyBundle }), file: 'bundleFile', reason: 'the file holds no PEM certificate' },
+        { name: 'an empty bundle', set: () => ({ ...web, bundle: empty }), file: 'bundleFile', reason: 'the file holds no PEM certificate' },
+        { name: 'an empty certificate file', set: () => ({ cert: empty, key: web.key, bundle: root.cert }), file: 'certFile', reason: 'the file holds no PEM certificate' },
+        { name: 'an empty key file', set: () => ({ cert: web.cert, key: empty, bundle: root.cert }), file: 'keyFile', reason: 'holds no private key that can be parsed' },
+        { name: 'a bundle cut inside the BEGIN line of its second root', set: () => ({ ...web, bundle: cutBundle }), file: 'bundleFile', reason: 'the file ends inside a PEM certificate' },
+        { name: 'a chain cut after its leaf', set: () => ({ cert: cutChain, key: web.key, bundle: root.cert }), file: 'certFile', reason: 'the file ends inside a PEM certificate' },
       ];
     });
 
@@ -274,6 +290,30 @@ describe('FileSvidSource', () => {
       writeSet(files, { ...next, bundle: root.cert });
       expect((await change).svid.serial).toBe(new X509Certificate(read(next.cert)).serialNumber);
       expect(source.stats().reloads).toBe(1);
+    });
+
+    it('refuses each file emptied or cut short, keeps the last good SVID, and takes the next good set', async () => {
+      const files = workload({ ...web, bundle: root.cert });
+      const source = await start(files);
+      const before = source.current()!;
+      const next = pki.svid('web-after-truncations', root);
+      const writes: [string, string][] = [
+        [files.certFile, ''],
+        [files.keyFile, ''],
+        [files.bundleFile, ''],
+        [files.bundleFile, `${read(root.cert)}-----BEGIN CERTIFICATE--`],
+        [files.certFile, read(next.cert).slice(0, 100)],
+      ];
+      for (const [i, [file, content]] of writes.entries()) {
+        writeSet(files, { ...web, bundle: root.cert });
+        writeFileSync(file, content);
+        await eventually(`refusal ${i + 1}`, () => source.stats().rejected === i + 1);
+        expect(source.current()).toBe(before);
+      }
+      const change = nextChange(source);
+      writeSet(files, { ...next, bundle: root.cert });
+      expect((await change).svid.serial).toBe(new X509Certificate(read(next.cert)).serialNumber);
+      expect(source.stats()).toEqual({ reloads: 1, rejected: writes.length });
     });
 
     it('reloads when a Kubernetes Secret volume swaps its ..data symlink', async () => {

@@ -1,6 +1,7 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCli } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, tempDir } from '../helpers/cli.js';
 
 // The real CLI as a child process, against the fixtures in test/fixtures/policy (built with `npm run build`).
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/policy');
@@ -52,12 +53,59 @@ describe('meshward policy check', () => {
   });
 });
 
+describe('meshward policy check: principals in another trust domain', () => {
+  const POLICY_TWO_DOMAINS = join(FIXTURES, 'two-trust-domains.yaml');
+  const warning = (path: string, owner: string, principal: string, domain: string, served: string) =>
+    `warning: two-trust-domains.yaml: ${path}: ${owner} names ${principal}, in trust domain ${domain}, not ${served}: it never matches a caller`;
+
+  it('warns of each, naming the rule and the principal, with --trust-domain; the exit code stays 0', async () => {
+    const r = await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'example.org']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('two-trust-domains.yaml: OK: 2 rules (1 allow, 1 deny, 0 audit), 1 rate limit, defaultAction deny\n');
+    expect(r.stderr.trim().split('\n')).toEqual([
+      warning('rules[0].from.principals[1]', 'rule "partners-read"', 'spiffe://partner.net/ns/default/sa/web', 'partner.net', 'example.org'),
+      warning('rules[0].from.notPrincipals[0]', 'rule "partners-read"', 'spiffe://partner.net/ns/legacy/*', 'partner.net', 'example.org'),
+      warning('rules[1].when[0].values[0]', 'rule "tenant-check"', 'spiffe://other.org/ns/team-a/*', 'other.org', 'example.org'),
+      warning('rateLimits[0].match.principals[0]', 'rate limit "partner-calls"', 'spiffe://partner.net', 'partner.net', 'example.org'),
+    ]);
+  });
+
+  it('takes the trust domain from a sidecar config with --config', async () => {
+    const { dir, cleanup } = tempDir('meshward-policy-check-');
+    try {
+      const config = join(dir, 'sidecar.yaml');
+      writeFileSync(config, 'trustDomain: partner.net\nidentity: { files: { cert: a.pem, key: a.key, bundle: b.pem } }\ninbound: { listen: 127.0.0.1:0, app: http://127.0.0.1:1, policy: p.yaml }\n');
+      const r = await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--config', config]);
+      expect(r.code).toBe(0);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        warning('rules[0].from.principals[0]', 'rule "partners-read"', 'spiffe://example.org/ns/default/sa/web', 'example.org', 'partner.net'),
+        warning('rules[1].when[0].values[0]', 'rule "tenant-check"', 'spiffe://other.org/ns/team-a/*', 'other.org', 'partner.net'),
+        warning('rules[1].when[0].values[1]', 'rule "tenant-check"', 'spiffe://example.org/ns/team-a/*', 'example.org', 'partner.net'),
+      ]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('says nothing without a trust domain, and refuses a bad or doubly given one (exit 2)', async () => {
+    expect(await runCli(['policy', 'check', POLICY_TWO_DOMAINS])).toMatchObject({ code: 0, stderr: '' });
+    expect(await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'Example.org'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--trust-domain "Example.org": trust domain must be lower case'),
+    });
+    expect(await runCli(['policy', 'check', POLICY_TWO_DOMAINS, '--trust-domain', 'example.org', '--config', 'sidecar.yaml'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('give --trust-domain or --config, not both'),
+    });
+  });
+});
+
 describe('meshward policy explain', () => {
   const base = ['policy', 'explain', POLICY, '--principal', WEB, '--host', 'orders:8080', '--source-ip', '10.1.2.3', '--port', '8080'];
 
   it('explains a denial: the deciding rule, the normalised path and why each rule did not match', async () => {
     const r = await runCli([...base, '--path', '/api/orders/../../admin/users?x=1', '--header', 'x-tenant=a']);
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(1);
     expect(r.stdout).toContain('decision: DENY by rule "no-admin": denied by rule "no-admin"\n');
     expect(r.stdout).toContain('path:     /admin/users  (normalised from "/api/orders/../../admin/users?x=1")\n');
     expect(r.stdout).toMatch(/^ {2}no-admin +deny +MATCH$/m);
@@ -80,7 +128,7 @@ describe('meshward policy explain', () => {
 
   it('refuses a path that cannot be judged, and says why', async () => {
     const r = await runCli([...base, '--path', '/api/orders%2F..%2Fadmin']);
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(1);
     expect(r.stdout).toContain('decision: INVALID (400): the path contains an encoded slash (%2F)');
     expect(r.stdout).toContain('rules:    not evaluated');
   });
@@ -93,6 +141,15 @@ describe('meshward policy explain', () => {
     expect(out.target).toMatchObject({ ok: true, path: '/api/orders' });
     expect(out.rules).toHaveLength(4);
     expect(out.rules[0]).toEqual({ name: 'no-admin', action: 'deny', dryRun: false, matched: false, failed: { condition: 'to.paths', reason: '"/api/orders" matches none of ["/admin/**"]' } });
+  });
+
+  it('exits 0 when the request is allowed and 1 when it is not, so that a script can branch on it (like policy test)', async () => {
+    const allowed = await runCli([...base, '--path', '/api/orders/7', '--header', 'x-tenant=a']);
+    const denied = await runCli([...base, '--path', '/api/orders/7']);
+    const deniedJson = await runCli([...base, '--path', '/admin/x', '--json']);
+    expect([allowed.code, denied.code, deniedJson.code]).toEqual([0, 1, 1]);
+    expect(denied.stdout).toContain('decision: DENY by default');
+    expect(JSON.parse(deniedJson.stdout).decision).toMatchObject({ kind: 'deny', rule: 'no-admin' });
   });
 
   it('exits 2 for bad flags', async () => {

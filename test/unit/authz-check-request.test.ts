@@ -59,6 +59,13 @@ describe('CheckRequest → AuthzRequest', () => {
     expect(malformed).toMatchObject({ ok: false, requestId: 'from-header' });
   });
 
+  it('replaces a request id that could be a credential, from the header or from request.http.id', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
+    expect(toAuthzRequest(envoyRequest({ headers: { ':path': '/', 'x-request-id': jwt } }), newId).requestId).toBe('generated-id');
+    expect(toAuthzRequest(envoyRequest({ id: jwt }), newId).requestId).toBe('generated-id');
+    expect(toAuthzRequest({ attributes: { request: { http: { id: jwt } } } }, newId)).toMatchObject({ ok: false, requestId: 'generated-id' });
+  });
+
   it('treats a principal that is not a SPIFFE ID (a certificate subject) as no identity', () => {
     const message = envoyRequest();
     message.attributes!.source!.principal = 'CN=web,O=example';

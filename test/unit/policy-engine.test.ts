@@ -21,7 +21,7 @@ describe('PolicyDecisionEngine', () => {
 
   it('exposes explainDenials for whoever renders denials', () => {
     expect(engine.explainDenials).toBe(false);
-    expect(loadPolicyEngineFromText('').engine.explainDenials).toBe(true);
+    expect(loadPolicyEngineFromText('defaultAction: deny').engine.explainDenials).toBe(true);
   });
 
   it.each([

@@ -64,6 +64,12 @@ rules:
     expect(await e.decide(req({ method: 'get', host: 'ORDERS.default.svc:8080' }))).toMatchObject({ kind: 'allow' });
     expect(await e.decide(req({ host: 'orders' }))).toMatchObject({ kind: 'deny' });
   });
+
+  it('matches methods without case, both ways, so no spelling of a denied method slips past a deny rule', async () => {
+    const e = engineFor('defaultAction: allow\nrules: [{ name: no-delete, action: deny, to: { methods: [delete, Purge] } }]');
+    for (const method of ['DELETE', 'delete', 'Delete', 'PURGE', 'purge']) expect(await e.decide(req({ method })), method).toMatchObject({ kind: 'deny', rule: 'no-delete' });
+    expect(await e.decide(req({ method: 'get' }))).toMatchObject({ kind: 'allow' });
+  });
 });
 
 describe('from and to', () => {

@@ -18,7 +18,13 @@ describe('policy schema', () => {
     const policy = parsePolicy('rules: [{ name: r, action: allow }]');
     expect(policy).toMatchObject({ defaultAction: 'deny', explainDenials: true, rateLimits: [] });
     expect(policy.rules[0]).toEqual({ name: 'r', action: 'allow', dryRun: false });
-    expect(parsePolicy('')).toMatchObject({ defaultAction: 'deny', rules: [] });
+    expect(parsePolicy('defaultAction: deny')).toMatchObject({ defaultAction: 'deny', rules: [] });
+  });
+
+  it.each(['', '\n\n', '# comments only\n# nothing else\n', '---\n', '~', '{}'])('refuses an empty document (%j): it is never a deny-all policy', (yaml) => {
+    expect(problems(yaml)).toEqual([
+      'policy.yaml: the policy is empty (no defaultAction, no rules): an empty file is never taken as a policy; for deny-all write "defaultAction: deny"',
+    ]);
   });
 
   it('upper-cases methods', () => {

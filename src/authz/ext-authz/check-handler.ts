@@ -6,7 +6,7 @@ import { status } from '@grpc/grpc-js';
 import type { Logger } from '../../telemetry/index.js';
 import { FAIL_CLOSED_RULE } from '../policy/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
-import { withoutQuery } from '../../telemetry/index.js';
+import { redactedPath } from '../../telemetry/index.js';
 import type { CheckObserver } from './check-observer.js';
 import { toAuthzRequest, type CheckRequestMessage } from './check-request.js';
 import { allowResponse, buildCheckResponse, type CheckResponseMessage } from './check-response.js';
@@ -107,7 +107,7 @@ class AllowResponseCache {
 function logDecision(logger: Logger, request: AuthzRequest, requestId: string, decision: Decision): void {
   // A plain allow is the common case and logged only at debug: build nothing for it unless that is on.
   if (decision.kind === 'allow' && !decision.dryRun && !decision.audit && !logger.isLevelEnabled('debug')) return;
-  const fields = { requestId, principal: request.principal, method: request.method, host: request.host, path: withoutQuery(request.path) };
+  const fields = { requestId, principal: request.principal, method: request.method, host: request.host, path: redactedPath(request.path) };
   switch (decision.kind) {
     case 'allow':
       if (decision.dryRun || decision.audit) logger.info({ ...fields, rule: decision.rule, dryRun: decision.dryRun, audit: decision.audit }, 'allowed');

@@ -5,7 +5,7 @@
 // the queue is drained on the next turn of the event loop, after the answer has been handed to HTTP/2. The
 // write itself is group-committed by the audit log, a few ms at a time (AFTER_ANSWER_COMMIT_MS); its failures
 // are logged (server.ts, onWriteError), never answered.
-import { AuditLog, DenialSpikeDetector, callerTraceId, TRACEPARENT, warnDenialSpike, withoutQuery, type Logger } from '../../telemetry/index.js';
+import { AuditLog, DenialSpikeDetector, callerTraceId, TRACEPARENT, warnDenialSpike, redactedPath, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
 import { decisionSummary, ruleOf } from './decision-summary.js';
 import type { AuthzServerMetrics } from './metrics.js';
@@ -98,7 +98,7 @@ function auditRecordOf(record: CheckRecord): Record<string, unknown> {
     sourceIp: request?.sourceIp,
     method: request?.method,
     host: request?.host,
-    path: request === undefined ? undefined : withoutQuery(request.path),
+    path: request === undefined ? undefined : redactedPath(request.path),
     decision: decisionSummary(record.decision),
     status: record.httpStatus,
     latencyMs: Math.round(record.latencyMs * 1000) / 1000,

@@ -1,6 +1,7 @@
 // CheckRequest → AuthzRequest. Pure. What Envoy sends is input from the network: every field may be absent,
 // and anything the policy needs that is missing makes the request malformed (denied), never guessed.
 import { parseSpiffeId } from '../../spiffe/index.js';
+import { requestIdOf } from '../../telemetry/index.js';
 import type { AuthzRequest } from '../types.js';
 
 // The decoded shapes of the fields meshward reads (camelCase, as protobufjs names them). Unset message fields
@@ -42,14 +43,15 @@ export type MappedRequest = { ok: true; request: AuthzRequest; requestId: string
 
 /**
  * Maps what Envoy asks about onto the engine's request. The request id is the request's `x-request-id` header
- * (what the sidecars and the app see, so that their records line up), else `request.http.id`, else one from
- * `newRequestId`, so that every answer, log line and audit record can be correlated.
+ * (what the sidecars and the app see, so that their records line up), else `request.http.id`, when that is a
+ * safe id (telemetry's requestIdOf: never a credential), else one from `newRequestId`, so that every answer, log
+ * line and audit record can be correlated.
  */
 export function toAuthzRequest(message: CheckRequestMessage, newRequestId: () => string): MappedRequest {
   const attributes = message.attributes;
   const http = attributes?.request?.http;
   const headers = http ? requestHeaders(http) : undefined;
-  const requestId = headers?.[REQUEST_ID_HEADER] || http?.id || newRequestId();
+  const requestId = requestIdOf(headers?.[REQUEST_ID_HEADER] || http?.id, newRequestId).id;
   if (!attributes) return { ok: false, reason: 'CheckRequest has no attributes', requestId };
   if (!http || !headers) return { ok: false, reason: 'CheckRequest has no attributes.request.http', requestId };
   if (!http.method) return { ok: false, reason: 'attributes.request.http.method is empty', requestId };

@@ -3,6 +3,7 @@ export { ManualClock, systemClock, type Clock } from './clock.js';
 export { compilePolicy, type CompiledPolicy } from './compile.js';
 export { PolicyDecisionEngine, type Explanation } from './engine.js';
 export { formatExplanation } from './explain-text.js';
+export { foreignPrincipals, type ForeignPrincipal } from './foreign-principals.js';
 export type { RateLimitTrace, RuleTrace } from './explain.js';
 export { tokenHeader } from './jwt-verifier.js';
 export {

@@ -151,7 +151,16 @@ const jwtSchema = strictObject({
   }
 });
 
-export const policySchema = strictObject({
+// A file being written, truncated or emptied by mistake reads as an empty document (YAML gives null, which the
+// loader passes on as {}); taken as a policy it would deny everything and take the service down. A deny-all
+// policy is said in so many words: `defaultAction: deny`.
+const notEmpty = z.unknown().superRefine((doc, ctx) => {
+  if (doc !== null && typeof doc === 'object' && !Array.isArray(doc) && Object.keys(doc).length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'the policy is empty (no defaultAction, no rules): an empty file is never taken as a policy; for deny-all write "defaultAction: deny"' });
+  }
+});
+
+export const policySchema = notEmpty.pipe(strictObject({
   defaultAction: z.enum(['deny', 'allow']).default('deny'),
   explainDenials: z.boolean().default(true),
   rules: z.array(ruleSchema).default([]),
@@ -169,7 +178,7 @@ export const policySchema = strictObject({
       }),
     );
   }
-});
+}));
 
 function reportDuplicates(items: readonly { name: string }[], field: string, what: string, ctx: z.RefinementCtx): void {
   const firstAt = new Map<string, number>();
