@@ -190,7 +190,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
     const ttlSeconds = durationFlag(values.ttl, 'ttl', 600);
     const state = await readState(dir);
     if (!spiffeId.startsWith(`spiffe://${state.trustDomain}/`)) {
-      throw new UsageError(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${state.trustDomain}"`);
+      throw new Error(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${state.trustDomain}"`);
     }
     const secret = Buffer.from((await readFile(join(dir, CA_FILES.tokenSecret), 'utf8')).trim(), 'base64url');
     process.stdout.write(`${await mintJoinToken(secret, { trustDomain: state.trustDomain, spiffeId, ttlSeconds })}\n`);
