@@ -183,6 +183,8 @@ describe('sidecar start-up: the CA comes after the sidecar', () => {
       expect(attempt).toMatchObject({ level: 'warn', address: caAddress, reason: 'connection refused', attempt: 1 });
       const bound = JSON.parse(/^.*"msg":"listening; not ready until the identity is held".*$/m.exec(sidecar.output())![0]) as { inbound: string; outbound: string; admin: string };
 
+      // A SIGHUP (a policy reload) while waiting does not end the start.
+      sidecar.child.kill('SIGHUP');
       expect((await httpRequest(bound.admin, '/readyz')).status).toBe(503);
       expect(JSON.parse((await httpRequest(bound.admin, '/certs')).body)).toEqual({ loaded: false });
       // Outbound: a routed host is "try again", not a request sent without an identity.
