@@ -189,7 +189,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
     const ttlSeconds = durationFlag(values.ttl, 'ttl', 600);
     const { trustDomain, secret } = await readTokenMinting(dir);
     if (!spiffeId.startsWith(`spiffe://${trustDomain}/`)) {
-      throw new UsageError(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${trustDomain}"`);
+      throw new Error(`--spiffe-id ${spiffeId} is not in this CA's trust domain "${trustDomain}"`);
     }
     process.stdout.write(`${await mintJoinToken(secret, { trustDomain, spiffeId, ttlSeconds })}\n`);
     return 0;

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { injectSidecar, isObject, ManifestError, type InjectOptions } from '../kube/index.js';
 import { INJECT_FLAGS, INJECT_FLAGS_USAGE, injectOptionsFromFlags } from './inject-flags.js';
@@ -29,7 +28,7 @@ export const injectCommand: Command = {
     if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new UsageError(`--namespace "${namespace}" is not a namespace name`);
     const options: InjectOptions = { ...injectOptionsFromFlags(values), ...(namespace ? { defaultNamespace: namespace } : {}) };
     const text = file === '-' ? await readStdin() : await readManifestFile(file);
-    process.stdout.write(injectDocuments(text, file === '-' ? '<stdin>' : basename(file), options));
+    process.stdout.write(injectDocuments(text, file === '-' ? '<stdin>' : file, options));
     return 0;
   },
 };

@@ -102,7 +102,7 @@ async function explain(argv: string[]): Promise<number> {
   let headers = keyValues(values.header, 'header', true);
   const { engine, policy } = loadPolicyEngine(files[0]!);
   if (values.jwt !== undefined) {
-    if (!policy.jwt) throw new UsageError('--jwt needs a policy with a jwt section');
+    if (!policy.jwt) throw new Error('--jwt needs a policy with a jwt section');
     const [name, value] = tokenHeader(policy.jwt, values.jwt);
     headers = { ...headers, [name]: value };
   }

@@ -1,5 +1,5 @@
-import { loadSidecarConfig } from '../config/index.js';
-import { startSidecar } from '../proxy/index.js';
+import { FieldError, loadSidecarConfig } from '../config/index.js';
+import { startSidecar, type Sidecar } from '../proxy/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, required, type Command } from './command.js';
 
@@ -12,6 +12,10 @@ listener (/healthz, /readyz, /certs, /config). The config's format is in README.
 
 Options:
   --config FILE   the sidecar's YAML config; paths inside it are relative to its directory
+
+With identity.ca, the join token is redeemed only after everything else has been checked and every listener bound,
+and the SVID is kept in identity.ca.stateDir so that a restart within its life needs no token. A CA that is not up
+yet is waited for (one log line per attempt) until identity.ca.startDeadline; /readyz answers 503 meanwhile.
 
 SIGHUP reloads the policy (it is also reloaded when its file changes; an invalid change keeps the last good one).
 SIGTERM or SIGINT drains: stop accepting, finish requests in flight (up to drainTimeout), exit 0.
@@ -27,16 +31,25 @@ export const sidecarCommand: Command = {
     const config = loadSidecarConfig(configFile);
     const logger = createLogger('sidecar', { level: config.log.level });
     logger.debug({ configFile, config }, 'config loaded');
-    const sidecar = await startSidecar(config, logger);
-    const reload = () => void sidecar.reloadPolicy();
+    // SIGHUP is handled from before the start, which may wait minutes for the CA: by default it would end the
+    // process. Until the sidecar is up there is nothing to reload (the policy file is watched from its loading).
+    let sidecar: Sidecar | undefined;
+    const reload = () => void sidecar?.reloadPolicy();
     process.on('SIGHUP', reload);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', resolve);
-      process.once('SIGINT', resolve);
-    });
-    process.off('SIGHUP', reload);
-    logger.info({ signal }, 'draining');
-    await sidecar.close();
+    try {
+      sidecar = await startSidecar(config, logger).catch((err: unknown) => {
+        throw err instanceof FieldError ? err.inFile(configFile) : err;
+      });
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      process.off('SIGHUP', reload);
+      logger.info({ signal }, 'draining');
+      await sidecar.close();
+    } finally {
+      process.off('SIGHUP', reload);
+    }
     logger.info('stopped');
     logger.flush();
     return 0;

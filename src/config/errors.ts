@@ -30,3 +30,22 @@ export function formatProblem(file: string, problem: ConfigProblem): string {
   const where = formatPath(problem.path);
   return where === '' ? `${file}: ${problem.message}` : `${file}: ${where}: ${problem.message}`;
 }
+
+/**
+ * A problem with one field of a loaded config that shows only when it is used (a file that does not hold what it
+ * should, a port already taken). It names the field; whoever knows which file the config came from names that
+ * too, by turning it into a ConfigError.
+ */
+export class FieldError extends Error {
+  constructor(
+    readonly path: ReadonlyArray<PropertyKey>,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FieldError';
+  }
+
+  inFile(file: string): ConfigError {
+    return new ConfigError(file, [{ path: this.path, message: this.message }]);
+  }
+}

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { plainIssueMessage } from './issue-message.js';
 
 /** Parses YAML text and validates it; throws ConfigError naming `label`, the path inside and the reason. */
 export function parseYaml<S extends z.ZodType>(text: string, schema: S, label: string): z.output<S> {
@@ -14,7 +14,7 @@ export function parseYaml<S extends z.ZodType>(text: string, schema: S, label: s
     );
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  const result = schema.safeParse(data);
+  const result = schema.safeParse(data, { error: plainIssueMessage });
   if (!result.success) {
     const problems: ConfigProblem[] = result.error.issues.map((issue) => ({
       path: issue.path,
@@ -25,14 +25,35 @@ export function parseYaml<S extends z.ZodType>(text: string, schema: S, label: s
   return result.data;
 }
 
-/** Reads a YAML file and validates it against a schema; errors are labelled with the file's name. */
+/**
+ * Reads a YAML file and validates it against a schema. Errors name the file as the user wrote it (a relative path
+ * stays relative): that is the name they will look for.
+ */
 export function loadYamlFile<S extends z.ZodType>(file: string, schema: S): z.output<S> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
-    throw new ConfigError(basename(file), [{ path: [], message: reason }]);
+    throw new ConfigError(file, [{ path: [], message: fileProblem(err) }]);
   }
-  return parseYaml(text, schema, basename(file));
+  return parseYaml(text, schema, file);
+}
+
+/** Why a file operation failed, in words: "file not found", "permission denied", "read-only file system". */
+export function fileProblem(err: unknown): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'file not found';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory, not a file';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'EROFS':
+      return 'read-only file system';
+    default:
+      return (err as Error).message;
+  }
 }

@@ -162,6 +162,13 @@ const identity = strictObject({
     spiffeId,
     token: secretRef,
     ttl: duration('ttl').default(3_600_000),
+    /**
+     * Where the SVID, its key and the bundle are kept, so that a restart within the SVID's life needs no new token.
+     * The loader makes the default: <config file name>.state beside the config file.
+     */
+    stateDir: z.string().min(1).optional(),
+    /** How long to keep trying to reach the CA for the first SVID (it may start after the sidecar). */
+    startDeadline: duration('startDeadline').default(300_000),
   }).optional(),
 }).superRefine((value, ctx) => {
   if ((value.files === undefined) === (value.ca === undefined)) {

@@ -25,7 +25,7 @@ export function sidecarConfigYaml(input: SidecarConfigInput): string {
   const config = {
     trustDomain: input.trustDomain,
     identity: {
-      ca: { address: input.caAddress, bundle: FILES.bundle, spiffeId: input.spiffeId, token: `file:${FILES.token}`, ttl: SVID_TTL },
+      ca: { address: input.caAddress, bundle: FILES.bundle, spiffeId: input.spiffeId, token: `file:${FILES.token}`, ttl: SVID_TTL, stateDir: FILES.state },
     },
     ...(input.appPort === undefined
       ? {}

@@ -26,6 +26,8 @@ export const FILES = {
   bundle: `${VOLUMES.config.mountPath}/bundle.pem`,
   policy: `${VOLUMES.config.mountPath}/policy.yaml`,
   token: `${VOLUMES.token.mountPath}/token`,
+  /** The sidecar's kept SVID (identity.ca.stateDir): the emptyDir outlives a container restart, not the pod. */
+  state: `${VOLUMES.run.mountPath}/state`,
 } as const;
 
 export const ANNOTATIONS = {

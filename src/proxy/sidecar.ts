@@ -1,16 +1,17 @@
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
-import { formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
+import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
 import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
-import { startIdentitySource } from './identity-source.js';
+import { prepareIdentitySource } from './identity-source.js';
 import { InboundHttpListener } from './inbound-http.js';
 import { InboundTcpListener } from './inbound-tcp.js';
 import { OutboundListener } from './outbound-listener.js';
 import { OutboundRouteTable } from './outbound-routes.js';
+import { routesWithoutIdentity } from './routes-without-identity.js';
 import { secureContextOptions } from './tls-options.js';
 import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
@@ -27,7 +28,10 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-/** `env` holds the OTEL_* variables that turn tracing on (telemetry/tracing.ts). */
+/**
+ * `env` holds the OTEL_* variables that turn tracing on (telemetry/tracing.ts). Errors about one field of the
+ * config (a file that is not what it should be, a port already taken) are FieldErrors naming it.
+ */
 export async function startSidecar(config: SidecarConfig, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<Sidecar> {
   const tracingSettings = tracingSettingsFromEnv(env);
   // Listeners drain together first; then everything else stops, newest first.
@@ -38,9 +42,14 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     for (const step of cleanup.reverse()) await step();
   };
   try {
-    const identity = await startIdentitySource(config, logger);
-    cleanup.push(() => identity.close());
-    let snapshot = identity.current()!;
+    // Getting the identity may spend a one-time join token, so everything that can fail for a reason an operator
+    // must fix (files, the policy, the audit log, every listener's port) is done first: a failed start leaves the
+    // token unspent. The admin listener is up before the identity, so /readyz says "not ready" while the CA is
+    // awaited. The data-plane listeners hold their ports but carry nothing until there is an identity: inbound has
+    // no certificate to offer, so every handshake fails; outbound answers a routed host with 503 (try again).
+    const startIdentity = await prepareIdentitySource(config, logger);
+    let snapshot: IdentitySnapshot | undefined;
+    let failedRotations = () => 0;
 
     const auditConfig = config.audit;
     const audit = auditConfig
@@ -52,6 +61,8 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
           // Records are written after the answer: they may wait a few ms to share a durable write.
           commitDelayMs: AFTER_ANSWER_COMMIT_MS,
           onWriteError: (err, records) => logger.error({ err: err.message, records }, 'audit log append failed'),
+        }).catch((err: unknown) => {
+          throw new FieldError(['audit', 'path'], `${auditConfig.path} cannot be opened for writing: ${fileProblem(err)}`);
         })
       : undefined;
     if (audit) {
@@ -63,8 +74,8 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     }
     let policy: PolicyReloader | undefined;
     const metrics = createSidecarMetrics({
-      svidNotAfter: () => identity.current()?.svid.notAfter,
-      svidRotationFailures: () => rotationFailures(identity),
+      svidNotAfter: () => snapshot?.svid.notAfter,
+      svidRotationFailures: () => failedRotations(),
       policyReloads: () => policy?.stats(),
     });
     cleanup.push(() => metrics.shutdown());
@@ -78,7 +89,17 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
 
     let draining = false;
     const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
+    /** Called with the first identity and every change after it. */
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
+
+    const admin = new AdminServer(config.admin.listen.host, config.admin.listen.port, {
+      ready: () => !draining && snapshot !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
+      metrics: (req, res) => metrics.handle(req, res),
+      views: { '/certs': () => certsView(snapshot), '/config': () => config },
+    });
+    addresses.admin = await listenAt(admin, ['admin', 'listen']);
+    // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.
+    cleanup.unshift(() => admin.close());
 
     if (config.inbound) {
       const inbound = config.inbound;
@@ -86,7 +107,8 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       policy = authz.policy;
       cleanup.push(() => authz.close());
       const filters: Filter[] = [requestHeaderChecks(inbound.headersWithUnderscores), requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
-      const tls = { ...secureContextOptions(snapshot, inbound.minTlsVersion), handshakeTimeout: inbound.limits.handshakeTimeout };
+      // No certificate until the identity arrives (updateTls below): until then every handshake fails.
+      const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
       const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
       let listener: InboundHttpListener | InboundTcpListener;
       if (inbound.app.protocol === 'tcp') {
@@ -94,38 +116,50 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       } else {
         const app = appUpstream(inbound);
         cleanup.push(() => app.close());
-        listener = new InboundHttpListener({ ...common, ownId: () => snapshot.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
+        listener = new InboundHttpListener({ ...common, ownId: () => snapshot!.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
       }
-      addresses.inbound = formatAddress(await listener.listen());
+      addresses.inbound = await listenAt(listener, ['inbound', 'listen']);
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)));
     }
     if (config.outbound) {
       const outbound = config.outbound;
-      const routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, snapshot, logger);
-      cleanup.push(() => routes.close());
-      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, headersWithUnderscores: outbound.headersWithUnderscores, routes, observe, logger, ...(tracer ? { tracer } : {}) });
-      addresses.outbound = formatAddress(await listener.listen());
+      let routes: OutboundRouteTable | undefined;
+      cleanup.push(() => routes?.close());
+      const waiting = routesWithoutIdentity(outbound.routes);
+      const listener = new OutboundListener({
+        host: outbound.listen.host,
+        port: outbound.listen.port,
+        limits: outbound.limits,
+        headersWithUnderscores: outbound.headersWithUnderscores,
+        routes: { upstreamFor: (host, http2) => (routes ?? waiting).upstreamFor(host, http2) },
+        observe,
+        logger,
+        ...(tracer ? { tracer } : {}),
+      });
+      addresses.outbound = await listenAt(listener, ['outbound', 'listen']);
       drains.push(() => listener.close(config.drainTimeout));
-      updaters.push((s) => routes.update(s));
+      updaters.push((s) => {
+        if (routes) routes.update(s);
+        else routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, s, logger);
+      });
     }
 
-    const unsubscribe = identity.onChange((next) => {
+    logger.info(addresses, 'listening; not ready until the identity is held');
+    const source = await startIdentity();
+    cleanup.push(() => source.close());
+    failedRotations = () => rotationFailures(source);
+    const apply = (next: IdentitySnapshot) => {
       snapshot = next;
-      metrics.recordSvidRotation();
       for (const update of updaters) update(next);
+    };
+    apply(source.current()!);
+    const unsubscribe = source.onChange((next) => {
+      apply(next);
+      metrics.recordSvidRotation();
       logger.info({ spiffeId: next.svid.spiffeId, serial: next.svid.serial, notAfter: next.svid.notAfter.toISOString() }, 'identity rotated; new connections use it');
     });
     cleanup.push(unsubscribe);
-
-    const admin = new AdminServer(config.admin.listen.host, config.admin.listen.port, {
-      ready: () => !draining && identity.current() !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
-      metrics: (req, res) => metrics.handle(req, res),
-      views: { '/certs': () => certsView(identity), '/config': () => config },
-    });
-    addresses.admin = formatAddress(await admin.listen());
-    // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.
-    cleanup.unshift(() => admin.close());
 
     logger.info(addresses, 'sidecar ready');
     return {
@@ -139,6 +173,15 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
+  }
+}
+
+/** Binds a listener; a port that cannot be had is an error about the config field that names it. */
+async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: string[]): Promise<string> {
+  try {
+    return formatAddress(await listener.listen());
+  } catch (err) {
+    throw new FieldError(field, (err as Error).message);
   }
 }
 
@@ -196,8 +239,7 @@ function rotationFailures(identity: SvidSource): number {
   return 0;
 }
 
-function certsView(identity: SvidSource) {
-  const current = identity.current();
+function certsView(current: IdentitySnapshot | undefined) {
   if (current === undefined) return { loaded: false };
   const { svid } = current;
   return {

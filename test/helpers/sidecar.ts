@@ -80,7 +80,7 @@ export async function runSidecar(dir: string, name: string, config: object, env:
  * Resolves once the sidecar's output contains `text`. A log line is written asynchronously and crosses a pipe, so
  * it can arrive after the answer to the request that caused it: wait for it instead of reading the output at once.
  */
-export function outputContaining(sidecar: RunningSidecar, text: string, timeoutMs = 10_000): Promise<string> {
+export function outputContaining(sidecar: Pick<RunningSidecar, 'child' | 'output'>, text: string, timeoutMs = 10_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const check = () => {
       if (!sidecar.output().includes(text)) return false;

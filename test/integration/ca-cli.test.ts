@@ -140,8 +140,9 @@ describe('meshward ca (CLI)', () => {
     expect(claims).toMatchObject({ sub: WEB, aud: 'meshward-ca', iss: `spiffe://${TD}` });
     expect(claims.exp - claims.iat).toBe(600);
     const foreign = await runCli(['ca', 'token', '--dir', caDir, '--spiffe-id', 'spiffe://evil.org/x']);
-    expect(foreign.code).toBe(2);
-    expect(foreign.stderr).toContain('not in this CA\'s trust domain');
+    // A semantic refusal (the flag is well-formed; this CA does not issue for it): exit 1, no usage.
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toBe('meshward ca: --spiffe-id spiffe://evil.org/x is not in this CA\'s trust domain "example.org"\n');
   });
 
   it('rotate starts a staged rotation; status shows it; a second rotate is refused', async () => {

@@ -53,7 +53,7 @@ describe('meshward inject', () => {
     const r = await runCli(['inject', '-f', fixture('host-network.yaml')]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^meshward inject: host-network\.yaml: document 2: spec\.template\.spec\.hostNetwork: a hostNetwork pod shares the node's ports/);
+    expect(r.stderr).toMatch(/^meshward inject: test\/fixtures\/kube\/host-network\.yaml: document 2: spec\.template\.spec\.hostNetwork: a hostNetwork pod shares the node's ports/);
   });
 
   it('refuses bad input and bad flags with a reason', async () => {

@@ -89,6 +89,8 @@ describe('injectSidecar: every workload kind', () => {
       spiffeId,
       token: 'file:/var/run/secrets/meshward/token',
       ttl: '1h',
+      // The config's own directory is a read-only volume: the SVID is kept on the pod's emptyDir.
+      stateDir: '/var/run/meshward/state',
     });
     if (appPort === undefined) {
       expect(config.inbound).toBeUndefined();

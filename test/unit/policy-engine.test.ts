@@ -104,6 +104,8 @@ cases:
   });
 
   it('names the file, the path inside it and the reason', () => {
+    // The file as the caller named it: here, a full path.
+    const file = join(dir.dir, 'cases.yaml');
     expect(problems(`
 cases:
   - { name: a, request: { path: / }, expect: allow, rule: nope }
@@ -111,16 +113,16 @@ cases:
   - { name: c, request: { path: / }, expect: invalid, rule: r }
   - { name: d, request: { path: /, jwt: x.y.z }, expect: allow }
 `)).toEqual([
-      'cases.yaml: cases[0].rule: the policy has no rule named "nope"',
-      'cases.yaml: cases[1].rule: the policy has no rate limit named "r"',
-      'cases.yaml: cases[2].rule: a rule is not named by "invalid" decisions; remove it',
-      'cases.yaml: cases[3].request.jwt: the policy has no jwt section to send a token to',
+      `${file}: cases[0].rule: the policy has no rule named "nope"`,
+      `${file}: cases[1].rule: the policy has no rate limit named "r"`,
+      `${file}: cases[2].rule: a rule is not named by "invalid" decisions; remove it`,
+      `${file}: cases[3].request.jwt: the policy has no jwt section to send a token to`,
     ]);
-    expect(problems('cases: [{ name: a, request: { path: / }, expect: permit }]')[0]).toMatch(/^cases.yaml: cases\[0\].expect: Invalid option/);
+    expect(problems('cases: [{ name: a, request: { path: / }, expect: permit }]')[0]).toMatch(/cases.yaml: cases\[0\].expect: must be one of "allow", "deny", .*not "permit"$/);
     expect(problems('cases: [{ name: a, request: { pth: / }, expect: allow }]')).toEqual([
-      'cases.yaml: cases[0].request.path: Invalid input: expected string, received undefined',
-      expect.stringContaining('cases.yaml: cases[0].request: unknown field "pth" (did you mean "path"?)'),
+      `${file}: cases[0].request.path: is required`,
+      expect.stringContaining(`${file}: cases[0].request: unknown field "pth" (did you mean "path"?)`),
     ]);
-    expect(problems('cases: []')).toEqual(['cases.yaml: cases: give at least one case']);
+    expect(problems('cases: []')).toEqual([`${file}: cases: give at least one case`]);
   });
 });

@@ -125,7 +125,7 @@ describe('JWT with a local JWKS file', () => {
     for (const [file, why] of [['missing.json', 'file not found'], ['not-jwks.json', 'not a JSON Web Key Set']]) {
       writeFileSync(policy, `jwt: { issuer: ${ISSUER}, audiences: [orders], jwksFile: ${file} }\n`);
       expect(() => loadPolicyEngine(policy)).toThrow(ConfigError);
-      expect(() => loadPolicyEngine(policy)).toThrow(new RegExp(`^bad-jwks.yaml: jwt.jwksFile: .*${file}: ${why}`));
+      expect(() => loadPolicyEngine(policy)).toThrow(new RegExp(`^${policy}: jwt.jwksFile: .*${file}: ${why}`));
     }
   });
 });

@@ -88,6 +88,34 @@ describe('sidecar config', () => {
     ]);
   });
 
+  it('says in plain words what is missing or of the wrong kind, never in the schema library\'s', () => {
+    const found = problems({
+      identity: { ca: { address: '127.0.0.1:8443', bundle: 5, spiffeId: 'spiffe://example.org/ns/default/sa/web' } },
+      inbound: { ...minimal.inbound, limits: { maxConnections: 0 } },
+      admin: [],
+      log: { level: 'loud' },
+      drainTimeout: 10,
+    });
+    expect(found).toEqual([
+      'sidecar.yaml: trustDomain: is required',
+      'sidecar.yaml: identity.ca.bundle: must be a string, not 5',
+      'sidecar.yaml: identity.ca.token: is required',
+      'sidecar.yaml: inbound.limits.maxConnections: must be at least 1',
+      'sidecar.yaml: admin: must be a mapping (key: value), not a list',
+      'sidecar.yaml: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", not "loud"',
+      'sidecar.yaml: drainTimeout: must be a string, not 10',
+    ]);
+    expect(problems({ ...minimal, inbound: { ...minimal.inbound, policy: '' } })).toEqual(['sidecar.yaml: inbound.policy: must not be empty']);
+    expect(problems([minimal])).toEqual(['sidecar.yaml: must be a mapping (key: value), not a list']);
+  });
+
+  it('identity.ca: a start deadline of 5 minutes unless given; the state directory is left to the loader', () => {
+    const ca = { address: '127.0.0.1:8443', bundle: 'bundle.pem', spiffeId: 'spiffe://example.org/ns/default/sa/web', token: 'env:T' };
+    expect(sidecarConfigSchema.parse({ ...minimal, identity: { ca } }).identity.ca).toEqual({ ...ca, address: { host: '127.0.0.1', port: 8443 }, ttl: 3_600_000, startDeadline: 300_000 });
+    expect(sidecarConfigSchema.parse({ ...minimal, identity: { ca: { ...ca, startDeadline: '30s', stateDir: 'state' } } }).identity.ca).toMatchObject({ startDeadline: 30_000, stateDir: 'state' });
+    expect(problems({ ...minimal, identity: { ca: { ...ca, startDeadline: '0s' } } })).toEqual(['sidecar.yaml: identity.ca.startDeadline: startDeadline: "0s" must be longer than zero']);
+  });
+
   it('keeps secrets out of the file: a CA token is a reference, never the token', () => {
     const ca = { address: '127.0.0.1:8443', bundle: 'bundle.pem', spiffeId: 'spiffe://example.org/ns/default/sa/web' };
     expect(problems({ ...minimal, identity: { ca: { ...ca, token: 'env:MESHWARD_JOIN_TOKEN' } } })).toEqual([]);

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { isWatchedFileEvent } from '../../config/index.js';
 import type { Logger } from '../../telemetry/index.js';
 import { loadPolicyEngine, PolicyRuntime } from '../policy/index.js';
@@ -49,11 +49,11 @@ export class PolicyReloader {
 
   /** Loads the policy (a ConfigError propagates: an invalid policy at start is fatal) and starts watching it. */
   static async start(file: string, load: PolicyLoader, logger: Logger, debounceMs = DEFAULT_DEBOUNCE_MS): Promise<PolicyReloader> {
-    const path = resolve(file);
-    // Hashed before loading: if the file changes in between, the next event sees new content and reloads.
-    const seen = await contentHash(path).catch(() => '');
-    const reloader = new PolicyReloader(path, load, logger, await load(path), seen);
-    logger.info({ file: path }, 'policy loaded');
+    // The path as given, so that errors name the file as the user wrote it. Hashed before loading: if the file
+    // changes in between, the next event sees new content and reloads.
+    const seen = await contentHash(file).catch(() => '');
+    const reloader = new PolicyReloader(file, load, logger, await load(file), seen);
+    logger.info({ file }, 'policy loaded');
     reloader.watch(debounceMs);
     return reloader;
   }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { ConfigError, loadYamlFile, parseYaml } from '../../config/index.js';
 import type { Logger } from '../../telemetry/index.js';
@@ -19,7 +19,7 @@ export interface PolicyEngineOptions {
   /** Used only when no runtime is given. */
   clock?: Clock;
   logger?: Logger;
-  /** Names the policy in errors; defaults to the file's name, or `policy` for text. */
+  /** Names the policy in errors; defaults to the file's path as given, or `policy` for text. */
   label?: string;
   /** Where a relative `jwt.jwksFile` is found; defaults to the policy file's folder, or the working directory. */
   baseDir?: string;
@@ -54,7 +54,7 @@ export function loadPolicyEngine(file: string, options: PolicyEngineOptions = {}
   const policy = loadPolicyFile(file);
   const engine = createPolicyEngine(policy, {
     ...options,
-    label: options.label ?? basename(file),
+    label: options.label ?? file,
     baseDir: options.baseDir ?? dirname(resolve(file)),
   });
   return { engine, policy };

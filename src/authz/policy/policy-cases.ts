@@ -1,4 +1,3 @@
-import { basename } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, loadYamlFile, type ConfigProblem } from '../../config/index.js';
 import type { AuthzRequest, Decision, PolicyEngine } from '../types.js';
@@ -63,7 +62,7 @@ export function loadPolicyCases(file: string, policy: PolicyDocument): PolicyCas
       problems.push({ path: ['cases', i, 'rule'], message: `the policy has no ${what} named "${c.rule}"` });
     }
   });
-  if (problems.length > 0) throw new ConfigError(basename(file), problems);
+  if (problems.length > 0) throw new ConfigError(file, problems);
   return cases;
 }
 

@@ -1,0 +1,16 @@
+import type { OutboundRouteConfig } from '../config/index.js';
+import type { OutboundRoutes } from './outbound-listener.js';
+import type { Upstream } from './upstream.js';
+
+// The outbound routes while the sidecar has no SVID yet (the CA is still being waited for): a request for a routed
+// host cannot be sent over mTLS, so it is answered 503, which says "try again"; a host with no route keeps its 502.
+
+const NO_IDENTITY: Upstream = {
+  forward: () => Promise.resolve({ ok: false, kind: 'unavailable', detail: 'the sidecar has no SVID yet' }),
+  close: () => Promise.resolve(),
+};
+
+export function routesWithoutIdentity(routes: readonly OutboundRouteConfig[]): OutboundRoutes {
+  const hosts = new Set(routes.map((r) => r.host));
+  return { upstreamFor: (host) => (hosts.has(host) ? NO_IDENTITY : undefined) };
+}
