@@ -87,6 +87,10 @@ export class CaSvidSource implements SvidSource {
     return () => this.listeners.delete(listener);
   }
 
+  failedUpdates(): number {
+    return this.counters.renewalFailures;
+  }
+
   stats(): CaSvidSourceStats {
     return { ...this.counters };
   }

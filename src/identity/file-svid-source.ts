@@ -133,6 +133,10 @@ export class FileSvidSource implements SvidSource {
     return () => this.listeners.delete(listener);
   }
 
+  failedUpdates(): number {
+    return this.counters.rejected;
+  }
+
   stats(): FileSvidSourceStats {
     return { ...this.counters };
   }

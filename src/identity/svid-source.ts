@@ -22,5 +22,7 @@ export interface SvidSource {
   current(): IdentitySnapshot | undefined;
   /** Called with every new snapshot (renewed SVID or changed bundle); returns a function that unsubscribes. */
   onChange(listener: (snapshot: IdentitySnapshot) => void): () => void;
+  /** Updates that did not happen: file sets refused, CA renewals that failed (meshward_svid_rotation_failures_total). */
+  failedUpdates(): number;
   close(): Promise<void>;
 }

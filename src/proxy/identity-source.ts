@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { FieldError, fileProblem, formatHostPort, type SidecarConfig } from '../config/index.js';
-import { CaSvidSource, FileSvidSource, SvidStore, type SvidSource } from '../identity/index.js';
+import { FileSvidSource, startCaSvidSource, SvidStore, type SvidSource } from '../identity/index.js';
 import { pemToDerList } from '../spiffe/index.js';
 import type { Logger } from '../telemetry/index.js';
 
@@ -31,11 +31,11 @@ export async function prepareIdentitySource(config: SidecarConfig, logger: Logge
     ...(store ? { store } : {}),
   };
   const kept = await store?.load({ spiffeId: source.spiffeId, trustDomain: config.trustDomain, bundlePem: bootstrapBundlePem }, new Date());
-  if (kept?.ok) return () => CaSvidSource.start({ ...common, stored: kept.value });
+  if (kept?.ok) return () => startCaSvidSource({ ...common, stored: kept.value });
   if (kept) logger.info({ stateDir: store!.dir, reason: kept.error }, 'the kept SVID cannot be used; the join token is needed');
   const without = store ? `, and no SVID kept in ${store.dir} can be used` : '';
   const joinToken = await readSecret(source.token, without);
-  return () => CaSvidSource.start({ ...common, joinToken });
+  return () => startCaSvidSource({ ...common, joinToken });
 }
 
 async function readBundle(file: string): Promise<string> {

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
 import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
-import { CaSvidSource, FileSvidSource, type IdentitySnapshot, type SvidSource } from '../identity/index.js';
+import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
@@ -148,7 +148,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     logger.info(addresses, 'listening; not ready until the identity is held');
     const source = await startIdentity();
     cleanup.push(() => source.close());
-    failedRotations = () => rotationFailures(source);
+    failedRotations = () => source.failedUpdates();
     const apply = (next: IdentitySnapshot) => {
       snapshot = next;
       for (const update of updaters) update(next);
@@ -230,13 +230,6 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
     else if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
     else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
   };
-}
-
-/** Identity updates that did not happen: file sets refused, or CA renewals that failed. */
-function rotationFailures(identity: SvidSource): number {
-  if (identity instanceof FileSvidSource) return identity.stats().rejected;
-  if (identity instanceof CaSvidSource) return identity.stats().renewalFailures;
-  return 0;
 }
 
 function certsView(current: IdentitySnapshot | undefined) {

@@ -1,6 +1,6 @@
-// Preloaded with `node --import` (NODE_OPTIONS) into a meshward child process: records every npm package the
-// process loads, and writes their names, one a line, to the file MESHWARD_LOADED_PACKAGES_FILE names when the
-// process exits. Tests use it to hold a component to loading only what its configuration uses.
+// Preloaded with `node --import` (NODE_OPTIONS) into meshward child processes: records every npm package a process
+// loads, and writes their names, one a line, to `<MESHWARD_LOADED_PACKAGES_PREFIX><pid>.txt` when it exits. Tests
+// use it to hold a component to loading only what its configuration uses.
 import { registerHooks } from 'node:module';
 import { writeFileSync } from 'node:fs';
 
@@ -16,4 +16,4 @@ registerHooks({
   },
 });
 
-process.on('exit', () => writeFileSync(process.env.MESHWARD_LOADED_PACKAGES_FILE, [...loaded].sort().join('\n')));
+process.on('exit', () => writeFileSync(`${process.env.MESHWARD_LOADED_PACKAGES_PREFIX}${process.pid}.txt`, [...loaded].sort().join('\n')));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CaSvidSource } from '../../src/identity/index.js';
+import { startCaSvidSource, type CaSvidSource } from '../../src/identity/index.js';
 import { svidIdentity } from '../../src/spiffe/x509-svid.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { initCaDir, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
@@ -25,7 +25,7 @@ interface Workload {
 
 async function startWorkload(ca: ServingCa, caDir: string, name: string, failures: string[]): Promise<Workload> {
   const id = `spiffe://${TD}/ns/test/sa/${name}`;
-  const source = await CaSvidSource.start({
+  const source = await startCaSvidSource({
     address: ca.address,
     trustDomain: TD,
     bootstrapBundlePem: readFileSync(join(caDir, 'bundle.pem'), 'utf8'),

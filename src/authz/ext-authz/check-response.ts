@@ -9,8 +9,11 @@
 // - any other code denies: Envoy answers the client with the DeniedHttpResponse (status, headers, body).
 //   Every denial is a CheckResponse with a non-zero code, never a failed RPC, because an Envoy configured
 //   with failure_mode_allow lets the request through when the RPC itself fails.
-import { status } from '@grpc/grpc-js';
 import type { Decision } from '../types.js';
+
+// gRPC status codes (grpc/doc/statuscodes.md) as numbers: this mapping runs in every sidecar, and importing
+// grpc-js's enum for five constants would load all of grpc-js (megabytes of memory) into each of them.
+const status = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAUTHENTICATED: 16 } as const;
 
 export const PRINCIPAL_HEADER = 'x-meshward-principal';
 export const DENIED_BY_HEADER = 'x-meshward-denied-by';
@@ -88,7 +91,7 @@ export function allowResponse(principal: string | undefined): CheckResponseMessa
 }
 
 function denied(
-  code: status,
+  code: (typeof status)[keyof typeof status],
   message: string,
   httpStatus: number,
   body: Record<string, string>,
