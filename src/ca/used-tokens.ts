@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { parseRecords } from '../telemetry/append-log.js';
 import { Batches } from './batches.js';
@@ -111,10 +111,14 @@ export class UsedTokens {
 
   /** Opens the file for one turn (appends are durable on return); a record that vanished since it was read is an error. */
   private async withFile<T>(fn: (handle: FileHandle) => Promise<T>): Promise<T> {
-    if (this.mark !== undefined && !(await exists(this.file))) {
+    const flags = constants.O_RDWR | constants.O_APPEND | constants.O_DSYNC;
+    let handle: FileHandle;
+    try {
+      handle = await open(this.file, this.mark === undefined ? flags | constants.O_CREAT : flags, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.mark === undefined) throw err;
       throw new Error(`${this.file} (the record of used join tokens) disappeared; restore it, or restart the CA`);
     }
-    const handle = await open(this.file, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
     try {
       return await fn(handle);
     } finally {
@@ -152,14 +156,4 @@ async function readRange(handle: FileHandle, from: number, to: number): Promise<
     read += bytesRead;
   }
   return buffer;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }

@@ -40,8 +40,9 @@ describe('a CA directory shared by several processes', () => {
     cleanups.push(cleanup);
     return initCaDir(dir);
   };
+  // Signing on the main thread: worker threads have no part in what processes share, and cost each start.
   const serve = async (caDir: string) => {
-    const ca = await serveCa(caDir);
+    const ca = await serveCa(caDir, {}, ['--workers', '0']);
     running.push(ca);
     return ca;
   };
