@@ -1,21 +1,20 @@
 import { X509Certificate } from 'node:crypto';
 import { parseSvidId, type ParseResult, type SpiffeId } from './id.js';
-import { x509 } from './x509.js';
+import { uriSubjectAltNames } from './san.js';
 
 // The identity checks of the X509-SVID spec that a TLS stack does not do: exactly one URI SAN, a valid SPIFFE ID
 // with a path (never the trust domain's own ID) in the expected trust domain, and a leaf that is not a CA. Chain and validity are left to the TLS stack.
 
 export function svidIdentity(der: Buffer, trustDomain?: string): ParseResult<SpiffeId> {
-  let cert: x509.X509Certificate;
+  let cert: X509Certificate;
   try {
-    cert = new x509.X509Certificate(der);
+    cert = new X509Certificate(der);
   } catch {
     return { ok: false, error: 'the certificate cannot be parsed' };
   }
-  const basic = cert.getExtension(x509.BasicConstraintsExtension);
-  if (basic?.ca) return { ok: false, error: 'the certificate is a CA certificate, not an SVID' };
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+  if (cert.ca) return { ok: false, error: 'the certificate is a CA certificate, not an SVID' };
+  const uris = uriSubjectAltNames(cert.subjectAltName);
+  if (uris === undefined) return { ok: false, error: 'the certificate\'s subject alternative names cannot be read' };
   if (uris.length !== 1) return { ok: false, error: `an SVID must have exactly one URI SAN; this certificate has ${uris.length}` };
   const id = parseSvidId(uris[0]!);
   if (!id.ok) return id;
