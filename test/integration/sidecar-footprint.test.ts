@@ -45,12 +45,12 @@ describe('sidecar footprint: packages loaded', () => {
     return { orders: of(pair.orders.child.pid), web: of(pair.web.child.pid) };
   }
 
-  it('a sidecar with file identity, a policy, metrics and an audit log loads neither gRPC nor the trace SDK', async () => {
+  it('a sidecar with file identity, a policy, metrics and an audit log loads neither gRPC, the trace SDK nor an ASN.1 decoder', async () => {
     const { orders, web } = await packagesLoaded();
     // The hook works: what the sidecars do need is listed.
     expect(orders).toEqual(expect.arrayContaining(['pino', 'undici', '@opentelemetry/sdk-metrics']));
     expect(web).toEqual(expect.arrayContaining(['pino', 'undici', '@opentelemetry/sdk-metrics']));
-    for (const unused of ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', '@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/exporter-trace-otlp-http', 'proper-lockfile']) {
+    for (const unused of ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', '@peculiar/x509', '@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/exporter-trace-otlp-http', 'proper-lockfile']) {
       expect(orders, `orders loaded ${unused}`).not.toContain(unused);
       expect(web, `web loaded ${unused}`).not.toContain(unused);
     }
