@@ -106,7 +106,9 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       const authz = await authorizationFilter(inbound, logger, (ms) => metrics.recordAuthzLatency(ms));
       policy = authz.policy;
       cleanup.push(() => authz.close());
-      const filters: Filter[] = [requestHeaderChecks(inbound.headersWithUnderscores), requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
+      // A tcp:// listener has no HTTP request, so nothing for the header checks to read: its chain judges the peer alone.
+      const http: Filter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
+      const filters: Filter[] = [...http, requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
       // No certificate until the identity arrives (updateTls below): until then every handshake fails.
       const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
       const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
