@@ -102,7 +102,8 @@ async function probe(backend: Backend, families: Family[]): Promise<Probe> {
   }
   const parts: IptablesParts = {};
   for (const family of families) {
-    const r = await run(backend.commands[family].save, ['-t', 'nat']);
+    // Without -t: a table that does not exist is left so (`-t nat` would make an empty legacy nat table).
+    const r = await run(backend.commands[family].save, []);
     if (r.code !== 0) return { backend, ok: false, reason: `${backend.commands[family].save}: ${reason(r)}` };
     parts[family] = parseIptablesSave(r.stdout);
   }
