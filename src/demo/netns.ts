@@ -45,7 +45,7 @@ export function run(argv: string[], options: RunOptions = {}): Promise<CommandRe
     const child = spawn(argv[0]!, argv.slice(1), { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (err) => resolve({ code: 127, stdout, stderr: err.message }));
@@ -86,22 +86,27 @@ export function startIn(netns: string, argv: string[], ready: RegExp, options: R
       clearTimeout(killer);
     },
   };
+  const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(`did not become ready within ${options.timeoutMs ?? 15_000} ms`), options.timeoutMs ?? 15_000);
+    let settled = false;
     const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       void running.stop().then(() => reject(new Error(`${argv.join(' ')} (in ${netns}) ${why}: ${out.trim().split('\n').slice(-5).join('\n')}`)));
     };
+    const timer = setTimeout(() => fail(`did not become ready within ${timeoutMs} ms`), timeoutMs);
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (ready.test(out)) {
+      if (!settled && ready.test(out)) {
+        settled = true;
         clearTimeout(timer);
         resolve(running);
       }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.once('exit', (code) => fail(`exited with ${code}`));
+    child.once('exit', (code, signal) => fail(`exited (${signal ?? `status ${code}`})`));
   });
 }
 
