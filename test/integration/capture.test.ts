@@ -1,10 +1,10 @@
-import { chmodSync, chownSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPodPair, run, runIn, startIn, type BackgroundProcess, type PodPair } from '../../src/demo/netns.js';
 import { TD } from '../helpers/ca.js';
-import { MESHWARD_BIN, tempDir } from '../helpers/cli.js';
+import { MESHWARD_BIN, REPO_ROOT, tempDir } from '../helpers/cli.js';
 import { makeMesh, ORDERS_ID, WEB_ID } from '../helpers/sidecar.js';
 
 // Issue 14: transparent capture on a real kernel with real packets. Two "pods" (network namespaces joined by a
@@ -233,6 +233,24 @@ describe('meshward capture: refusals, nothing half-way', () => {
   });
   afterAll(async () => {
     await pods?.remove();
+  });
+
+  it('every command README\'s "Transparent capture" shows works as shown, and the last, --clean, leaves the tables as they were', async () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = /^## Transparent capture[^\n]*\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+    const commands = (/^```sh\n([\s\S]*?)^```/m.exec(section)?.[1] ?? '').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l !== '');
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    expect(commands.at(-1)).toBe('meshward capture --clean');
+    await seedForeignRules(netns);
+    const before = await tables(netns);
+    for (const command of commands) {
+      const [name, ...args] = command.split(/\s+/);
+      expect(name).toBe('meshward');
+      const r = await runIn(netns, meshward(...args));
+      expect(r.stderr, command).toBe('');
+      expect(r.code, command).toBe(0);
+    }
+    expect(await tables(netns)).toBe(before);
   });
 
   it('without NET_ADMIN: exit 1 with the reason, and nothing installed', async () => {
