@@ -119,8 +119,8 @@ export async function startCapturePods(ctx: MeshContext, ca: RunningCa): Promise
     startIn(pods.orders.netns, [NODE, MESHWARD_BIN, 'sidecar', '--config', ordersConfig], /"msg":"sidecar ready"/, { uid: PROXY_UID, env }),
     startIn(pods.web.netns, [NODE, MESHWARD_BIN, 'sidecar', '--config', webConfig], /"msg":"sidecar ready"/, { uid: PROXY_UID, env }),
   ];
-  for (const starting of started) void starting.then((p) => local.add('capture pod process', () => p.stop()), () => undefined);
-  await Promise.all(started);
+  for (const p of started) local.add('capture pod process', () => p.stop());
+  await Promise.all(started.map((p) => p.ready));
   // What each pod's meshward-init container runs: orders's every port to its sidecar, web's calls to port 80.
   const captures = await Promise.all([
     runIn(pods.orders.netns, [NODE, MESHWARD_BIN, 'capture', '--exclude-inbound-ports', '15000']),

@@ -33,10 +33,14 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-/** The command line that runs `argv` in a namespace, as `uid` if given (setpriv drops root after entering it). */
+/**
+ * The command line that runs `argv` in a namespace, as `uid` if given. `ip netns exec` and setpriv each exec the
+ * next, so it is one process, a child of this one; setpriv drops root after the namespace is entered, and has the
+ * process killed should this one die without stopping it (so that nothing outlives a killed demo or test).
+ */
 export function inNamespace(netns: string, argv: string[], uid?: number): string[] {
-  const as = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
-  return ['ip', 'netns', 'exec', netns, ...as, ...argv];
+  const as = uid === undefined ? [] : [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  return ['ip', 'netns', 'exec', netns, 'setpriv', '--pdeathsig=SIGKILL', ...as, '--', ...argv];
 }
 
 /** Runs a command to its end; never rejects (a command that cannot start has code 127). */
@@ -65,49 +69,51 @@ export function runIn(netns: string, argv: string[], options: RunOptions = {}): 
 export interface BackgroundProcess {
   child: ChildProcess;
   output(): string;
+  /** Resolves once the process printed what shows it is ready; rejects (the process stopped) if it exits first or takes too long. */
+  ready: Promise<void>;
   /** SIGTERM, and SIGKILL if it has not exited within two seconds. */
   stop(): Promise<void>;
 }
 
-/** Starts a long-running command in a namespace; resolves once `ready` matches its output. */
-export function startIn(netns: string, argv: string[], ready: RegExp, options: RunOptions = {}): Promise<BackgroundProcess> {
+/**
+ * Starts a long-running command in a namespace. It is running on return, so that it can be registered for
+ * stopping before it is ready: a demo interrupted while it starts must not leave it behind.
+ */
+export function startIn(netns: string, argv: string[], readyWhen: RegExp, options: RunOptions = {}): BackgroundProcess {
   const line = inNamespace(netns, argv, options.uid);
   const child = spawn(line[0]!, line.slice(1), { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const running: BackgroundProcess = {
-    child,
-    output: () => out,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      await exited;
-      clearTimeout(killer);
-    },
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(killer);
   };
   const timeoutMs = options.timeoutMs ?? 60_000;
-  return new Promise((resolve, reject) => {
+  const ready = new Promise<void>((resolve, reject) => {
     let settled = false;
     const fail = (why: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      void running.stop().then(() => reject(new Error(`${argv.join(' ')} (in ${netns}) ${why}: ${out.trim().split('\n').slice(-5).join('\n')}`)));
+      void stop().then(() => reject(new Error(`${argv.join(' ')} (in ${netns}) ${why}: ${out.trim().split('\n').slice(-5).join('\n')}`)));
     };
     const timer = setTimeout(() => fail(`did not become ready within ${timeoutMs} ms`), timeoutMs);
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (!settled && ready.test(out)) {
+      if (!settled && readyWhen.test(out)) {
         settled = true;
         clearTimeout(timer);
-        resolve(running);
+        resolve();
       }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.once('exit', (code, signal) => fail(`exited (${signal ?? `status ${code}`})`));
   });
+  return { child, output: () => out, ready, stop };
 }
 
 async function ip(args: string[]): Promise<void> {

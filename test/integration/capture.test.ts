@@ -130,12 +130,13 @@ describe.sequential('meshward capture: two pods, real packets', () => {
 
     pods = await createPodPair(['orders', 'payments']);
     await Promise.all([seedForeignRules(pods.web.netns), seedForeignRules(pods.orders.netns)]);
-    ordersApp = await startIn(pods.orders.netns, [NODE, '-e', ORDERS_APP], /(?=[\s\S]*listening 8080)(?=[\s\S]*listening 8081)[\s\S]*listening 9090/);
+    ordersApp = startIn(pods.orders.netns, [NODE, '-e', ORDERS_APP], /(?=[\s\S]*listening 8080)(?=[\s\S]*listening 8081)[\s\S]*listening 9090/);
     const env = { ...process.env, MESHWARD_LOG_LEVEL: 'info' };
     for (const [pod, file] of [[pods.orders, ordersConfig], [pods.web, webConfig]] as const) {
-      sidecars.push(await startIn(pod.netns, meshward('sidecar', '--config', file), /"msg":"sidecar ready"/, { uid: PROXY_UID, env }));
+      sidecars.push(startIn(pod.netns, meshward('sidecar', '--config', file), /"msg":"sidecar ready"/, { uid: PROXY_UID, env }));
     }
-  }, 60_000);
+    await Promise.all([ordersApp, ...sidecars].map((p) => p.ready));
+  }, 120_000);
 
   afterAll(async () => {
     await Promise.all([...sidecars, ordersApp].filter(Boolean).map((p) => p.stop()));
@@ -158,7 +159,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
   });
 
   for (const backend of ['iptables-nft', 'iptables-legacy', 'nft']) {
-    it(`${backend}: web's app is meshed unchanged, orders's app cannot be reached around its sidecar, and --clean restores the tables`, async () => {
+    it(`${backend}: web's app is meshed unchanged, orders's app cannot be reached around its sidecar, and --clean restores the tables`, { timeout: 120_000 }, async () => {
       const before = await Promise.all([tables(pods.web.netns), tables(pods.orders.netns)]);
       const installs = [
         [pods.orders.netns, ['--backend', backend, '--exclude-inbound-ports', '8081']],
@@ -235,7 +236,7 @@ describe('meshward capture: refusals, nothing half-way', () => {
     await pods?.remove();
   });
 
-  it('every command README\'s "Transparent capture" shows works as shown, and the last, --clean, leaves the tables as they were', async () => {
+  it('every command README\'s "Transparent capture" shows works as shown, and the last, --clean, leaves the tables as they were', { timeout: 90_000 }, async () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
     const section = /^## Transparent capture[^\n]*\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
     const commands = (/^```sh\n([\s\S]*?)^```/m.exec(section)?.[1] ?? '').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l !== '');
@@ -281,7 +282,7 @@ describe('meshward capture: refusals, nothing half-way', () => {
     expect(await tables(netns)).toBe(before);
   });
 
-  it('an IPv6 transaction that fails after the IPv4 one committed: IPv4 is put back as it was, exit 1', async () => {
+  it('an IPv6 transaction that fails after the IPv4 one committed: IPv4 is put back as it was, exit 1', { timeout: 60_000 }, async () => {
     // An earlier capture, which must survive the failed run unchanged.
     expect((await capture(netns, ['--outbound-ports', '81'])).code).toBe(0);
     // nft can write what iptables-nft-save cannot show: a jump to a stale meshward chain from a verdict map. The
