@@ -129,6 +129,10 @@ describe.sequential('meshward capture: two pods, real packets', () => {
     });
 
     pods = await createPodPair(['orders', 'payments']);
+    // A second subnet on the same link, which web's capture excludes (--exclude-outbound-cidrs).
+    for (const [pod, address] of [[pods.web, '10.77.1.1/24'], [pods.orders, '10.77.1.2/24']] as const) {
+      expect((await run(['ip', '-n', pod.netns, 'address', 'add', address, 'dev', 'eth0'])).code).toBe(0);
+    }
     await Promise.all([seedForeignRules(pods.web.netns), seedForeignRules(pods.orders.netns)]);
     ordersApp = startIn(pods.orders.netns, [NODE, '-e', ORDERS_APP], /(?=[\s\S]*listening 8080)(?=[\s\S]*listening 8081)[\s\S]*listening 9090/);
     const env = { ...process.env, MESHWARD_LOG_LEVEL: 'info' };
@@ -163,7 +167,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
       const before = await Promise.all([tables(pods.web.netns), tables(pods.orders.netns)]);
       const installs = [
         [pods.orders.netns, ['--backend', backend, '--exclude-inbound-ports', '8081']],
-        [pods.web.netns, ['--backend', backend, '--outbound-ports', '80,8080']],
+        [pods.web.netns, ['--backend', backend, '--outbound-ports', '80,8080', '--exclude-outbound-cidrs', '10.77.1.0/24']],
       ] as const;
       try {
         // Twice: the second run replaces the first.
@@ -192,19 +196,25 @@ describe.sequential('meshward capture: two pods, real packets', () => {
         // No way around: plain HTTP to orders's pod address meets the inbound listener, which wants mTLS. Sent as
         // the proxy UID (web's capture lets it pass, as a pod without capture would) and to a port web does not
         // capture. The policy still decides: denied is 403 from orders's sidecar; a host without a route is 502
-        // from web's. The excluded health port reaches the app directly.
-        const [around8080, around9090, denied, unrouted, health] = await Promise.all([
+        // from web's. The excluded health port reaches the app directly. An excluded block and loopback are not
+        // taken to web's sidecar (which would answer 502, having no route for them): the first meets orders's
+        // capture directly, the second finds nothing listening.
+        const [around8080, around9090, denied, unrouted, health, excluded, loopback] = await Promise.all([
           curl(pods.web.netns, ordersUrl(8080, '/api/around-8080'), { uid: PROXY_UID }),
           curl(pods.web.netns, ordersUrl(9090, '/api/around-9090')),
           curl(pods.web.netns, 'http://orders:8080/api/x', { method: 'POST' }),
           curl(pods.web.netns, 'http://payments/pay'),
           curl(pods.web.netns, ordersUrl(8081, '/healthz')),
+          curl(pods.web.netns, 'http://10.77.1.2:8080/api/excluded'),
+          curl(pods.web.netns, 'http://127.0.0.1:8080/api/loopback'),
         ]);
+        for (const answer of [excluded, loopback]) expect(answer.status, answer.headers).toBe(0);
+        expect(loopback.curlExit).toBe(7); // connection refused
         for (const answer of [around8080, around9090]) {
           expect(answer.status).toBe(0);
           expect(answer.curlExit).not.toBe(0);
         }
-        expect(ordersApp.output()).not.toMatch(/around-(8080|9090)/);
+        expect(ordersApp.output()).not.toMatch(/around-(8080|9090)|excluded/);
         expect(denied.status).toBe(403);
         expect(denied.headers).toMatch(/^x-meshward-denied-by: default\r?$/im);
         expect(unrouted.status).toBe(502);
