@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPodPair, run, runIn, startIn, type BackgroundProcess, type PodPair } from '../../src/demo/netns.js';
 import { TD } from '../helpers/ca.js';
 import { MESHWARD_BIN, REPO_ROOT, tempDir } from '../helpers/cli.js';
-import { makeMesh, ORDERS_ID, WEB_ID } from '../helpers/sidecar.js';
+import { ALLOW_WEB_GET_ORDERS, makeMesh, ORDERS_ID, WEB_ID } from '../helpers/sidecar.js';
 
 // Issue 14: transparent capture on a real kernel with real packets. Two "pods" (network namespaces joined by a
 // veth pair, made and removed by this file), each with an app on 0.0.0.0, a `meshward sidecar` running as the
@@ -29,15 +29,6 @@ for (const port of [8080, 8081, 9090]) {
     res.end(body);
   }).listen(port, '0.0.0.0', () => console.log('listening ' + port));
 }`;
-
-const POLICY = `
-defaultAction: deny
-rules:
-  - name: web-reads-orders
-    action: allow
-    from: { principals: ["${WEB_ID}"] }
-    to: { methods: ["GET"], paths: ["/api/**"] }
-`;
 
 interface Answer {
   /** 0 when no HTTP answer came (curl's exit code says why). */
@@ -117,7 +108,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
       chownSync(files.key, PROXY_UID, PROXY_UID);
       return { cert: files.cert, key: files.key, bundle: mesh.bundle };
     };
-    writeFileSync(join(dir.dir, 'policy.yaml'), POLICY);
+    writeFileSync(join(dir.dir, 'policy.yaml'), ALLOW_WEB_GET_ORDERS);
     const ordersConfig = config('orders', {
       identity: { files: await svid('orders', ORDERS_ID) },
       inbound: { listen: '0.0.0.0:15006', app: 'http://127.0.0.1:8080', policy: join(dir.dir, 'policy.yaml') },
@@ -185,7 +176,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
         expect(installed.match(/--dport 8080 -j REDIRECT|tcp dport 8080 redirect/g)).toHaveLength(perFamily);
 
         // web's app calls orders by name on its own port, as it would without a mesh: it arrives through both sidecars.
-        const meshed = await curl(pods.web.netns, 'http://orders:8080/api/x');
+        const meshed = await curl(pods.web.netns, 'http://orders:8080/api/orders/1');
         expect(meshed.status, meshed.headers).toBe(200);
         const seen = JSON.parse(meshed.body) as { port: number; xfcc: string; principal: string };
         expect(seen.port).toBe(8080);
@@ -202,7 +193,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
         const [around8080, around9090, denied, unrouted, health, excluded, loopback] = await Promise.all([
           curl(pods.web.netns, ordersUrl(8080, '/api/around-8080'), { uid: PROXY_UID }),
           curl(pods.web.netns, ordersUrl(9090, '/api/around-9090')),
-          curl(pods.web.netns, 'http://orders:8080/api/x', { method: 'POST' }),
+          curl(pods.web.netns, 'http://orders:8080/api/orders/1', { method: 'DELETE' }),
           curl(pods.web.netns, 'http://payments/pay'),
           curl(pods.web.netns, ordersUrl(8081, '/healthz')),
           curl(pods.web.netns, 'http://10.77.1.2:8080/api/excluded'),
