@@ -36,16 +36,18 @@ export async function captureLeftOut(): Promise<string | undefined> {
     if (err instanceof CaptureError) return 'neither iptables nor nft is installed';
     throw err;
   }
-  const root = dirname(dirname(MESHWARD_BIN));
-  if (!(await openToOthers(root))) return `its sidecars run as UID ${PROXY_UID}, which cannot read ${root}`;
+  for (const [file, access] of [[MESHWARD_BIN, 0o004], [NODE, 0o001]] as const) {
+    if (!(await openToOthers(file, access))) return `its sidecars run as UID ${PROXY_UID}, which cannot use ${file}`;
+  }
   return undefined;
 }
 
-/** Whether a process of another user can reach and read the package: every directory up to it searchable by all. */
-async function openToOthers(root: string): Promise<boolean> {
-  for (let dir = root; ; dir = dirname(dir)) {
+/** Whether a process of another user can reach the file (every directory up to it searchable by all) and read or run it. */
+export async function openToOthers(file: string, access: number): Promise<boolean> {
+  if (((await stat(file)).mode & access) === 0) return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
     if (((await stat(dir)).mode & 0o001) === 0) return false;
-    if (dir === dirname(dir)) return ((await stat(MESHWARD_BIN)).mode & 0o004) !== 0;
+    if (dir === dirname(dir)) return true;
   }
 }
 
