@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> 
   sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)', load: async () => (await import('./sidecar.js')).sidecarCommand },
   authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service', load: async () => (await import('./authz.js')).authzCommand },
   policy: { summary: 'check, explain and test policy files', load: async () => (await import('./policy.js')).policyCommand },
+  capture: { summary: "redirect the pod's traffic through the sidecar (iptables or nft)", load: async () => (await import('./capture.js')).captureCommand },
   inject: { summary: 'add the sidecar to Kubernetes manifests', load: async () => (await import('./inject.js')).injectCommand },
   injector: { summary: 'run the Kubernetes mutating admission webhook', load: async () => (await import('./injector.js')).injectorCommand },
   audit: { summary: 'verify tamper-evident audit logs', load: async () => (await import('./audit.js')).auditCommand },

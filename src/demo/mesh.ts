@@ -23,7 +23,7 @@ export const ALLOW_RULE = 'web-reads-orders';
 // from issuance) ±10%, so 6 s after issuance, ±0.6 s.
 export const SVID_TTL = '12s';
 
-const POLICY = `# written by meshward demo: web may GET one order, and nothing else
+export const POLICY = `# written by meshward demo: web may GET one order, and nothing else
 defaultAction: deny
 rules:
   - name: ${ALLOW_RULE}
@@ -43,6 +43,8 @@ export interface MeshContext {
 
 export interface RunningCa {
   dir: string;
+  /** The CA itself, for SVIDs the demo issues as an operator would (`meshward ca issue`). */
+  authority: Authority;
   bundleFile: string;
   address: string;
   tokenSecret: Uint8Array;
@@ -64,20 +66,20 @@ export interface RunningWeb {
 }
 
 /** `meshward ca init`: a root for the demo's trust domain, in DIR/ca. */
-export async function createCa(ctx: MeshContext): Promise<Omit<RunningCa, 'address'>> {
+export async function createCa(ctx: MeshContext): Promise<Omit<RunningCa, 'address' | 'authority'>> {
   const dir = join(ctx.dir, 'ca');
   const material = await initCa({ dir, trustDomain: TRUST_DOMAIN, ttlDays: 1 });
   return { dir, bundleFile: join(dir, 'bundle.pem'), tokenSecret: material.tokenSecret };
 }
 
 /** `meshward ca serve` on a free loopback port. */
-export async function serveCa(ctx: MeshContext, ca: Omit<RunningCa, 'address'>): Promise<RunningCa> {
+export async function serveCa(ctx: MeshContext, ca: Omit<RunningCa, 'address' | 'authority'>): Promise<RunningCa> {
   const logger = ctx.logs.logger('ca');
   const authority = await Authority.open(ca.dir, { logger });
   ctx.resources.add('CA', () => authority.close());
   const server = await startCaServer({ authority, dir: ca.dir, host: '127.0.0.1', port: 0, logger });
   ctx.resources.add('CA server', () => server.close());
-  return { ...ca, address: server.address };
+  return { ...ca, authority, address: server.address };
 }
 
 /** The orders app, and its sidecar: inbound mTLS with the policy and the audit log, an SVID bought with a join token. */

@@ -9,7 +9,8 @@ export interface RunningApp {
   close(): Promise<void>;
 }
 
-export async function startOrdersApp(): Promise<RunningApp> {
+/** On a free loopback port by default; the capture step runs it in a namespace on 0.0.0.0:80, as a pod's app. */
+export async function startOrdersApp(listen: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<RunningApp> {
   const server = http.createServer((req, res) => {
     const id = /^\/api\/orders\/([^/?]+)$/.exec(req.url ?? '')?.[1];
     const body = JSON.stringify({
@@ -22,10 +23,10 @@ export async function startOrdersApp(): Promise<RunningApp> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(listen.port, listen.host, () => resolve());
   });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://${listen.host}:${(server.address() as AddressInfo).port}`,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

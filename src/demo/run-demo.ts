@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { verifyChain } from '../telemetry/audit-chain.js';
+import { captureLeftOut, captureRows, startCapturePods } from './capture-step.js';
+import { CAPTURE_DEFAULTS } from '../capture/index.js';
 import { componentLogs } from './component-logs.js';
 import { keepHints } from './keep-hints.js';
 import { createCa, serveCa, startOrders, startWeb, SVID_TTL, TRUST_DOMAIN, type MeshContext } from './mesh.js';
@@ -34,15 +36,18 @@ export async function runDemo(options: DemoOptions, out: NodeJS.WritableStream =
   const logs = componentLogs(options.verbose ? undefined : join(dir, 'meshward.log'));
   const resources = new Resources();
   const abort = new AbortController();
-  const progress = new Progress(6, out);
+  const leftOut = await captureLeftOut();
+  const progress = new Progress(leftOut === undefined ? 7 : 6, out);
   out.write(
-    `meshward demo: a CA, two apps (web, orders) and their sidecars, on 127.0.0.1 only\n` +
-      `working directory ${dir} (removed at the end${logs.file ? `; component logs in ${logs.file}` : ''})\n\n`,
+    `meshward demo: a CA, two apps (web, orders) and their sidecars, on 127.0.0.1 only` +
+      `${leftOut === undefined ? '; then, as root, the same two as pods in network namespaces of their own, with transparent capture' : ''}\n` +
+      `working directory ${dir} (removed at the end${logs.file ? `; component logs in ${logs.file}` : ''})\n` +
+      `${leftOut === undefined ? '' : `transparent capture left out: ${leftOut}\n`}\n`,
   );
 
   let code = 1;
   let failed = false;
-  const run = mesh({ dir, resources, logs }, progress, options, abort.signal);
+  const run = mesh({ dir, resources, logs }, progress, { ...options, capture: leftOut === undefined }, abort.signal);
   // After Ctrl-C the step in progress may still be writing into the directory: it is waited for (bounded) below.
   const settled = run.then(
     () => undefined,
@@ -96,7 +101,7 @@ export async function runDemo(options: DemoOptions, out: NodeJS.WritableStream =
   return code;
 }
 
-async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions, abort: AbortSignal): Promise<{ rows: Row[]; hints: string }> {
+async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions & { capture: boolean }, abort: AbortSignal): Promise<{ rows: Row[]; hints: string }> {
   const created = await progress.step(`creating a CA for spiffe://${TRUST_DOMAIN}`, () => createCa(ctx));
   const ca = await progress.step('starting the CA (gRPC over TLS)', () => serveCa(ctx, created), (c) => c.address);
   const orders = await progress.step('starting the orders app and its sidecar (SVID from the CA, via a join token)', () => startOrders(ctx, ca), (o) => `inbound ${o.inbound}`);
@@ -118,6 +123,18 @@ async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions, 
       rotationUnderTraffic({ web: webApp, admins: { orders: orders.admin, web: web.admin }, timeoutMs, signal: abort }),
     ),
   );
+  if (options.capture) {
+    const label = `transparent capture: the same apps as two pods, unchanged, each sidecar as UID ${CAPTURE_DEFAULTS.proxyUid}`;
+    const step = await progress.step(label, async () => {
+      const pods = await startCapturePods(ctx, ca);
+      try {
+        return { rows: await captureRows(pods), pods: `pods ${pods.web.netns} ${pods.web.address}, ${pods.orders.netns} ${pods.orders.address}` };
+      } finally {
+        await pods.remove();
+      }
+    }, (s) => s.pods);
+    rows.push(...step.rows);
+  }
   return { rows, hints: keepHints(ctx.dir, ca, orders, web) };
 }
 

@@ -1,4 +1,5 @@
 import { isObject, ManifestError, type JsonObject, type ManifestPath } from './manifest.js';
+import { containersOf } from './pod-templates.js';
 import { ANNOTATIONS, PORTS } from './sidecar-layout.js';
 
 const RESERVED_PORTS = new Set<number>([PORTS.inbound.port, PORTS.outbound.port, PORTS.admin.port]);
@@ -14,16 +15,12 @@ interface DeclaredPort {
 
 function declaredPorts(podSpec: JsonObject, specPath: ManifestPath): DeclaredPort[] {
   const out: DeclaredPort[] = [];
-  for (const list of ['initContainers', 'containers'] as const) {
-    const containers = podSpec[list];
-    if (!Array.isArray(containers)) continue;
-    containers.forEach((c, ci) => {
-      if (!isObject(c) || !Array.isArray(c.ports)) return;
-      c.ports.forEach((p, pi) => {
-        if (!isObject(p) || typeof p.containerPort !== 'number') return;
-        if (p.protocol !== undefined && p.protocol !== 'TCP') return;
-        out.push({ port: p.containerPort, ...(typeof p.name === 'string' ? { name: p.name } : {}), path: [...specPath, list, ci, 'ports', pi], app: list === 'containers' });
-      });
+  for (const { container, path, app } of containersOf(podSpec, specPath)) {
+    if (!Array.isArray(container.ports)) continue;
+    container.ports.forEach((p, pi) => {
+      if (!isObject(p) || typeof p.containerPort !== 'number') return;
+      if (p.protocol !== undefined && p.protocol !== 'TCP') return;
+      out.push({ port: p.containerPort, ...(typeof p.name === 'string' ? { name: p.name } : {}), path: [...path, 'ports', pi], app });
     });
   }
   return out;

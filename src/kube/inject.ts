@@ -1,11 +1,12 @@
 import { parseSpiffeId } from '../spiffe/id.js';
 import { selectAppPort } from './app-port.js';
+import { captureOf, refuseCapturedProbes, refuseProxyUid } from './capture-settings.js';
 import { annotationsOf, arrayAt, isObject, ManifestError, objectAt, type JsonObject } from './manifest.js';
 import { parseOutboundRoutes } from './outbound-routes.js';
-import { podTemplatesOf, type PodTemplateRef } from './pod-templates.js';
+import { containersOf, podTemplatesOf, type PodTemplateRef } from './pod-templates.js';
 import { sidecarConfigYaml } from './sidecar-config.js';
-import { sidecarContainer, sidecarVolumes } from './sidecar-container.js';
-import { ANNOTATIONS, DEFAULT_POLICY_CONFIGMAP, PORTS, SIDECAR_CONTAINER, VOLUMES } from './sidecar-layout.js';
+import { initContainer, sidecarContainer, sidecarVolumes } from './sidecar-container.js';
+import { ANNOTATIONS, DEFAULT_POLICY_CONFIGMAP, INIT_CONTAINER, PORTS, SIDECAR_CONTAINER, VOLUMES } from './sidecar-layout.js';
 
 export interface InjectOptions {
   trustDomain: string;
@@ -33,9 +34,11 @@ const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /**
  * Adds the meshward sidecar to every pod template in a manifest (Pod, Deployment, StatefulSet, DaemonSet,
- * ReplicaSet, Job, CronJob, and each of those in a List). Pure: no I/O, the input is not modified. Idempotent: a
- * pod template that already has the sidecar is left as it is. Throws ManifestError naming the path of anything
- * that stops injection (a port or volume name the sidecar needs is taken, hostNetwork, a bad annotation).
+ * ReplicaSet, Job, CronJob, and each of those in a List), and before it the meshward-init container that
+ * captures the pod's traffic (unless `meshward.io/capture: "false"`). Pure: no I/O, the input is not modified.
+ * Idempotent: a pod template that already has the sidecar is left as it is. Throws ManifestError naming the path
+ * of anything that stops injection (a port, container or volume name the sidecar needs is taken, hostNetwork, a
+ * bad annotation, an app container running as the proxy UID, a probe capture would break).
  */
 export function injectSidecar(manifest: JsonObject, options: InjectOptions): InjectResult {
   const copy = structuredClone(manifest);
@@ -49,10 +52,7 @@ export function injectSidecar(manifest: JsonObject, options: InjectOptions): Inj
 const optedOut = (metadata: unknown) => String(annotationsOf(metadata)[ANNOTATIONS.inject]) === 'false';
 
 function hasSidecar(podSpec: JsonObject): boolean {
-  return ['containers', 'initContainers'].some((list) => {
-    const containers = podSpec[list];
-    return Array.isArray(containers) && containers.some((c) => isObject(c) && c.name === SIDECAR_CONTAINER);
-  });
+  return containersOf(podSpec, []).some(({ container }) => container.name === SIDECAR_CONTAINER);
 }
 
 function injectPodTemplate({ path, template, workload }: PodTemplateRef, options: InjectOptions): boolean {
@@ -67,6 +67,11 @@ function injectPodTemplate({ path, template, workload }: PodTemplateRef, options
   const appPort = selectAppPort(path, annotations, spec);
   const routes = parseOutboundRoutes(annotations[ANNOTATIONS.outboundRoutes], [...annotationPath, ANNOTATIONS.outboundRoutes]);
   const policyConfigMap = appPort === undefined ? undefined : policyConfigMapName(annotations[ANNOTATIONS.policyConfigMap], [...annotationPath, ANNOTATIONS.policyConfigMap]);
+  const capture = captureOf(annotations, annotationPath);
+  refuseProxyUid(spec, specPath);
+  if (capture) refuseCapturedProbes(spec, specPath, capture);
+  const taken = containersOf(spec, specPath).find(({ container }) => container.name === INIT_CONTAINER);
+  if (taken) throw new ManifestError([...taken.path, 'name'], `the container name "${INIT_CONTAINER}" is reserved for meshward`);
 
   const volumes = arrayAt(spec, 'volumes', specPath);
   const ours = new Set<string>(Object.values(VOLUMES).map((v) => v.name));
@@ -87,7 +92,8 @@ function injectPodTemplate({ path, template, workload }: PodTemplateRef, options
   });
   if (appPort !== undefined) writable[ANNOTATIONS.inbound] = `${PORTS.inbound.port} -> ${appPort}`;
 
-  arrayAt(spec, 'initContainers', specPath).unshift(sidecarContainer(options.image, appPort !== undefined));
+  // In order: capture, then the sidecar (started before the app, and before any init container of the app's).
+  arrayAt(spec, 'initContainers', specPath).unshift(...(capture ? [initContainer(options.image, capture)] : []), sidecarContainer(options.image, appPort !== undefined));
   volumes.push(...sidecarVolumes(policyConfigMap));
   return true;
 }

@@ -13,7 +13,7 @@ export interface OutboundRoute {
 const routesSchema = z.array(
   z.strictObject({
     host: z.string().min(1, 'must name the Host the app calls'),
-    address: z.string().refine(isHostPort, 'must be HOST:PORT, the destination sidecar\'s inbound listener (port 15006 for an injected pod)'),
+    address: z.string().refine(isHostPort, 'must be HOST:PORT: the destination\'s Service and port when its pod captures traffic (the default), else its sidecar\'s inbound listener (port 15006)'),
     spiffeId: z.string().superRefine((value, ctx) => {
       const id = parseSpiffeId(value);
       if (!id.ok) ctx.addIssue({ code: 'custom', message: id.error });

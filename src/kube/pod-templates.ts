@@ -48,3 +48,19 @@ export function podTemplatesOf(manifest: JsonObject, path: ManifestPath = []): P
   if (!isObject(node.spec)) throw new ManifestError([...at, 'spec'], 'the pod spec is missing');
   return [{ path: at, template: node, workload: manifest }];
 }
+
+export interface ContainerRef {
+  container: JsonObject;
+  path: ManifestPath;
+  /** A regular container (the app's), not an init container. */
+  app: boolean;
+}
+
+/** The pod's init containers, then its containers, each with its path. */
+export function containersOf(podSpec: JsonObject, specPath: ManifestPath): ContainerRef[] {
+  return (['initContainers', 'containers'] as const).flatMap((list) => {
+    const containers = podSpec[list];
+    if (!Array.isArray(containers)) return [];
+    return containers.flatMap((c, i) => (isObject(c) ? [{ container: c, path: [...specPath, list, i], app: list === 'containers' }] : []));
+  });
+}

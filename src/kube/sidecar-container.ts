@@ -1,12 +1,14 @@
+import { captureFlags, type CaptureOptions } from '../capture/index.js';
 import type { JsonObject } from './manifest.js';
 import {
   ANNOTATIONS,
   CA_TOKEN_AUDIENCE,
   CA_TOKEN_EXPIRATION_SECONDS,
   FILES,
+  INIT_CONTAINER,
   PORTS,
+  PROXY_UID,
   SIDECAR_CONTAINER,
-  SIDECAR_UID,
   TRUST_BUNDLE_CONFIGMAP,
   VOLUMES,
 } from './sidecar-layout.js';
@@ -22,7 +24,8 @@ const probe = (path: string, periodSeconds: number, failureThreshold: number) =>
  * The sidecar as a native sidecar: an init container with `restartPolicy: Always` (Kubernetes 1.29+). It starts
  * before the app and, through its startup probe on /readyz, holds the app back until an SVID is loaded, so the
  * app's first call already has an identity; and it does not keep a Job from completing, as a plain container would.
- * The security context meets the "restricted" Pod Security Standard.
+ * The security context meets the "restricted" Pod Security Standard. It runs as the proxy UID, whose own
+ * connections capture lets pass, so that what it sends does not come back to it.
  */
 export function sidecarContainer(image: string, withInbound: boolean): JsonObject {
   return {
@@ -42,8 +45,8 @@ export function sidecarContainer(image: string, withInbound: boolean): JsonObjec
     },
     securityContext: {
       runAsNonRoot: true,
-      runAsUser: SIDECAR_UID,
-      runAsGroup: SIDECAR_UID,
+      runAsUser: PROXY_UID,
+      runAsGroup: PROXY_UID,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
@@ -57,6 +60,37 @@ export function sidecarContainer(image: string, withInbound: boolean): JsonObjec
       { name: VOLUMES.token.name, mountPath: VOLUMES.token.mountPath, readOnly: true },
       { name: VOLUMES.run.name, mountPath: VOLUMES.run.mountPath },
     ],
+  };
+}
+
+/**
+ * `meshward capture` as the first init container: it installs the pod's redirect rules and exits before the
+ * sidecar or the app starts, so that no packet of theirs goes uncaptured. The only container of the pod that runs
+ * as root, with NET_ADMIN and NET_RAW and nothing else; its rules outlive it in the pod's network namespace.
+ */
+export function initContainer(image: string, capture: CaptureOptions): JsonObject {
+  return {
+    name: INIT_CONTAINER,
+    image,
+    imagePullPolicy: 'IfNotPresent',
+    args: ['capture', ...captureFlags(capture)],
+    // iptables-legacy takes a lock file, by default in /run, which is read-only here.
+    env: [{ name: 'XTABLES_LOCKFILE', value: `${VOLUMES.run.mountPath}/xtables.lock` }],
+    resources: {
+      requests: { cpu: '10m', memory: '32Mi' },
+      limits: { cpu: '1', memory: '128Mi' },
+    },
+    securityContext: {
+      runAsNonRoot: false,
+      runAsUser: 0,
+      runAsGroup: 0,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [{ name: VOLUMES.run.name, mountPath: VOLUMES.run.mountPath }],
   };
 }
 

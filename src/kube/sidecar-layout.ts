@@ -1,10 +1,14 @@
 // The names, ports and paths the injected sidecar uses: one place, shared by the transform, the docs' examples
 // and the tests. Changing one of these is a change to what users' Services and NetworkPolicies refer to.
 
+import { CAPTURE_DEFAULTS } from '../capture/index.js';
+
 export const SIDECAR_CONTAINER = 'meshward-sidecar';
+/** Runs `meshward capture` before the sidecar starts: the pod's only container that runs as root. */
+export const INIT_CONTAINER = 'meshward-init';
 
 export const PORTS = {
-  /** The sidecar's mTLS listener; a Service's `targetPort: meshward-in` routes through it. */
+  /** The sidecar's mTLS listener: capture redirects the app's ports to it (or a Service's `targetPort: meshward-in`). */
   inbound: { name: 'meshward-in', port: 15006 },
   /** The app's plain-HTTP egress listener, loopback only. */
   outbound: { port: 15001 },
@@ -41,8 +45,18 @@ export const ANNOTATIONS = {
   outboundRoutes: 'meshward.io/outbound-routes',
   /** Written by injection: the sidecar's config, mounted as a file through the downward API. */
   sidecarConfig: 'meshward.io/sidecar-config',
-  /** Written by injection: "<sidecar port> -> <app port>", the mapping a Service's targetPort must follow. */
+  /** Written by injection: "<sidecar port> -> <app port>": where the sidecar forwards what it receives. */
   inbound: 'meshward.io/inbound',
+  /** "false": no meshward-init container, for clusters whose CNI plugin redirects the traffic. */
+  capture: 'meshward.io/capture',
+  /** `meshward capture --inbound-ports`: "*" (the default) or the app ports to capture. */
+  captureInboundPorts: 'meshward.io/capture-inbound-ports',
+  /** `--exclude-inbound-ports`: ports reached directly (probes, metrics); the admin port always is. */
+  captureExcludeInboundPorts: 'meshward.io/capture-exclude-inbound-ports',
+  /** `--outbound-ports`: the ports whose outbound TCP goes through the sidecar (default "80"). */
+  captureOutboundPorts: 'meshward.io/capture-outbound-ports',
+  /** `--exclude-outbound-cidrs`: destinations reached directly. */
+  captureExcludeOutboundCidrs: 'meshward.io/capture-exclude-outbound-cidrs',
 } as const;
 
 export const TRUST_BUNDLE_CONFIGMAP = 'meshward-trust-bundle';
@@ -50,5 +64,8 @@ export const DEFAULT_POLICY_CONFIGMAP = 'meshward-policy';
 export const CA_TOKEN_AUDIENCE = 'meshward-ca';
 /** The shortest lifetime the API server accepts for a projected token; the kubelet refreshes it at 80%. */
 export const CA_TOKEN_EXPIRATION_SECONDS = 600;
-/** The distroless/nonroot convention, and the USER of meshward's image. */
-export const SIDECAR_UID = 65532;
+/**
+ * The sidecar's UID and GID: capture leaves this UID's connections alone, so that the sidecar's own traffic does
+ * not loop back into it (and no app container may run as it).
+ */
+export const PROXY_UID = CAPTURE_DEFAULTS.proxyUid;

@@ -51,7 +51,27 @@ describe('injectSidecar: every workload kind', () => {
     expect(input).toEqual(before);
 
     const pod = podOf(manifest);
-    const sidecar = pod.spec.initContainers![0]!;
+    const [init, sidecar] = pod.spec.initContainers as [Container, Container];
+    // Capture first: the pod's only container that runs as root, with NET_ADMIN and NET_RAW and nothing else.
+    expect(init).toEqual({
+      name: 'meshward-init',
+      image: OPTIONS.image,
+      imagePullPolicy: 'IfNotPresent',
+      args: ['capture', '--inbound-ports', '*:15006', '--exclude-inbound-ports', '15000', '--outbound-ports', '80', '--outbound-listener-port', '15001', '--proxy-uid', '1337'],
+      env: [{ name: 'XTABLES_LOCKFILE', value: '/var/run/meshward/xtables.lock' }],
+      resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '1', memory: '128Mi' } },
+      securityContext: {
+        runAsNonRoot: false,
+        runAsUser: 0,
+        runAsGroup: 0,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      volumeMounts: [{ name: 'meshward-run', mountPath: '/var/run/meshward' }],
+    });
     expect(sidecar).toMatchObject({
       name: 'meshward-sidecar',
       image: OPTIONS.image,
@@ -59,7 +79,9 @@ describe('injectSidecar: every workload kind', () => {
       args: ['sidecar', '--config', '/etc/meshward/sidecar.yaml'],
       securityContext: {
         runAsNonRoot: true,
-        runAsUser: 65532,
+        // The proxy UID, whose connections capture lets pass.
+        runAsUser: 1337,
+        runAsGroup: 1337,
         readOnlyRootFilesystem: true,
         allowPrivilegeEscalation: false,
         capabilities: { drop: ['ALL'] },
@@ -103,11 +125,11 @@ describe('injectSidecar: every workload kind', () => {
     }
   });
 
-  it('puts the sidecar first among existing init containers', () => {
+  it('puts capture, then the sidecar, first among existing init containers', () => {
     const input = byKind('StatefulSet');
     podOf(input).spec.initContainers = [{ name: 'schema', image: 'example.org/schema:1' }];
     const names = podOf(injectSidecar(input, OPTIONS).manifest).spec.initContainers!.map((c) => c.name);
-    expect(names).toEqual(['meshward-sidecar', 'schema']);
+    expect(names).toEqual(['meshward-init', 'meshward-sidecar', 'schema']);
   });
 
   it('copies outbound routes from the annotation into the config', () => {
@@ -161,7 +183,7 @@ describe('injectSidecar: List', () => {
     const { changed, manifest } = injectSidecar(list!, OPTIONS);
     expect(changed).toBe(true);
     const [deployment, service] = (manifest as { items: JsonObject[] }).items;
-    expect(podOf(deployment!).spec.initContainers![0]!.name).toBe('meshward-sidecar');
+    expect(podOf(deployment!).spec.initContainers!.map((c) => c.name)).toEqual(['meshward-init', 'meshward-sidecar']);
     expect(sidecarConfig(podOf(deployment!)).identity.ca.spiffeId).toBe('spiffe://cluster.local/ns/shop/sa/orders');
     expect(service).toEqual((list as { items: JsonObject[] }).items[1]);
   });
@@ -228,5 +250,87 @@ describe('injectSidecar: app port', () => {
     const cron = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'x' }, spec: { schedule: '* * * * *' } };
     expect(thrown(() => injectSidecar(cron, OPTIONS)).message).toBe('spec.jobTemplate: is missing: a CronJob keeps its pod template at spec.jobTemplate.spec.template');
     expect(thrown(() => injectSidecar({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: {} }, OPTIONS)).message).toBe('spec.template: is missing: a Deployment keeps its pod template at spec.template');
+  });
+});
+
+describe('injectSidecar: capture', () => {
+  const annotated = (annotations: Record<string, string>) => {
+    const sts = byKind('StatefulSet');
+    podOf(sts).metadata!.annotations = annotations;
+    return sts;
+  };
+  const initArgs = (annotations: Record<string, string>) => podOf(injectSidecar(annotated(annotations), OPTIONS).manifest).spec.initContainers![0]!.args as string[];
+  const flag = (args: string[], name: string) => args[args.indexOf(name) + 1];
+
+  it('takes the ports to capture or exclude from annotations; the admin port is always excluded', () => {
+    const args = initArgs({
+      'meshward.io/capture-inbound-ports': '7443',
+      'meshward.io/capture-exclude-inbound-ports': '9090, 9091',
+      'meshward.io/capture-outbound-ports': '80,8080',
+      'meshward.io/capture-exclude-outbound-cidrs': '10.96.0.0/12',
+    });
+    expect(args).toEqual(['capture', '--inbound-ports', '7443:15006', '--exclude-inbound-ports', '9090,9091,15000', '--outbound-ports', '80,8080', '--outbound-listener-port', '15001', '--exclude-outbound-cidrs', '10.96.0.0/12', '--proxy-uid', '1337']);
+    expect(flag(initArgs({ 'meshward.io/capture-exclude-inbound-ports': '15000' }), '--exclude-inbound-ports')).toBe('15000');
+  });
+
+  it('leaves capture out with meshward.io/capture: "false" (a CNI plugin does it); the sidecar still runs as the proxy UID', () => {
+    const pod = podOf(injectSidecar(annotated({ 'meshward.io/capture': 'false' }), OPTIONS).manifest);
+    expect(pod.spec.initContainers!.map((c) => c.name)).toEqual(['meshward-sidecar']);
+    expect(pod.spec.initContainers![0]!.securityContext).toMatchObject({ runAsUser: 1337 });
+    expect(injectSidecar(annotated({ 'meshward.io/capture': 'true' }), OPTIONS).changed).toBe(true);
+  });
+
+  it('injected with and without capture, and with every annotation, the output matches the Kubernetes schema', async () => {
+    const objects = [
+      annotated({ 'meshward.io/capture': 'false' }),
+      annotated({ 'meshward.io/capture-inbound-ports': '7443', 'meshward.io/capture-exclude-outbound-cidrs': '10.0.0.0/8,fd00::/8', 'meshward.io/capture-outbound-ports': '*' }),
+    ].map((d, i) => ({ label: `capture variant ${i + 1}`, object: injectSidecar(d, OPTIONS).manifest }));
+    expect(await kubernetesSchemaErrors(objects)).toEqual([]);
+  });
+
+  it.each<[string, Record<string, string>, string]>([
+    ['a switch that is not true or false', { 'meshward.io/capture': 'no' }, 'spec.template.metadata.annotations.meshward.io/capture: must be "true" or "false"'],
+    ['a port that is not one', { 'meshward.io/capture-outbound-ports': '80,http' }, 'spec.template.metadata.annotations.meshward.io/capture-outbound-ports: "http" is not a port from 1 to 65535'],
+    ['a block that is not one', { 'meshward.io/capture-exclude-outbound-cidrs': '10.0.0.0/40' }, 'spec.template.metadata.annotations.meshward.io/capture-exclude-outbound-cidrs: "10.0.0.0/40" is not an IPv4 or IPv6 CIDR block (ADDRESS/PREFIX)'],
+    ['a listener the sidecar does not have', { 'meshward.io/capture-inbound-ports': '7443:15007' }, 'spec.template.metadata.annotations.meshward.io/capture-inbound-ports: the injected sidecar has one inbound listener, 15006; 15007 is not it'],
+    ['the admin port captured', { 'meshward.io/capture-inbound-ports': '7443,15000' }, 'spec.template.metadata.annotations.meshward.io/capture-inbound-ports: port 15000 is the sidecar\'s admin port, which the kubelet probes; it cannot be captured'],
+    ['a port both captured and excluded', { 'meshward.io/capture-inbound-ports': '7443', 'meshward.io/capture-exclude-inbound-ports': '7443' }, 'spec.template.metadata.annotations.meshward.io/capture-exclude-inbound-ports: port 7443 is also listed to be captured'],
+  ])('refuses %s, naming the annotation', (_what, annotations, message) => {
+    expect(thrown(() => injectSidecar(annotated(annotations), OPTIONS)).message).toBe(message);
+  });
+
+  it('refuses a kubelet probe of a captured port, by number or name and of any kind; an excluded port is fine', () => {
+    const probed = (probe: Record<string, unknown>, annotations: Record<string, string> = {}) => {
+      const sts = annotated(annotations);
+      const app = podOf(sts).spec.containers[0]!;
+      app.ports!.push({ name: 'health', containerPort: 8081 });
+      Object.assign(app, probe);
+      return sts;
+    };
+    const message = (port: number) => `capture would send the kubelet's probe of port ${port} to the sidecar's mTLS listener, where it fails; serve the probe on a port of its own listed in meshward.io/capture-exclude-inbound-ports, or set meshward.io/capture: "false"`;
+    expect(thrown(() => injectSidecar(probed({ readinessProbe: { httpGet: { path: '/ready', port: 7443 } } }), OPTIONS)).message).toBe(`spec.template.spec.containers[0].readinessProbe.httpGet.port: ${message(7443)}`);
+    expect(thrown(() => injectSidecar(probed({ livenessProbe: { tcpSocket: { port: 'health' } } }), OPTIONS)).message).toBe(`spec.template.spec.containers[0].livenessProbe.tcpSocket.port: ${message(8081)}`);
+    expect(thrown(() => injectSidecar(probed({ startupProbe: { grpc: { port: 8081 } } }), OPTIONS)).message).toBe(`spec.template.spec.containers[0].startupProbe.grpc.port: ${message(8081)}`);
+    expect(injectSidecar(probed({ livenessProbe: { httpGet: { path: '/healthz', port: 'health' } } }, { 'meshward.io/capture-exclude-inbound-ports': '8081' }), OPTIONS).changed).toBe(true);
+    expect(injectSidecar(probed({ livenessProbe: { httpGet: { path: '/healthz', port: 8081 } } }, { 'meshward.io/capture-inbound-ports': '7443' }), OPTIONS).changed).toBe(true);
+    expect(injectSidecar(probed({ readinessProbe: { httpGet: { path: '/ready', port: 7443 } } }, { 'meshward.io/capture': 'false' }), OPTIONS).changed).toBe(true);
+    expect(injectSidecar(probed({ readinessProbe: { exec: { command: ['true'] } } }), OPTIONS).changed).toBe(true);
+  });
+
+  it('refuses an app container that runs as the proxy UID, set on the container or on the pod', () => {
+    const own = byKind('StatefulSet');
+    podOf(own).spec.containers[0]!.securityContext = { runAsUser: 1337 };
+    expect(thrown(() => injectSidecar(own, OPTIONS)).message).toBe('spec.template.spec.containers[0].securityContext.runAsUser: UID 1337 is the meshward sidecar\'s, whose connections capture lets pass; run the app as another UID');
+    const pod = byKind('StatefulSet');
+    (podOf(pod).spec as { securityContext?: unknown }).securityContext = { runAsUser: 1337 };
+    expect(thrown(() => injectSidecar(pod, OPTIONS)).message).toMatch(/^spec\.template\.spec\.securityContext\.runAsUser: UID 1337 is the meshward sidecar's/);
+    podOf(pod).spec.containers[0]!.securityContext = { runAsUser: 1000 };
+    expect(injectSidecar(pod, OPTIONS).changed).toBe(true);
+  });
+
+  it('refuses a container already named meshward-init', () => {
+    const sts = byKind('StatefulSet');
+    podOf(sts).spec.initContainers = [{ name: 'meshward-init', image: 'x' }];
+    expect(thrown(() => injectSidecar(sts, OPTIONS)).message).toBe('spec.template.spec.initContainers[0].name: the container name "meshward-init" is reserved for meshward');
   });
 });
