@@ -203,28 +203,47 @@ async function setUpNodeHop({ work, caDir, nginx, nginxPort }, name, rolePrefix)
     [`${rolePrefix}terminating`, inPort, ['--app', `127.0.0.1:${nginxPort}`, ...identity('orders')]],
     [`${rolePrefix}originating`, outPort, ['--upstream', `127.0.0.1:${inPort}`, '--servername', ROUTE_HOST, ...identity('web')]],
   ];
-  const procs = [];
-  try {
-    for (const [role, port, args] of roles) {
-      procs.push(
-        await startServer(`node hop (${role})`, process.execPath, [...nodeArgs(), NODE_HOP, role, '--port', String(port), ...args], {
-          logFile: join(dir, `${role}.log`),
-          env: probeEnv(`${name}-${role}`),
-          probe: () => tcpProbe(port),
-        }),
-      );
+  let starts = 0;
+  const startPair = async () => {
+    const procs = [];
+    starts++;
+    const probeName = (role) => `${name}-${role}-${starts}`;
+    try {
+      for (const [role, port, args] of roles) {
+        procs.push(
+          await startServer(`node hop (${role})`, process.execPath, [...nodeArgs(), NODE_HOP, role, '--port', String(port), ...args], {
+            logFile: join(dir, `${role}.log`),
+            env: probeEnv(probeName(role)),
+            probe: () => tcpProbe(port),
+          }),
+        );
+      }
+    } catch (err) {
+      await Promise.all(procs.map((p) => p.stop(2000)));
+      throw err;
     }
-    const url = `http://127.0.0.1:${outPort}/`;
-    const cpuPids = { out: procs[1].child.pid, in: procs[0].child.pid };
-    const idleRss = rssOf(cpuPids);
+    return { procs, cpuPids: { out: procs[1].child.pid, in: procs[0].child.pid }, probeFiles: { out: probeFile(probeName(roles[1][0])), in: probeFile(probeName(roles[0][0])) } };
+  };
+  const phase = { url: `http://127.0.0.1:${outPort}/`, port: outPort, appPid: nginx.child.pid, restart: restarter(startPair) };
+  try {
+    Object.assign(phase, await startPair());
+    phase.idleRss = rssOf(phase.cpuPids);
     checkRefusesAnonymous(inPort, 'the terminating node-hop process');
-    checkOk(url);
-    const probeFiles = { out: probeFile(`${name}-${rolePrefix}originating`), in: probeFile(`${name}-${rolePrefix}terminating`) };
-    return { url, port: outPort, procs, cpuPids, idleRss, probeFiles, appPid: nginx.child.pid };
+    checkOk(phase.url);
+    return phase;
   } catch (err) {
-    await Promise.all(procs.map((p) => p.stop(2000)));
-    throw new Error(`${err.message}${procs.map((p) => `\n  ${p.what} log:\n${logTail(p.logFile)}`).join('')}`);
+    await Promise.all((phase.procs ?? []).map((p) => p.stop(2000)));
+    throw new Error(`${err.message}${(phase.procs ?? []).map((p) => `\n  ${p.what} log:\n${logTail(p.logFile)}`).join('')}`);
   }
+}
+
+/** For the cold-start window: stops the running pair (`running.procs`), starts a fresh one; its fields and idle RSS. */
+function restarter(startPair) {
+  return async (running) => {
+    await Promise.all(running.procs.map((p) => p.stop(5000)));
+    const pair = await startPair();
+    return { ...pair, idleRss: rssOf(pair.cpuPids) };
+  };
 }
 
 async function setUpMeshward({ work, caDir, nginxPort, nginx }) {
@@ -273,12 +292,8 @@ async function setUpMeshward({ work, caDir, nginxPort, nginx }) {
     return { procs, cpuPids: { out: procs[1].child.pid, in: procs[0].child.pid }, probeFiles: { out: probeFile(`meshward-out-${starts}`), in: probeFile(`meshward-in-${starts}`) } };
   };
   const phase = { url, port: ports.outbound, appPid: nginx.child.pid, auditPaths: Object.values(audit), logFiles: [join(dir, 'orders.log'), join(dir, 'web.log')] };
-  /** Stops the running pair (`running.procs`) and starts a fresh one on the same ports and files: its new fields. */
-  phase.restart = async (running) => {
-    await Promise.all(running.procs.map((p) => p.stop(5000)));
-    const pair = await startPair();
-    return { ...pair, idleRss: rssOf(pair.cpuPids) };
-  };
+  // The cold-start window restarts the pair on the same ports and files.
+  phase.restart = restarter(startPair);
   try {
     Object.assign(phase, await startPair());
     phase.idleRss = rssOf(phase.cpuPids);
@@ -378,7 +393,7 @@ async function main() {
 
     // The fixed rate first: it reads each proxy's memory after a moderate load, before saturation has grown it.
     if (cfg.modes.includes('fixed')) await fixedRounds(phases, nginx);
-    if (cfg.modes.includes('cold')) await coldWindow(phases.find((p) => p.name === 'meshward' && !p.failed));
+    if (cfg.modes.includes('cold')) await coldWindows(phases);
     if (cfg.modes.includes('saturation')) await saturationRounds(phases, nginx, work);
   } finally {
     for (const phase of phases) await Promise.all((phase.procs ?? []).map((p) => p.stop(5000)));
@@ -438,20 +453,24 @@ async function fixedRounds(phases, nginx) {
   }
 }
 
-/** A fresh meshward pair under the fixed-rate load from the moment both /readyz say 200: no warm-up at all. */
-async function coldWindow(mesh) {
-  if (!mesh) return;
-  try {
-    console.error('# meshward: restarting the pair for the cold-start window');
-    Object.assign(mesh, await mesh.restart(mesh));
-    const r = await fixedRun(mesh, { ...cfg.fixed, warmupS: 0, durationS: cfg.fixed.coldS });
-    mesh.coldRun = r;
-    mesh.coldProbes = probesOf(mesh, r);
-    mesh.fixedRequests = (mesh.fixedRequests ?? 0) + r.requests;
-    console.error(`  cold meshward: ${r.rate.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p90 ${r.p90.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.errors ? `, ${r.errors} ERRORS ${JSON.stringify(r.errorDetail)}` : ''}`);
-  } catch (err) {
-    mesh.failed = `cold start: ${err.message}`;
-    console.error(`# meshward: FAILED: ${mesh.failed}`);
+/**
+ * A fresh pair under the fixed-rate load from the moment it is ready (meshward: both /readyz say 200), with no
+ * warm-up at all: meshward's, and the node floor's beside it for what the runtime's own warm-up costs.
+ */
+async function coldWindows(phases) {
+  for (const phase of phases.filter((p) => (p.name === 'node' || p.name === 'meshward') && !p.failed)) {
+    try {
+      console.error(`# ${phase.name}: restarting the pair for the cold-start window`);
+      Object.assign(phase, await phase.restart(phase));
+      const r = await fixedRun(phase, { ...cfg.fixed, warmupS: 0, durationS: cfg.fixed.coldS });
+      phase.coldRun = r;
+      phase.coldProbes = probesOf(phase, r);
+      phase.fixedRequests = (phase.fixedRequests ?? 0) + r.requests;
+      console.error(`  cold ${phase.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p90 ${r.p90.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.errors ? `, ${r.errors} ERRORS ${JSON.stringify(r.errorDetail)}` : ''}`);
+    } catch (err) {
+      phase.failed = `cold start: ${err.message}`;
+      console.error(`# ${phase.name}: FAILED: ${phase.failed}`);
+    }
   }
 }
 
