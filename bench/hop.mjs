@@ -1,4 +1,4 @@
-// The sidecar hop benchmark (issue 4): wrk → web's outbound sidecar → mTLS → orders's inbound sidecar (policy
+// The sidecar hop benchmark (issues 4 and 12): wrk → web's outbound sidecar → mTLS → orders's inbound sidecar (policy
 // allows, audit log on) → nginx, next to the same hop through two HAProxy instances (one originating, one
 // terminating mTLS with the same certificates), through two bare Node.js processes (phase `node`:
 // fixtures/node-hop.mjs, node:http / node:https servers forwarding with undici as meshward does, with no policy,
@@ -7,13 +7,24 @@
 //
 //   npm run build && node bench/hop.mjs
 //
-// The bar: meshward's hop >= 0.50x HAProxy's requests/s, and its median latency <= 2.0x HAProxy's. The node phase
-// says how much of meshward's cost is the platform: meshward/node CPU per request near 1 means the gap to HAProxy
-// is Node's; well above 1, meshward's own code.
-// Settings (environment): BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32),
-// BENCH_THREADS (1, wrk threads), BENCH_HAPROXY_THREADS (1, nbthread of each HAProxy), BENCH_HAPROXY_LOG (0; 1 logs
-// every request on both HAProxy instances), BENCH_PHASES (direct,haproxy,node,pipe,meshward), BENCH_SIDECAR_NODE_ARGS
-// (extra node flags for both sidecars and both node-hop processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// Three modes, in this order: `fixed` (every hop at 1,000 requests/s open loop over 16 keep-alive connections,
+// fixtures/fixed-rate.mjs: p50/p90/p99, the latency each hop adds over direct, each proxy process's CPU per request
+// and RSS idle and after the load), `cold` (the node and meshward pairs restarted and loaded from the moment they
+// are ready) and `saturation` (wrk as fast as each hop answers).
+// The bars, issue 4: meshward's hop >= 0.50x HAProxy's requests/s, median latency <= 2.0x HAProxy's. Issue 12:
+// meshward's added p90 <= 2x HAProxy's, added p99 <= 3x; the cold window's p90/p99 <= 1.5x the warm ones; CPU per
+// request per sidecar <= 1.1x the node floor's; RSS <= 64 MB idle and <= the floor's + 32 MB after the load;
+// saturated requests/s >= 0.9x the floor's. meshward/node CPU per request near 1 means the gap to HAProxy is
+// Node's; well above 1, meshward's own code.
+// Settings (environment): BENCH_MODES (fixed,cold,saturation), BENCH_PHASES (direct,haproxy,node,pipe,meshward),
+// BENCH_SIDECAR_NODE_ARGS (extra node flags for both sidecars and both node-hop processes, e.g. "--cpu-prof
+// --cpu-prof-dir=/tmp/prof"), BENCH_MESHWARD_NODE_ARGS (extra node flags for the sidecars only), BENCH_PROBE=1
+// (fixtures/process-probe.mjs in every Node proxy: GC, event-loop delay, allocation, per second).
+// Saturation: BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3),
+// BENCH_CONNECTIONS (32), BENCH_THREADS (1, wrk threads), BENCH_HAPROXY_THREADS (1, nbthread of each HAProxy),
+// BENCH_HAPROXY_LOG (0; 1 logs every request on both HAProxy instances). Fixed rate and cold start:
+// BENCH_FIXED_RATE (1000), BENCH_FIXED_CONNECTIONS (16), BENCH_FIXED_WARMUP_S (5), BENCH_FIXED_DURATION_S (10),
+// BENCH_FIXED_ROUNDS (1), BENCH_COLD_S (10).
 // Rounds rotate the order of the hops so that noise from other work on the machine falls on all of them; the
 // figures are medians over rounds.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -461,7 +472,8 @@ async function coldWindows(phases) {
   for (const phase of phases.filter((p) => (p.name === 'node' || p.name === 'meshward') && !p.failed)) {
     try {
       console.error(`# ${phase.name}: restarting the pair for the cold-start window`);
-      Object.assign(phase, await phase.restart(phase));
+      const { idleRss, ...fresh } = await phase.restart(phase);
+      Object.assign(phase, fresh, { coldIdleRss: idleRss });
       const r = await fixedRun(phase, { ...cfg.fixed, warmupS: 0, durationS: cfg.fixed.coldS });
       phase.coldRun = r;
       phase.coldProbes = probesOf(phase, r);
@@ -513,7 +525,7 @@ function report(phases) {
   const logging = phases.find((p) => p.logging)?.logging;
   if (logging) lines.push(`meshward hop logging: ${logging}`, '');
   if (cfg.modes.includes('saturation')) lines.push(...saturationReport(phases), '');
-  if (cfg.modes.includes('fixed') || cfg.modes.includes('cold')) lines.push(...fixedRateReport(phases, { ...cfg.fixed, rounds: cfg.fixed.rounds }));
+  if (cfg.modes.includes('fixed') || cfg.modes.includes('cold')) lines.push(...fixedRateReport(phases, cfg.fixed));
   console.log(lines.join('\n'));
   const errors = (runs) => (runs ?? []).some((r) => r.errors || r.warmupErrors);
   return !phases.some((p) => p.failed || p.warmupErrors || errors(p.runs) || errors(p.fixedRuns) || errors(p.coldRun ? [p.coldRun] : []));
