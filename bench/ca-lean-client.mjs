@@ -40,20 +40,22 @@ export async function leanSignClient({ address, bundlePem, identity, path, reque
   session.on('error', () => {});
   let next = 0;
   return {
-    /** Resolves once the CA answered with grpc-status 0; rejects with the status and message otherwise. */
+    /** Resolves with the SignResponse's bytes once the CA answered with grpc-status 0; rejects with the status and message otherwise. */
     sign() {
       const body = framed[next++ % framed.length];
       return new Promise((resolve, reject) => {
         const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-        let bytes = 0;
+        const chunks = [];
         // A refusal may come trailers-only: grpc-status in the response headers.
         stream.on('response', (headers) => {
           if (headers['grpc-status'] !== undefined) reject(new Error(`Sign: grpc-status ${headers['grpc-status']} ${decodeURIComponent(String(headers['grpc-message'] ?? ''))}`));
         });
-        stream.on('data', (chunk) => (bytes += chunk.length));
+        stream.on('data', (chunk) => chunks.push(chunk));
         stream.on('trailers', (trailers) => {
           const status = trailers['grpc-status'];
-          if (status === '0' && bytes > 5) resolve();
+          const body = Buffer.concat(chunks);
+          // One length-prefixed message: 5 bytes of framing, then the message.
+          if (status === '0' && body.length > 5) resolve(body.subarray(5));
           else reject(new Error(`Sign: grpc-status ${status} ${decodeURIComponent(String(trailers['grpc-message'] ?? ''))}`));
         });
         stream.on('error', reject);

@@ -101,3 +101,13 @@ export function processCpuMs(pid) {
     return undefined;
   }
 }
+
+/** Resident set size of a process in MB (VmRSS in /proc/PID/status; Linux); undefined elsewhere or once it exited. */
+export function processRssMb(pid) {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return kb ? Number(kb[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -233,11 +233,12 @@ function printTable() {
     '',
   ];
   if (cfssl) {
-    for (const [name, r] of [['renewal', renew], ['renewal, lean client', renewLean], ['join token', token]]) {
+    // Issue 2's bar is 1.0x; issue 12 set renewal through the lean client (the server's cost, not grpc-js's) at 0.5x.
+    for (const [name, r, bar] of [['renewal', renew, 1], ['renewal, lean client', renewLean, 0.5], ['join token', token, 1]]) {
       if (!r) continue;
       const ratio = r.rate / cfssl.rate;
       const cost = cpuPerCert(r) / cpuPerCert(cfssl);
-      lines.push(`meshward(${name}) / cfssl = ${ratio.toFixed(2)}x  ${ratio >= 1 ? 'meets the bar (>= 1.0x)' : 'BELOW the bar (>= 1.0x)'}; server CPU per cert ${cost.toFixed(1)}x cfssl's`);
+      lines.push(`meshward(${name}) / cfssl = ${ratio.toFixed(2)}x  ${ratio >= bar ? 'meets' : 'BELOW'} the bar (>= ${bar.toFixed(1)}x); server CPU per cert ${cost.toFixed(1)}x cfssl's`);
     }
   }
   if (renew && renewInfo) {
