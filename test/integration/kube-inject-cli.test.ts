@@ -50,7 +50,8 @@ describe('meshward inject', () => {
   });
 
   it('names the document and the path of what stops injection', async () => {
-    const r = await runCli(['inject', '-f', fixture('host-network.yaml')]);
+    // Relative to the working directory (the repository): the error names the file exactly so.
+    const r = await runCli(['inject', '-f', 'test/fixtures/kube/host-network.yaml']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^meshward inject: test\/fixtures\/kube\/host-network\.yaml: document 2: spec\.template\.spec\.hostNetwork: a hostNetwork pod shares the node's ports/);
