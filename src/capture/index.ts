@@ -12,5 +12,5 @@ export {
   type CaptureSettings,
 } from './options.js';
 export { dryRunPlan, formatTransaction } from './plan.js';
-export { captureRuleSet, CHAIN_PREFIX } from './rule-set.js';
+export { captureRuleSet } from './rule-set.js';
 export { describeCapture, familyNames } from './summary.js';

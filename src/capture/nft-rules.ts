@@ -5,7 +5,7 @@ import type { Rule, RuleSet } from './rule-set.js';
 // defining it again makes every run replace the last one in the same atomic transaction, whether or not the table
 // was there. Pure.
 
-export const NFT_TABLE = 'inet meshward';
+const NFT_TABLE = 'inet meshward';
 
 // Just before the usual nat priority (dstnat, -100): with several nat chains on a hook the first to translate a
 // connection decides, so capture is not overtaken by another table's rules.

@@ -4,8 +4,8 @@ import type { CaptureOptions, Family } from './options.js';
 // (the hooks jump to meshward's chains for TCP only). Rules are tried in order; the first that matches decides.
 
 export const CHAIN_PREFIX = 'MESHWARD_';
-export const INBOUND_CHAIN = `${CHAIN_PREFIX}INBOUND`;
-export const OUTPUT_CHAIN = `${CHAIN_PREFIX}OUTPUT`;
+const INBOUND_CHAIN = `${CHAIN_PREFIX}INBOUND`;
+const OUTPUT_CHAIN = `${CHAIN_PREFIX}OUTPUT`;
 
 export type RuleAction = { kind: 'return' } | { kind: 'redirect'; toPort: number };
 

@@ -38,7 +38,7 @@ export interface RunOptions {
  * next, so it is one process, a child of this one; setpriv drops root after the namespace is entered, and has the
  * process killed should this one die without stopping it (so that nothing outlives a killed demo or test).
  */
-export function inNamespace(netns: string, argv: string[], uid?: number): string[] {
+function inNamespace(netns: string, argv: string[], uid?: number): string[] {
   const as = uid === undefined ? [] : [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
   return ['ip', 'netns', 'exec', netns, 'setpriv', '--pdeathsig=SIGKILL', ...as, '--', ...argv];
 }
