@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { traceContextOf, traceparentOf, withoutQuery, type TraceContext } from '../telemetry/index.js';
+import { traceContextOf, traceparentOf, redactedPath, type TraceContext } from '../telemetry/index.js';
 
 // The trace of one hop. Without a tracer (tracing off, the default) it only carries the W3C trace id: the caller's,
 // or a new unsampled one the sidecar starts (trace-context.ts). With a tracer it records the spans of the hop: the
@@ -101,7 +101,7 @@ function httpSpanAttributes(method: string, host: string, path: string, sourceIp
   return {
     'http.request.method': method,
     'server.address': host,
-    'url.path': withoutQuery(path),
+    'url.path': redactedPath(path),
     ...(sourceIp !== undefined ? { 'client.address': sourceIp } : {}),
   };
 }

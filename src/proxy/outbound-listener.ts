@@ -135,7 +135,9 @@ export class OutboundListener {
     if (upstream === undefined) return refuse(replies.noRoute(requestId, host));
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > options.limits.maxBodyBytes) return refuse(replies.tooLarge(requestId, options.limits.maxBodyBytes));
-    const remove = trace.replacesTraceparent ? [TRACEPARENT, ...(underscores ?? [])] : underscores;
+    // A request id meshward replaced (one that could be a credential) and a traceparent it restarted do not travel on.
+    const replaced = [...(trace.replacesTraceparent ? [TRACEPARENT] : []), ...(generated ? ['x-request-id'] : [])];
+    const remove = replaced.length > 0 ? [...replaced, ...(underscores ?? [])] : underscores;
     const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(remove ? { remove } : {}) });
     if (generated) headers.push('x-request-id', requestId);
     const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });

@@ -3,7 +3,7 @@ import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthz
 import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
-import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, withoutQuery, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { prepareIdentitySource } from './identity-source.js';
@@ -224,7 +224,7 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
       }
     }
     if (audit !== undefined && record.decision !== undefined) {
-      audit.enqueue({ type: 'authz', time: new Date().toISOString(), ...record, path: withoutQuery(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 });
+      audit.enqueue({ type: 'authz', time: new Date().toISOString(), ...record, path: redactedPath(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 });
     }
     // A failure to forward (the app or destination down, an impostor destination) is the sidecar's to report;
     // a refusal is the policy working as configured.

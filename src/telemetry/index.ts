@@ -9,6 +9,5 @@ export * from './prometheus.js';
 export * from './admin-server.js';
 export * from './listen.js';
 export * from './tracing.js';
-// withoutQuery: the name src/proxy still calls redactedPath by; to go once it calls redactedPath.
-export { redactedPath, redactedPath as withoutQuery } from './redact.js';
+export { redactedPath } from './redact.js';
 export { requestIdOf } from './request-id.js';

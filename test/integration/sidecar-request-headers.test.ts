@@ -157,6 +157,16 @@ describe('sidecar: Host, :authority and header names as an attacker spells them'
     expect(Object.keys(seen.at(-1)!).filter((name) => name.includes('_'))).toEqual([]);
   });
 
+  it('replaces a caller request id that could be a credential, on both hops, so the app never sees it', async () => {
+    const jwtLike = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ3ZWIifQ.c2lnbmF0dXJlc2lnbmF0dXJl';
+    for (const send of [outboundHttp1, inboundHttp1]) {
+      expect((await send(`GET /api/orders/6 HTTP/1.1\r\nHost: orders\r\nx-request-id: ${jwtLike}\r\n`)).status).toBe(200);
+      expect(seen.at(-1)!['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    }
+    expect((await outboundHttp1('GET /api/orders/6 HTTP/1.1\r\nHost: orders\r\nx-request-id: renew-web-1\r\n')).status).toBe(200);
+    expect(seen.at(-1)!['x-request-id']).toBe('renew-web-1');
+  });
+
   it('refuses underscore names with 400 under headersWithUnderscores: reject, and under allow still strips the identity spellings', async () => {
     const pair = await runPair(mesh, {
       app: appUrl,
