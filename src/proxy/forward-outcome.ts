@@ -21,6 +21,11 @@ export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, re
   }
 }
 
+/** The client went away first: nothing to answer, and nothing the upstream did wrong. */
+export function abandoned(): Extract<ForwardOutcome, { ok: false }> {
+  return { ok: false, kind: 'aborted', detail: 'the client went away before the answer was complete' };
+}
+
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE']);
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 

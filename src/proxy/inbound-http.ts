@@ -9,7 +9,8 @@ import { runFilters, type Filter, type FilterResult, type HopContext } from '../
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { failureReply } from './forward-outcome.js';
+import { abandoned, failureReply } from './forward-outcome.js';
+import { downstreamSignal } from './downstream-signal.js';
 import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
@@ -134,7 +135,7 @@ export class InboundHttpListener {
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
-    const hop: Hop = { ctx, trace: hopTrace, started };
+    const hop: Hop = { ctx, trace: hopTrace, started, gone: downstreamSignal(res) };
     const endAuthorization = hopTrace.authorization();
     const result = runFilters(options.filters, ctx);
     if (result instanceof Promise) {
@@ -156,6 +157,11 @@ export class InboundHttpListener {
       return;
     }
     const { options } = this;
+    if (hop.gone.aborted) {
+      // The client went away while the filters ran: the app never hears of the request.
+      this.record(hop, 0, abandoned().detail);
+      return;
+    }
     if (hop.trace.replacesTraceparent) ctx.removeHeaders.push(TRACEPARENT);
     const remove = ctx.setHeaders.length === 0 ? ctx.removeHeaders : [...ctx.removeHeaders, ...ctx.setHeaders.map(([n]) => n)];
     const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: options.appIsHttp2, stripIdentity: true, remove });
@@ -169,10 +175,14 @@ export class InboundHttpListener {
     const traceparent = hop.trace.startUpstream(`upstream ${ctx.request.method}`, { 'http.request.method': ctx.request.method });
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     options.upstream
-      .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes) }, res)
+      .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes), signal: hop.gone }, res)
       .then((outcome) => {
         if (outcome.ok) {
           this.record(hop, outcome.status);
+          return;
+        }
+        if (outcome.kind === 'aborted') {
+          this.record(hop, 0, outcome.detail);
           return;
         }
         if (!res.headersSent && !res.destroyed) {
@@ -198,6 +208,8 @@ interface Hop {
   ctx: HopContext;
   trace: HopTrace;
   started: number;
+  /** Aborted once the client has gone away. */
+  gone: AbortSignal;
 }
 
 function spanAttributesOf(ctx: HopContext): Record<string, string> {

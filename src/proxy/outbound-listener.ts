@@ -7,6 +7,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
+import { downstreamSignal } from './downstream-signal.js';
 import { forwardedRequestHeaders, hasDuplicateHost } from './hop-headers.js';
 import type { HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
@@ -72,6 +73,9 @@ export class OutboundListener {
           // The HTTP/2 session reads the bytes put back into the socket itself, on its next tick: resuming the
           // socket here would flow them out to no listener first, and the session would see no preface.
           this.connections.markHttp2(socket);
+          // The HTTP/1.1 server's sockets stay half-open when the client closes its side (HTTP/1.1 may still answer);
+          // an HTTP/2 session would then never learn that its client has gone, nor close the streams left open.
+          socket.allowHalfOpen = false;
           this.h2.emit('connection', socket);
           return;
         }
@@ -104,6 +108,7 @@ export class OutboundListener {
     const trace = new HopTrace(req.headers.traceparent, options.tracer, 'outbound', { method, host, path, sourceIp: socket.remoteAddress });
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
+    const gone = downstreamSignal(res);
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
     const done = (status: number, upstreamError?: string) => {
       if (trace.recording) trace.end(status, { 'meshward.request_id': requestId }, upstreamError);
@@ -145,9 +150,13 @@ export class OutboundListener {
     const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     if (overHttp2 && req.headers.host === undefined && authority !== '') headers.push('host', String(authority));
-    upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
+    upstream.forward({ method, path, authority: String(authority), headers, body: requestBody(req, options.limits.maxBodyBytes), signal: gone }, res).then((outcome) => {
       if (outcome.ok) {
         done(outcome.status);
+        return;
+      }
+      if (outcome.kind === 'aborted') {
+        done(0, outcome.detail);
         return;
       }
       options.logger.warn({ requestId, host, kind: outcome.kind, err: outcome.detail }, 'forwarding to the destination failed');

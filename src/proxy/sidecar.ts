@@ -93,7 +93,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         listener = new InboundTcpListener({ ...common, app: inbound.app.address });
       } else {
         const app = appUpstream(inbound);
-        cleanup.push(() => app.close());
+        cleanup.push(() => app.destroy());
         listener = new InboundHttpListener({ ...common, ownId: () => snapshot.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
       }
       addresses.inbound = formatAddress(await listener.listen());
@@ -103,7 +103,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     if (config.outbound) {
       const outbound = config.outbound;
       const routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, snapshot, logger);
-      cleanup.push(() => routes.close());
+      cleanup.push(() => routes.destroy());
       const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger, ...(tracer ? { tracer } : {}) });
       addresses.outbound = formatAddress(await listener.listen());
       drains.push(() => listener.close(config.drainTimeout));
