@@ -26,7 +26,8 @@ export function abandoned(): Extract<ForwardOutcome, { ok: false }> {
   return { ok: false, kind: 'aborted', detail: 'the client went away before the answer was complete' };
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE']);
+// EMFILE / ENFILE: this process is out of file descriptors; /readyz says so as well (serving-health.ts).
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE', 'EMFILE', 'ENFILE']);
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 /** Classifies an error from undici or node:http2 / node:tls. */

@@ -19,6 +19,7 @@ import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import { hasBody, isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
+import { connectionCounter } from './serving-health.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
 
@@ -48,6 +49,8 @@ export class InboundHttpListener {
   private readonly server: https.Server;
   private readonly h2: Http2Server;
   private readonly connections = new ConnectionTracker();
+  /** Connections open now, handshakes included (what maxConnections counts). */
+  readonly openConnections: () => number;
 
   constructor(private readonly options: InboundHttpOptions) {
     const { limits } = options;
@@ -69,6 +72,7 @@ export class InboundHttpListener {
       (req, res) => this.handle(req, res),
     );
     this.server.maxConnections = limits.maxConnections;
+    this.openConnections = connectionCounter(this.server);
     this.h2 = http2.createServer({ maxSessionMemory: 32, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: 256 } });
     this.h2.setTimeout(limits.idleTimeout);
     this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.handle(req, res));

@@ -17,6 +17,7 @@ import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
+import { connectionCounter } from './serving-health.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
 
@@ -44,6 +45,8 @@ export class OutboundListener {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly connections = new ConnectionTracker();
+  /** Connections open now (what maxConnections counts). */
+  readonly openConnections: () => number;
 
   constructor(private readonly options: OutboundListenerOptions) {
     const { limits } = options;
@@ -66,6 +69,7 @@ export class OutboundListener {
     // connection is looked at first, and HTTP/2 ones are handed to the HTTP/2 server.
     const [serveHttp1] = this.h1.listeners('connection') as Array<(socket: Socket) => void>;
     this.h1.removeAllListeners('connection');
+    this.openConnections = connectionCounter(this.h1);
     this.h1.on('connection', (socket: Socket) => {
       this.connections.add(socket);
       sniffHttp2(socket, limits.headersTimeout, (prefaceSeen) => {

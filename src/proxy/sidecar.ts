@@ -11,6 +11,7 @@ import { InboundHttpListener } from './inbound-http.js';
 import { InboundTcpListener } from './inbound-tcp.js';
 import { OutboundListener } from './outbound-listener.js';
 import { OutboundRouteTable } from './outbound-routes.js';
+import { descriptorUse, servingProblem, type ListenerLoad } from './serving-health.js';
 import { secureContextOptions } from './tls-options.js';
 import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
@@ -79,6 +80,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     let draining = false;
     const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
+    const loads: ListenerLoad[] = [];
 
     if (config.inbound) {
       const inbound = config.inbound;
@@ -97,6 +99,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         listener = new InboundHttpListener({ ...common, ownId: () => snapshot.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
       }
       addresses.inbound = formatAddress(await listener.listen());
+      loads.push({ name: 'inbound', open: listener.openConnections, maxConnections: inbound.limits.maxConnections });
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)));
     }
@@ -106,6 +109,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       cleanup.push(() => routes.destroy());
       const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger, ...(tracer ? { tracer } : {}) });
       addresses.outbound = formatAddress(await listener.listen());
+      loads.push({ name: 'outbound', open: listener.openConnections, maxConnections: outbound.limits.maxConnections });
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => routes.update(s));
     }
@@ -118,8 +122,14 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     });
     cleanup.push(unsubscribe);
 
+    const notReadyReason = () => {
+      if (draining) return 'draining';
+      if (identity.current() === undefined || snapshot.svid.notAfter.getTime() <= Date.now()) return 'no SVID in date';
+      return servingProblem(loads, descriptorUse());
+    };
     const admin = new AdminServer(config.admin.listen.host, config.admin.listen.port, {
-      ready: () => !draining && identity.current() !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
+      ready: () => notReadyReason() === undefined,
+      notReadyReason,
       metrics: (req, res) => metrics.handle(req, res),
       views: { '/certs': () => certsView(identity), '/config': () => config },
     });
