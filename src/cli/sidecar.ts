@@ -21,6 +21,9 @@ SIGHUP reloads the policy (it is also reloaded when its file changes; an invalid
 SIGTERM or SIGINT drains: stop accepting, finish requests in flight (up to drainTimeout), exit 0.
 `;
 
+/** After drainTimeout, time for the last steps of a shutdown (closing the audit log, flushing traces). */
+const SHUTDOWN_GRACE_MS = 5000;
+
 export const sidecarCommand: Command = {
   name: 'sidecar',
   summary: 'run the mTLS sidecar (inbound and outbound listeners)',
@@ -46,6 +49,14 @@ export const sidecarCommand: Command = {
       });
       process.off('SIGHUP', reload);
       logger.info({ signal }, 'draining');
+      // The drain cuts every connection at drainTimeout; anything else that would hold the process past it (an
+      // exporter that cannot flush, a handle nobody closed) must not keep a pod in Terminating until SIGKILL.
+      const overrun = setTimeout(() => {
+        logger.error({ drainTimeoutMs: config.drainTimeout, graceMs: SHUTDOWN_GRACE_MS }, 'shutdown overran the drain timeout; exiting now');
+        logger.flush();
+        process.exit(1);
+      }, config.drainTimeout + SHUTDOWN_GRACE_MS);
+      overrun.unref();
       await sidecar.close();
     } finally {
       process.off('SIGHUP', reload);

@@ -25,7 +25,15 @@ export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, re
   }
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE']);
+export const CLIENT_WENT_AWAY = 'the client went away before the answer was complete';
+
+/** The client went away first: nothing to answer, and nothing the upstream did wrong. */
+export function abandoned(): Extract<ForwardOutcome, { ok: false }> {
+  return { ok: false, kind: 'aborted', detail: CLIENT_WENT_AWAY };
+}
+
+// EMFILE / ENFILE: this process is out of file descriptors; /readyz says so as well (serving-health.ts).
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE', 'EMFILE', 'ENFILE']);
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 /** Classifies an error from undici or node:http2 / node:tls. */

@@ -9,7 +9,8 @@ import { runFilters, type Filter, type FilterResult, type HopContext } from '../
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { failureReply } from './forward-outcome.js';
+import { abandoned, failureReply } from './forward-outcome.js';
+import { downstreamSignal } from './downstream-signal.js';
 import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
@@ -18,6 +19,7 @@ import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import { hasBody, isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
+import { connectionCounter } from './serving-health.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
 
@@ -47,6 +49,8 @@ export class InboundHttpListener {
   private readonly server: https.Server;
   private readonly h2: Http2Server;
   private readonly connections = new ConnectionTracker();
+  /** Connections open now, handshakes included (what maxConnections counts). */
+  readonly openConnections: () => number;
 
   constructor(private readonly options: InboundHttpOptions) {
     const { limits } = options;
@@ -68,6 +72,7 @@ export class InboundHttpListener {
       (req, res) => this.handle(req, res),
     );
     this.server.maxConnections = limits.maxConnections;
+    this.openConnections = connectionCounter(this.server);
     this.h2 = http2.createServer({ maxSessionMemory: 32, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: 256 } });
     this.h2.setTimeout(limits.idleTimeout);
     this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.handle(req, res));
@@ -135,7 +140,7 @@ export class InboundHttpListener {
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
-    const hop: Hop = { ctx, trace: hopTrace, started };
+    const hop: Hop = { ctx, trace: hopTrace, started, gone: downstreamSignal(res) };
     const endAuthorization = hopTrace.authorization();
     const result = runFilters(options.filters, ctx);
     if (result instanceof Promise) {
@@ -157,6 +162,11 @@ export class InboundHttpListener {
       return;
     }
     const { options } = this;
+    if (hop.gone.aborted) {
+      // The client went away while the filters ran: the app never hears of the request.
+      this.record(hop, 0, abandoned().detail);
+      return;
+    }
     if (hop.trace.replacesTraceparent) ctx.removeHeaders.push(TRACEPARENT);
     const remove = ctx.setHeaders.length === 0 ? ctx.removeHeaders : [...ctx.removeHeaders, ...ctx.setHeaders.map(([n]) => n)];
     const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: options.appIsHttp2, stripIdentity: true, remove });
@@ -170,10 +180,14 @@ export class InboundHttpListener {
     const traceparent = hop.trace.startUpstream(`upstream ${ctx.request.method}`, { 'http.request.method': ctx.request.method });
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     options.upstream
-      .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes) }, res)
+      .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes), signal: hop.gone }, res)
       .then((outcome) => {
         if (outcome.ok) {
           this.record(hop, outcome.status);
+          return;
+        }
+        if (outcome.kind === 'aborted') {
+          this.record(hop, 0, outcome.detail);
           return;
         }
         if (!res.headersSent && !res.destroyed) {
@@ -198,6 +212,8 @@ interface Hop {
   ctx: HopContext;
   trace: HopTrace;
   started: number;
+  /** Aborted once the client has gone away. */
+  gone: AbortSignal;
 }
 
 function spanAttributesOf(ctx: HopContext): Record<string, string> {

@@ -10,6 +10,7 @@ import type { HostPort } from '../config/index.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
+import { connectionCounter } from './serving-health.js';
 
 // The inbound listener for `tcp://` apps: after the mTLS handshake, the peer is judged on who it is alone (the
 // request the filters see is `CONNECT /` with no host and no headers, so only `from` and `to.ports` can match),
@@ -30,12 +31,15 @@ export interface InboundTcpOptions {
 export class InboundTcpListener {
   private readonly server: tls.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections open now, handshakes included (what maxConnections counts). */
+  readonly openConnections: () => number;
 
   constructor(private readonly options: InboundTcpOptions) {
     // allowHalfOpen on both legs: a peer that has finished writing still gets the rest of the app's answer;
     // each direction's end is passed on by pipe(), and a socket closes once both of its directions are done.
     this.server = tls.createServer({ ...options.tls, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true }, (socket) => this.handle(socket));
     this.server.maxConnections = options.limits.maxConnections;
+    this.openConnections = connectionCounter(this.server);
     this.server.on('tlsClientError', (err: Error) => options.logger.debug({ err: err.message }, 'inbound TLS handshake refused'));
   }
 

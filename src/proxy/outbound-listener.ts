@@ -9,6 +9,7 @@ import { ConnectionTracker } from './connection-tracker.js';
 import { failureReply } from './forward-outcome.js';
 import { requestAuthority, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from '../filters/index.js';
 import { forwardedRequestHeaders } from './hop-headers.js';
+import { downstreamSignal } from './downstream-signal.js';
 import type { HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
 import { listenOn } from '../telemetry/listen.js';
@@ -17,6 +18,7 @@ import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
+import { connectionCounter } from './serving-health.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
 
@@ -45,6 +47,8 @@ export class OutboundListener {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly connections = new ConnectionTracker();
+  /** Connections open now (what maxConnections counts). */
+  readonly openConnections: () => number;
 
   constructor(private readonly options: OutboundListenerOptions) {
     const { limits } = options;
@@ -67,6 +71,7 @@ export class OutboundListener {
     // connection is looked at first, and HTTP/2 ones are handed to the HTTP/2 server.
     const [serveHttp1] = this.h1.listeners('connection') as Array<(socket: Socket) => void>;
     this.h1.removeAllListeners('connection');
+    this.openConnections = connectionCounter(this.h1);
     this.h1.on('connection', (socket: Socket) => {
       this.connections.add(socket);
       sniffHttp2(socket, limits.headersTimeout, (prefaceSeen) => {
@@ -74,6 +79,9 @@ export class OutboundListener {
           // The HTTP/2 session reads the bytes put back into the socket itself, on its next tick: resuming the
           // socket here would flow them out to no listener first, and the session would see no preface.
           this.connections.markHttp2(socket);
+          // The HTTP/1.1 server's sockets stay half-open when the client closes its side (HTTP/1.1 may still answer);
+          // an HTTP/2 session would then never learn that its client has gone, nor close the streams left open.
+          socket.allowHalfOpen = false;
           this.h2.emit('connection', socket);
           return;
         }
@@ -107,6 +115,7 @@ export class OutboundListener {
     const trace = new HopTrace(req.headers.traceparent, options.tracer, 'outbound', { method, host, path, sourceIp: socket.remoteAddress });
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
+    const gone = downstreamSignal(res);
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
     const done = (status: number, upstreamError?: string) => {
       if (trace.recording) trace.end(status, { 'meshward.request_id': requestId }, upstreamError);
@@ -143,9 +152,13 @@ export class OutboundListener {
     const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     if (overHttp2 && req.headers.host === undefined) headers.push('host', authority);
-    upstream.forward({ method, path, authority, headers, body: requestBody(req, options.limits.maxBodyBytes) }, res).then((outcome) => {
+    upstream.forward({ method, path, authority, headers, body: requestBody(req, options.limits.maxBodyBytes), signal: gone }, res).then((outcome) => {
       if (outcome.ok) {
         done(outcome.status);
+        return;
+      }
+      if (outcome.kind === 'aborted') {
+        done(0, outcome.detail);
         return;
       }
       if (!res.headersSent && !res.destroyed) {

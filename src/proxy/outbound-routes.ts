@@ -44,8 +44,9 @@ export class OutboundRouteTable implements OutboundRoutes {
     void closeAll(old).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'closing old outbound pools failed'));
   }
 
-  close(): Promise<void> {
-    return closeAll(this.upstreams);
+  /** The end of a drain: whatever is still open is cut. */
+  destroy(): Promise<void> {
+    return Promise.all([...this.upstreams.values()].flatMap((r) => [r.http1.destroy(), r.http2.destroy()])).then(() => undefined);
   }
 
   private build(snapshot: IdentitySnapshot): Map<string, RouteUpstreams> {

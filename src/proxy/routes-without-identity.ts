@@ -8,6 +8,7 @@ import type { Upstream } from './upstream.js';
 const NO_IDENTITY: Upstream = {
   forward: () => Promise.resolve({ ok: false, kind: 'unavailable', detail: 'the sidecar has no SVID yet' }),
   close: () => Promise.resolve(),
+  destroy: () => Promise.resolve(),
 };
 
 export function routesWithoutIdentity(routes: readonly OutboundRouteConfig[]): OutboundRoutes {

@@ -5,6 +5,7 @@ import { extAuthzAuthorization, peerAuthentication, policyAuthorization, request
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
+import { CLIENT_WENT_AWAY } from './forward-outcome.js';
 import type { HopRecord } from './hop-record.js';
 import { prepareIdentitySource } from './identity-source.js';
 import { InboundHttpListener } from './inbound-http.js';
@@ -12,6 +13,7 @@ import { InboundTcpListener } from './inbound-tcp.js';
 import { OutboundListener } from './outbound-listener.js';
 import { OutboundRouteTable } from './outbound-routes.js';
 import { routesWithoutIdentity } from './routes-without-identity.js';
+import { descriptorUse, servingProblem, type ListenerLoad } from './serving-health.js';
 import { secureContextOptions } from './tls-options.js';
 import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
@@ -91,9 +93,16 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
     /** Called with the first identity and every change after it. */
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
+    const loads: ListenerLoad[] = [];
 
+    const notReadyReason = () => {
+      if (draining) return 'draining';
+      if (snapshot === undefined || snapshot.svid.notAfter.getTime() <= Date.now()) return 'no SVID in date';
+      return servingProblem(loads, descriptorUse());
+    };
     const admin = new AdminServer(config.admin.listen.host, config.admin.listen.port, {
-      ready: () => !draining && snapshot !== undefined && snapshot.svid.notAfter.getTime() > Date.now(),
+      ready: () => notReadyReason() === undefined,
+      notReadyReason,
       metrics: (req, res) => metrics.handle(req, res),
       views: { '/certs': () => certsView(snapshot), '/config': () => config },
     });
@@ -117,17 +126,18 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         listener = new InboundTcpListener({ ...common, app: inbound.app.address });
       } else {
         const app = appUpstream(inbound);
-        cleanup.push(() => app.close());
+        cleanup.push(() => app.destroy());
         listener = new InboundHttpListener({ ...common, ownId: () => snapshot!.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
       }
       addresses.inbound = await listenAt(listener, ['inbound', 'listen']);
+      loads.push({ name: 'inbound', open: listener.openConnections, maxConnections: inbound.limits.maxConnections });
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)));
     }
     if (config.outbound) {
       const outbound = config.outbound;
       let routes: OutboundRouteTable | undefined;
-      cleanup.push(() => routes?.close());
+      cleanup.push(() => routes?.destroy());
       const waiting = routesWithoutIdentity(outbound.routes);
       const listener = new OutboundListener({
         host: outbound.listen.host,
@@ -140,6 +150,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         ...(tracer ? { tracer } : {}),
       });
       addresses.outbound = await listenAt(listener, ['outbound', 'listen']);
+      loads.push({ name: 'outbound', open: listener.openConnections, maxConnections: outbound.limits.maxConnections });
       drains.push(() => listener.close(config.drainTimeout));
       updaters.push((s) => {
         if (routes) routes.update(s);
@@ -228,7 +239,7 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
     }
     // A failure to forward (the app or destination down, an impostor destination) is the sidecar's to report;
     // a refusal is the policy working as configured.
-    if (record.upstreamError !== undefined) logger.warn(record, record.direction === 'inbound' ? 'forwarding to the app failed' : 'forwarding to the destination failed');
+    if (record.upstreamError !== undefined && record.upstreamError !== CLIENT_WENT_AWAY) logger.warn(record, record.direction === 'inbound' ? 'forwarding to the app failed' : 'forwarding to the destination failed');
     else if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
     else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
   };

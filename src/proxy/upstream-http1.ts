@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
-import { classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
+import { abandoned, classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
 import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
@@ -34,6 +34,7 @@ export class Http1Upstream implements Upstream {
 
   forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome> {
     let status = 0;
+    if (request.signal.aborted) return Promise.resolve(abandoned());
     return this.pool
       .stream(
         {
@@ -43,6 +44,7 @@ export class Http1Upstream implements Upstream {
           body: request.body,
           headersTimeout: this.options.headersTimeoutMs,
           bodyTimeout: this.options.bodyTimeoutMs,
+          signal: request.signal,
         },
         ({ statusCode, headers }) => {
           status = statusCode;
@@ -54,6 +56,8 @@ export class Http1Upstream implements Upstream {
         (): ForwardOutcome => ({ ok: true, status }),
         (err: unknown): ForwardOutcome => {
           if (res.headersSent) res.destroy();
+          // The response closes after a complete answer as well: only one that was cut short was abandoned.
+          if (request.signal.aborted) return res.writableEnded ? { ok: true, status } : abandoned();
           return classifyUpstreamError(err);
         },
       );
@@ -61,5 +65,9 @@ export class Http1Upstream implements Upstream {
 
   close(): Promise<void> {
     return this.pool.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy();
   }
 }

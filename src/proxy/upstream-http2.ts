@@ -1,6 +1,6 @@
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { ConnectionOptions } from 'node:tls';
-import { classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
+import { abandoned, classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
 import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
@@ -28,6 +28,11 @@ export class Http2Upstream implements Upstream {
 
   forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome> {
     return new Promise((resolve) => {
+      const { signal } = request;
+      if (signal.aborted) {
+        resolve(abandoned());
+        return;
+      }
       let stream: http2.ClientHttp2Stream;
       try {
         stream = this.connect().request(requestHeaders(request, this.options.tls !== undefined), { endStream: request.body === null });
@@ -41,8 +46,19 @@ export class Http2Upstream implements Upstream {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal.removeEventListener('abort', cancel);
         resolve(outcome);
       };
+      const cancel = () => {
+        // The response closes after a complete answer as well: only one that was cut short abandons the stream.
+        if (res.writableEnded) {
+          settle({ ok: true, status });
+          return;
+        }
+        if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+        settle(abandoned());
+      };
+      signal.addEventListener('abort', cancel, { once: true });
       const timer = setTimeout(() => {
         stream.close(NGHTTP2_CANCEL);
         if (res.headersSent) res.destroy();
@@ -85,10 +101,6 @@ export class Http2Upstream implements Upstream {
         if (res.headersSent) res.destroy();
         settle(classifyUpstreamError(err));
       });
-      // A client that goes away cancels its upstream stream.
-      res.on('close', () => {
-        if (!res.writableFinished && !stream.closed) stream.close(NGHTTP2_CANCEL);
-      });
       if (request.body !== null) {
         request.body.on('error', (err) => {
           stream.close(NGHTTP2_CANCEL);
@@ -105,6 +117,13 @@ export class Http2Upstream implements Upstream {
     this.session = undefined;
     if (session === undefined || session.closed || session.destroyed) return Promise.resolve();
     return new Promise((resolve) => session.close(() => resolve()));
+  }
+
+  destroy(): Promise<void> {
+    this.closed = true;
+    this.session?.destroy();
+    this.session = undefined;
+    return Promise.resolve();
   }
 
   /** One session, reused; a new one once it has gone away (GOAWAY, error, idle close). */

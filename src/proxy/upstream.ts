@@ -16,6 +16,8 @@ export interface UpstreamRequest {
   headers: string[];
   /** The request body, or null when there is none. */
   body: Readable | null;
+  /** Aborted when the client has gone away (downstream-signal.ts): the upstream request is abandoned at once. */
+  signal: AbortSignal;
 }
 
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -24,11 +26,13 @@ export interface Upstream {
   /**
    * Sends the request and streams the answer into `res`. Never rejects. On a failure before anything was written
    * to `res` it writes nothing (the caller replies); after, it destroys `res` (the client sees a cut-off answer,
-   * never a wrong one).
+   * never a wrong one). When `request.signal` aborts it stops the upstream request and resolves `aborted`.
    */
   forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome>;
   /** Lets requests in flight finish, then closes connections. */
   close(): Promise<void>;
+  /** Closes every connection now, requests in flight or not: the end of a drain. */
+  destroy(): Promise<void>;
 }
 
 /**

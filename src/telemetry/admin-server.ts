@@ -9,6 +9,8 @@ import { listenOn } from './listen.js';
 export interface AdminState {
   /** /readyz answers 200 while this is true (e.g. the sidecar: an SVID is loaded and it is not draining). */
   ready(): boolean;
+  /** Why it is not ready, for the 503's body (read only when ready() is false). */
+  notReadyReason?(): string | undefined;
   /** Answers GET /metrics with the Prometheus text exposition. */
   metrics(req: IncomingMessage, res: ServerResponse): void;
   /** More JSON views by path, e.g. { '/certs': () => … }. */
@@ -34,7 +36,11 @@ export class AdminServer {
       };
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: 'method_not_allowed' });
       if (path === '/healthz') return send(200, { status: 'ok' });
-      if (path === '/readyz') return state.ready() ? send(200, { status: 'ready' }) : send(503, { status: 'not ready' });
+      if (path === '/readyz') {
+        if (state.ready()) return send(200, { status: 'ready' });
+        const reason = state.notReadyReason?.();
+        return send(503, { status: 'not ready', ...(reason !== undefined ? { reason } : {}) });
+      }
       if (path === '/metrics') return state.metrics(req, res);
       const view = Object.hasOwn(views, path) ? views[path] : undefined;
       if (view) return send(200, view());

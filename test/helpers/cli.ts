@@ -34,10 +34,13 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
 export function startCli(
   args: string[],
   ready: RegExp,
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; maxOpenFiles?: number } = {},
 ): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [MESHWARD_BIN, ...args], {
+    const command = [process.execPath, MESHWARD_BIN, ...args];
+    // `ulimit -n` in a shell that then becomes the CLI (exec): the child runs with that file-descriptor limit.
+    const [file, ...argv] = opts.maxOpenFiles === undefined ? command : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(opts.maxOpenFiles), ...command];
+    const child = spawn(file!, argv, {
       cwd: REPO_ROOT,
       env: { ...process.env, MESHWARD_LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -60,10 +60,10 @@ export interface RunningSidecar {
 }
 
 /** Writes `config` as DIR/<name>.yaml and runs `meshward sidecar --config` on it; resolves once it logs "sidecar ready". */
-export async function runSidecar(dir: string, name: string, config: object, env: NodeJS.ProcessEnv = {}): Promise<RunningSidecar> {
+export async function runSidecar(dir: string, name: string, config: object, env: NodeJS.ProcessEnv = {}, options: { maxOpenFiles?: number } = {}): Promise<RunningSidecar> {
   const configFile = join(dir, `${name}.yaml`);
   writeFileSync(configFile, stringify(config));
-  const { child, output, match } = await startCli(['sidecar', '--config', configFile], /^.*"msg":"sidecar ready".*$/m, { env });
+  const { child, output, match } = await startCli(['sidecar', '--config', configFile], /^.*"msg":"sidecar ready".*$/m, { env, ...options });
   const ready = JSON.parse(match[0]) as { inbound?: string; outbound?: string; admin: string };
   return {
     child,

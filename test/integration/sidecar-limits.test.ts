@@ -544,6 +544,10 @@ describe('sidecar: limits and faults (issues 4 and 5)', () => {
         expect(over.secure).toBe(false);
         expect(over.closed).toBe(true);
         expect(over.response).toBeUndefined();
+        // Issue 13: a listener that refuses new connections is not ready.
+        const full = await httpRequest(spare.admin, '/readyz');
+        expect(full.status).toBe(503);
+        expect(JSON.parse(full.body)).toEqual({ status: 'not ready', reason: `the inbound listener holds ${LIMITS.maxConnections} connections, its limits.maxConnections` });
         // Another listener is untouched by this one's cap.
         await expectNormalDirect();
 
@@ -554,6 +558,7 @@ describe('sidecar: limits and faults (issues 4 and 5)', () => {
           served = await normalDirect(spare.inbound!);
         }
         expect(served?.response?.status).toBe(200);
+        expect((await httpRequest(spare.admin, '/readyz')).status).toBe(200);
       } finally {
         for (const socket of sockets) socket.destroy();
       }
