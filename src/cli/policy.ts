@@ -11,7 +11,7 @@ import {
   tokenHeader,
   type AuthzRequest,
 } from '../authz/index.js';
-import { loadSidecarConfig } from '../config/index.js';
+import { loadYamlFile, sidecarConfigSchema } from '../config/index.js';
 import { validateTrustDomain } from '../spiffe/index.js';
 import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
 
@@ -68,7 +68,8 @@ function check(argv: string[]): number {
 /** The trust domain the policy serves: given, or the sidecar config's `trustDomain`; undefined when neither. */
 function servedTrustDomain(given: string | undefined, sidecarConfig: string | undefined): string | undefined {
   if (given !== undefined && sidecarConfig !== undefined) throw new UsageError('give --trust-domain or --config, not both');
-  if (sidecarConfig !== undefined) return loadSidecarConfig(sidecarConfig).trustDomain;
+  // The config's schema alone: the files it names may live on another machine (the one the sidecar runs on).
+  if (sidecarConfig !== undefined) return loadYamlFile(sidecarConfig, sidecarConfigSchema).trustDomain;
   if (given === undefined) return undefined;
   const error = validateTrustDomain(given);
   if (error) throw new UsageError(`--trust-domain "${given}": ${error}`);
