@@ -7,6 +7,7 @@ import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotatio
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { startIdentitySource } from './identity-source.js';
+import { reportCutOffs } from './http2-cutoff-report.js';
 import { InboundHttpListener } from './inbound-http.js';
 import { InboundTcpListener } from './inbound-tcp.js';
 import { OutboundListener } from './outbound-listener.js';
@@ -87,7 +88,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       const authz = await authorizationFilter(inbound, logger, (ms) => metrics.recordAuthzLatency(ms));
       policy = authz.policy;
       cleanup.push(() => authz.close());
-      const filters: Filter[] = [requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
+      const filters: Filter[] = [requestLimits(inbound.limits), peerAuthentication, authz.filter];
       const tls = { ...secureContextOptions(snapshot, inbound.minTlsVersion), handshakeTimeout: inbound.limits.handshakeTimeout };
       const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
       let listener: InboundHttpListener | InboundTcpListener;
@@ -96,7 +97,13 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       } else {
         const app = appUpstream(inbound);
         cleanup.push(() => app.destroy());
-        listener = new InboundHttpListener({ ...common, ownId: () => snapshot.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
+        listener = new InboundHttpListener({
+          ...common,
+          ownId: () => snapshot.svid.spiffeId,
+          upstream: app,
+          appIsHttp2: inbound.app.protocol === 'h2c',
+          guardEvents: reportCutOffs('inbound', logger, metrics),
+        });
       }
       addresses.inbound = formatAddress(await listener.listen());
       loads.push({ name: 'inbound', open: listener.openConnections, maxConnections: inbound.limits.maxConnections });
@@ -107,7 +114,16 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       const outbound = config.outbound;
       const routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, snapshot, logger);
       cleanup.push(() => routes.destroy());
-      const listener = new OutboundListener({ host: outbound.listen.host, port: outbound.listen.port, limits: outbound.limits, routes, observe, logger, ...(tracer ? { tracer } : {}) });
+      const listener = new OutboundListener({
+        host: outbound.listen.host,
+        port: outbound.listen.port,
+        limits: outbound.limits,
+        routes,
+        observe,
+        guardEvents: reportCutOffs('outbound', logger, metrics),
+        logger,
+        ...(tracer ? { tracer } : {}),
+      });
       addresses.outbound = formatAddress(await listener.listen());
       loads.push({ name: 'outbound', open: listener.openConnections, maxConnections: outbound.limits.maxConnections });
       drains.push(() => listener.close(config.drainTimeout));
