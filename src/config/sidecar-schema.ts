@@ -58,6 +58,9 @@ const DEFAULT_AUDIT_FILE_BYTES = 64 * 1024 * 1024;
 const size = (what: string, max: number) =>
   z.number().int(`${what} must be a whole number of bytes`).min(1, `${what} must be at least 1 byte`).max(max, `${what} must be at most ${max} bytes`);
 
+const count = (what: string, max: number) =>
+  z.number().int(`${what} must be a whole number`).min(1, `${what} must be at least 1`).max(max, `${what} must be at most ${max}`);
+
 /** `env:NAME` or `file:PATH`: a secret is never written into the config itself. */
 const secretRef = z.string().superRefine((value, ctx) => {
   if (!/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(value) && !/^file:.+$/.test(value)) {
@@ -95,6 +98,16 @@ const limits = strictObject({
   /** The TLS handshake must finish within this (inbound). */
   handshakeTimeout: duration('handshakeTimeout').default(5_000),
   maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+  /** HTTP/2: streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: count('maxConcurrentStreams', 1_000_000).default(256),
+  /** HTTP/2: streams open at once over all of one peer's connections; more are refused (REFUSED_STREAM). */
+  maxConcurrentStreamsPerPeer: count('maxConcurrentStreamsPerPeer', 10_000_000).default(1024),
+  /** HTTP/2: stream resets (and refused streams) one connection may cause in any 10 s; more: GOAWAY. */
+  maxResetsPerConnection: count('maxResetsPerConnection', 1_000_000).default(300),
+  /** HTTP/2: the same over all of one peer's connections; more: the peer is cut off for peerCooldown. */
+  maxResetsPerPeer: count('maxResetsPerPeer', 10_000_000).default(2000),
+  /** How long a peer cut off for too many resets has its new connections refused. */
+  peerCooldown: duration('peerCooldown').default(30_000),
 }).superRefine((value, ctx) => {
   // Node refuses a server whose headers may take longer than the whole request.
   if (value.headersTimeout > value.requestTimeout) {

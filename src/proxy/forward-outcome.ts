@@ -1,3 +1,4 @@
+import { DownstreamGone, RequestTimedOut } from './downstream-signal.js';
 import type { LocalReply } from './local-reply.js';
 import { replies } from './local-reply.js';
 import { SERVER_IDENTITY_MISMATCH } from './server-identity-check.js';
@@ -7,7 +8,7 @@ import { SERVER_IDENTITY_MISMATCH } from './server-identity-check.js';
 
 export type ForwardOutcome =
   | { ok: true; status: number }
-  | { ok: false; kind: 'unavailable' | 'timeout' | 'failed' | 'too_large' | 'aborted' | 'identity'; detail: string };
+  | { ok: false; kind: 'unavailable' | 'timeout' | 'failed' | 'too_large' | 'aborted' | 'request_timeout' | 'identity'; detail: string };
 
 export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, requestId: string, what: string, maxBodyBytes: number): LocalReply {
   switch (outcome.kind) {
@@ -20,16 +21,25 @@ export function failureReply(outcome: Extract<ForwardOutcome, { ok: false }>, re
     case 'identity':
       // Only an outbound route meets this, and its client is the local app, which may learn both IDs.
       return replies.serverIdentityMismatch(requestId, outcome.detail);
+    case 'request_timeout':
+      return replies.requestTimeout(requestId);
     default:
       return replies.badGateway(requestId);
   }
 }
 
-export const CLIENT_WENT_AWAY = 'the client went away before the answer was complete';
+/**
+ * The request's signal aborted (downstream-signal.ts): the client went away first (nothing to answer, and nothing
+ * the upstream did wrong), or its HTTP/2 body was later than requestTimeout (408).
+ */
+export function abandoned(reason: unknown): Extract<ForwardOutcome, { ok: false }> {
+  if (reason instanceof RequestTimedOut) return { ok: false, kind: 'request_timeout', detail: reason.message };
+  return { ok: false, kind: 'aborted', detail: new DownstreamGone().message };
+}
 
-/** The client went away first: nothing to answer, and nothing the upstream did wrong. */
-export function abandoned(): Extract<ForwardOutcome, { ok: false }> {
-  return { ok: false, kind: 'aborted', detail: CLIENT_WENT_AWAY };
+/** Failures the client caused (it left, or was too slow): no upstream fault to warn about. */
+export function isClientFault(outcome: Extract<ForwardOutcome, { ok: false }>): boolean {
+  return outcome.kind === 'aborted' || outcome.kind === 'request_timeout';
 }
 
 // EMFILE / ENFILE: this process is out of file descriptors; /readyz says so as well (serving-health.ts).

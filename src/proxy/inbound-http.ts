@@ -9,11 +9,12 @@ import { runFilters, type Filter, type FilterResult, type HopContext } from '../
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { abandoned, failureReply } from './forward-outcome.js';
+import { abandoned, failureReply, isClientFault, type ForwardOutcome } from './forward-outcome.js';
 import { downstreamSignal } from './downstream-signal.js';
 import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
+import { Http2SessionGuard, perConnectionResetLimit, type GuardEvents } from './http2-session-guard.js';
 import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from '../telemetry/request-id.js';
@@ -39,6 +40,8 @@ export interface InboundHttpOptions {
   upstream: Upstream;
   /** The app speaks HTTP/2 (h2c): keep `te: trailers`. */
   appIsHttp2: boolean;
+  /** Where HTTP/2 peers cut off for abuse are reported (http2-session-guard.ts). */
+  guardEvents: GuardEvents;
   observe: HopObserver;
   /** Records spans when tracing is on (tracing.ts); undefined: the trace id is carried, no span recorded. */
   tracer?: Tracer;
@@ -49,6 +52,7 @@ export class InboundHttpListener {
   private readonly server: https.Server;
   private readonly h2: Http2Server;
   private readonly connections = new ConnectionTracker();
+  private readonly guard: Http2SessionGuard;
   /** Connections open now, handshakes included (what maxConnections counts). */
   readonly openConnections: () => number;
 
@@ -73,13 +77,25 @@ export class InboundHttpListener {
     );
     this.server.maxConnections = limits.maxConnections;
     this.openConnections = connectionCounter(this.server);
-    this.h2 = http2.createServer({ maxSessionMemory: 32, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: 256 } });
+    this.h2 = http2.createServer({
+      maxSessionMemory: 32,
+      settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams },
+      ...perConnectionResetLimit(limits),
+    });
     this.h2.setTimeout(limits.idleTimeout);
     this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.handle(req, res));
-    this.h2.on('session', (session) => this.connections.addSession(session));
+    this.guard = new Http2SessionGuard(limits, options.guardEvents);
+    this.h2.on('session', (session) => {
+      this.connections.addSession(session);
+      this.guard.watch(session, this.peerOf(session.socket as TLSSocket));
+    });
     const [serveHttp1] = this.server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
     this.server.removeAllListeners('secureConnection');
     this.server.on('secureConnection', (socket: TLSSocket) => {
+      if (!this.guard.admits(this.peerOf(socket))) {
+        socket.destroy();
+        return;
+      }
       this.connections.add(socket);
       if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
       else serveHttp1!.call(this.server, socket);
@@ -105,11 +121,21 @@ export class InboundHttpListener {
     await closed;
   }
 
+  /** Who a connection is to the HTTP/2 guard: its SPIFFE ID, or its address when it has none. */
+  private peerOf(socket: TLSSocket): string {
+    const peer = peerIdentity(socket, this.options.trustDomain);
+    return peer.ok ? peer.spiffeId : `address ${socket.remoteAddress}`;
+  }
+
   private handle(req: DownstreamRequest, res: DownstreamResponse): void {
+    // A stream the HTTP/2 guard refused (or that is gone already) is no request.
+    if (isHttp2(req) && req.stream.closed) return;
     const started = performance.now();
     const { options } = this;
     const socket = req.socket as TLSSocket;
-    const peer = peerIdentity(socket, options.trustDomain);
+    // The identity is remembered per connection; an HTTP/2 request's own socket is a proxy made for each stream, so
+    // the session's is used, or every stream would parse the peer certificate again.
+    const peer = peerIdentity(isHttp2(req) ? (req.stream.session!.socket as TLSSocket) : socket, options.trustDomain);
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
     const headers = req.headers as Record<string, string>;
     const request: AuthzRequest = {
@@ -140,7 +166,7 @@ export class InboundHttpListener {
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
-    const hop: Hop = { ctx, trace: hopTrace, started, gone: downstreamSignal(res) };
+    const hop: Hop = { ctx, trace: hopTrace, started, gone: downstreamSignal(req, res, options.limits.requestTimeout) };
     const endAuthorization = hopTrace.authorization();
     const result = runFilters(options.filters, ctx);
     if (result instanceof Promise) {
@@ -163,8 +189,8 @@ export class InboundHttpListener {
     }
     const { options } = this;
     if (hop.gone.aborted) {
-      // The client went away while the filters ran: the app never hears of the request.
-      this.record(hop, 0, abandoned().detail);
+      // The client went away (or ran out of time) while the filters ran: the app never hears of the request.
+      this.fail(res, hop, abandoned(hop.gone.reason));
       return;
     }
     if (hop.trace.replacesTraceparent) ctx.removeHeaders.push(TRACEPARENT);
@@ -181,23 +207,22 @@ export class InboundHttpListener {
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
     options.upstream
       .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes), signal: hop.gone }, res)
-      .then((outcome) => {
-        if (outcome.ok) {
-          this.record(hop, outcome.status);
-          return;
-        }
-        if (outcome.kind === 'aborted') {
-          this.record(hop, 0, outcome.detail);
-          return;
-        }
-        if (!res.headersSent && !res.destroyed) {
-          const failure = failureReply(outcome, ctx.requestId, 'the app', options.limits.maxBodyBytes);
-          sendReply(res, failure, true);
-          this.record(hop, failure.status, outcome.detail);
-        } else {
-          this.record(hop, 0, outcome.detail);
-        }
-      });
+      .then((outcome) => (outcome.ok ? this.record(hop, outcome.status) : this.fail(res, hop, outcome)));
+  }
+
+  /** Tells the client, when it is still there and nothing was sent yet; else the answer is cut off. */
+  private fail(res: DownstreamResponse, hop: Hop, outcome: Extract<ForwardOutcome, { ok: false }>): void {
+    const { options } = this;
+    const { requestId } = hop.ctx;
+    // (An Http2ServerResponse has no `destroyed`: a client that went away is known by the outcome.)
+    if (outcome.kind !== 'aborted' && !res.headersSent && !res.destroyed) {
+      const failure = failureReply(outcome, requestId, 'the app', options.limits.maxBodyBytes);
+      sendReply(res, failure, true);
+      this.record(hop, failure.status, outcome.detail);
+    } else {
+      this.record(hop, 0, outcome.detail);
+    }
+    if (!isClientFault(outcome)) options.logger.warn({ requestId, kind: outcome.kind, err: outcome.detail }, 'forwarding to the app failed');
   }
 
   private record({ ctx, trace, started }: Hop, status: number, upstreamError?: string): void {

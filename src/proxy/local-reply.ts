@@ -14,6 +14,8 @@ export function jsonReply(status: number, body: Record<string, unknown>, headers
 export const replies = {
   badRequest: (requestId: string, reason: string) => jsonReply(400, { error: 'bad_request', reason, requestId }),
   forbidden: (requestId: string, reason: string) => jsonReply(403, { error: 'forbidden', reason, requestId }),
+  requestTimeout: (requestId: string) => jsonReply(408, { error: 'request_timeout', reason: 'the request did not arrive in time', requestId }),
+  headersTooLarge: (requestId: string, limit: number) => jsonReply(431, { error: 'request_header_fields_too_large', limitBytes: limit, requestId }),
   tooLarge: (requestId: string, limit: number) => jsonReply(413, { error: 'payload_too_large', limitBytes: limit, requestId }),
   noRoute: (requestId: string, host: string) =>
     jsonReply(502, { error: 'no_route', reason: `no outbound route for host "${host}"`, requestId }),

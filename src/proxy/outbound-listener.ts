@@ -6,12 +6,14 @@ import type { Limits } from '../config/index.js';
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { failureReply } from './forward-outcome.js';
+import { overLimit } from '../filters/request-limits.js';
+import { failureReply, isClientFault } from './forward-outcome.js';
 import { requestAuthority, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from '../filters/index.js';
 import { forwardedRequestHeaders } from './hop-headers.js';
 import { downstreamSignal } from './downstream-signal.js';
 import type { HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
+import { Http2SessionGuard, perConnectionResetLimit, type GuardEvents } from './http2-session-guard.js';
 import { listenOn } from '../telemetry/listen.js';
 import { replies, type LocalReply } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
@@ -38,6 +40,8 @@ export interface OutboundListenerOptions {
   headersWithUnderscores: UnderscoreHeaderAction;
   routes: OutboundRoutes;
   observe: HopObserver;
+  /** Where HTTP/2 peers cut off for abuse are reported (http2-session-guard.ts). */
+  guardEvents: GuardEvents;
   /** Records spans when tracing is on; see hop-trace.ts. */
   tracer?: Tracer;
   logger: Logger;
@@ -64,15 +68,27 @@ export class OutboundListener {
       handler,
     );
     this.h1.maxConnections = limits.maxConnections;
-    this.h2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } }, handler);
+    this.h2 = http2.createServer(
+      { settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams }, ...perConnectionResetLimit(limits) },
+      handler,
+    );
     this.h2.setTimeout(limits.idleTimeout);
-    this.h2.on('session', (session) => this.connections.addSession(session));
+    // The app's connections come from loopback: its peer is its address (there is no identity to tell apps apart).
+    const guard = new Http2SessionGuard(limits, options.guardEvents);
+    this.h2.on('session', (session) => {
+      this.connections.addSession(session);
+      guard.watch(session, String(session.socket.remoteAddress));
+    });
     // The HTTP/1.1 server owns the port (its header and request timeouts run off its own listening); each new
     // connection is looked at first, and HTTP/2 ones are handed to the HTTP/2 server.
     const [serveHttp1] = this.h1.listeners('connection') as Array<(socket: Socket) => void>;
     this.h1.removeAllListeners('connection');
     this.openConnections = connectionCounter(this.h1);
     this.h1.on('connection', (socket: Socket) => {
+      if (!guard.admits(String(socket.remoteAddress))) {
+        socket.destroy();
+        return;
+      }
       this.connections.add(socket);
       sniffHttp2(socket, limits.headersTimeout, (prefaceSeen) => {
         if (prefaceSeen) {
@@ -102,6 +118,8 @@ export class OutboundListener {
   }
 
   private handle(req: DownstreamRequest, res: DownstreamResponse): void {
+    // A stream the HTTP/2 guard refused (or that is gone already) is no request.
+    if (isHttp2(req) && req.stream.closed) return;
     const started = performance.now();
     const { options } = this;
     const socket = req.socket;
@@ -115,7 +133,7 @@ export class OutboundListener {
     const trace = new HopTrace(req.headers.traceparent, options.tracer, 'outbound', { method, host, path, sourceIp: socket.remoteAddress });
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
-    const gone = downstreamSignal(res);
+    const gone = downstreamSignal(req, res, options.limits.requestTimeout);
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
     const done = (status: number, upstreamError?: string) => {
       if (trace.recording) trace.end(status, { 'meshward.request_id': requestId }, upstreamError);
@@ -143,7 +161,8 @@ export class OutboundListener {
     const upstream = options.routes.upstreamFor(host, overHttp2);
     if (upstream === undefined) return refuse(replies.noRoute(requestId, host));
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > options.limits.maxBodyBytes) return refuse(replies.tooLarge(requestId, options.limits.maxBodyBytes));
+    const refused = overLimit(options.limits, { requestId, rawHeaders: req.rawHeaders, declaredBodyBytes: declared === undefined ? undefined : Number(declared) });
+    if (refused !== undefined) return refuse(refused);
     // A request id meshward replaced (one that could be a credential) and a traceparent it restarted do not travel on.
     const replaced = [...(trace.replacesTraceparent ? [TRACEPARENT] : []), ...(generated ? ['x-request-id'] : [])];
     const remove = replaced.length > 0 ? [...replaced, ...(underscores ?? [])] : underscores;
@@ -157,11 +176,9 @@ export class OutboundListener {
         done(outcome.status);
         return;
       }
-      if (outcome.kind === 'aborted') {
-        done(0, outcome.detail);
-        return;
-      }
-      if (!res.headersSent && !res.destroyed) {
+      if (!isClientFault(outcome)) options.logger.warn({ requestId, host, kind: outcome.kind, err: outcome.detail }, 'forwarding to the destination failed');
+      // (An Http2ServerResponse has no `destroyed`: a client that went away is known by the outcome.)
+      if (outcome.kind !== 'aborted' && !res.headersSent && !res.destroyed) {
         const reply = failureReply(outcome, requestId, `the destination "${host}"`, options.limits.maxBodyBytes);
         sendReply(res, reply, true);
         done(reply.status, outcome.detail);

@@ -5,9 +5,9 @@ import { extAuthzAuthorization, peerAuthentication, policyAuthorization, request
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
-import { CLIENT_WENT_AWAY } from './forward-outcome.js';
 import type { HopRecord } from './hop-record.js';
 import { prepareIdentitySource } from './identity-source.js';
+import { reportCutOffs } from './http2-cutoff-report.js';
 import { InboundHttpListener } from './inbound-http.js';
 import { InboundTcpListener } from './inbound-tcp.js';
 import { OutboundListener } from './outbound-listener.js';
@@ -117,7 +117,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       cleanup.push(() => authz.close());
       // A tcp:// listener has no HTTP request, so nothing for the header checks to read: its chain judges the peer alone.
       const http: Filter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
-      const filters: Filter[] = [...http, requestLimits(inbound.limits.maxBodyBytes), peerAuthentication, authz.filter];
+      const filters: Filter[] = [...http, requestLimits(inbound.limits), peerAuthentication, authz.filter];
       // No certificate until the identity arrives (updateTls below): until then every handshake fails.
       const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
       const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
@@ -127,7 +127,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       } else {
         const app = appUpstream(inbound);
         cleanup.push(() => app.destroy());
-        listener = new InboundHttpListener({ ...common, ownId: () => snapshot!.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c' });
+        listener = new InboundHttpListener({ ...common, ownId: () => snapshot!.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c', guardEvents: reportCutOffs('inbound', logger, metrics) });
       }
       addresses.inbound = await listenAt(listener, ['inbound', 'listen']);
       loads.push({ name: 'inbound', open: listener.openConnections, maxConnections: inbound.limits.maxConnections });
@@ -146,6 +146,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         headersWithUnderscores: outbound.headersWithUnderscores,
         routes: { upstreamFor: (host, http2) => (routes ?? waiting).upstreamFor(host, http2) },
         observe,
+        guardEvents: reportCutOffs('outbound', logger, metrics),
         logger,
         ...(tracer ? { tracer } : {}),
       });
@@ -237,10 +238,7 @@ function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logge
     if (audit !== undefined && record.decision !== undefined) {
       audit.enqueue({ type: 'authz', time: new Date().toISOString(), ...record, path: redactedPath(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 });
     }
-    // A failure to forward (the app or destination down, an impostor destination) is the sidecar's to report;
-    // a refusal is the policy working as configured.
-    if (record.upstreamError !== undefined && record.upstreamError !== CLIENT_WENT_AWAY) logger.warn(record, record.direction === 'inbound' ? 'forwarding to the app failed' : 'forwarding to the destination failed');
-    else if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
+    if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
     else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
   };
 }

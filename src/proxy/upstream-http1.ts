@@ -34,7 +34,7 @@ export class Http1Upstream implements Upstream {
 
   forward(request: UpstreamRequest, res: DownstreamResponse): Promise<ForwardOutcome> {
     let status = 0;
-    if (request.signal.aborted) return Promise.resolve(abandoned());
+    if (request.signal.aborted) return Promise.resolve(abandoned(request.signal.reason));
     return this.pool
       .stream(
         {
@@ -57,7 +57,7 @@ export class Http1Upstream implements Upstream {
         (err: unknown): ForwardOutcome => {
           if (res.headersSent) res.destroy();
           // The response closes after a complete answer as well: only one that was cut short was abandoned.
-          if (request.signal.aborted) return res.writableEnded ? { ok: true, status } : abandoned();
+          if (request.signal.aborted) return res.writableEnded ? { ok: true, status } : abandoned(request.signal.reason);
           return classifyUpstreamError(err);
         },
       );

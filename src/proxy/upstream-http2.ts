@@ -30,7 +30,7 @@ export class Http2Upstream implements Upstream {
     return new Promise((resolve) => {
       const { signal } = request;
       if (signal.aborted) {
-        resolve(abandoned());
+        resolve(abandoned(signal.reason));
         return;
       }
       let stream: http2.ClientHttp2Stream;
@@ -56,7 +56,8 @@ export class Http2Upstream implements Upstream {
           return;
         }
         if (!stream.closed) stream.close(NGHTTP2_CANCEL);
-        settle(abandoned());
+        if (res.headersSent) res.destroy();
+        settle(abandoned(signal.reason));
       };
       signal.addEventListener('abort', cancel, { once: true });
       const timer = setTimeout(() => {

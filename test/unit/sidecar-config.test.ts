@@ -52,6 +52,11 @@ describe('sidecar config', () => {
       idleTimeout: 60_000,
       handshakeTimeout: 5_000,
       maxConnections: 10_000,
+      maxConcurrentStreams: 256,
+      maxConcurrentStreamsPerPeer: 1024,
+      maxResetsPerConnection: 300,
+      maxResetsPerPeer: 2000,
+      peerCooldown: 30_000,
     });
     expect(config.admin.listen).toEqual({ host: '127.0.0.1', port: 15000 });
     // An audit log rotates at 64 MiB and keeps every rotated file unless told otherwise.
