@@ -137,6 +137,11 @@ export class RawH2Connection {
     return this.streams(authority, path, count, false);
   }
 
+  /** Leaves out the next `count` stream ids (RFC 9113 5.1.1: they are closed, never opened). */
+  skipStreamIds(count: number): void {
+    this.nextStreamId += 2 * count;
+  }
+
   private streams(authority: string, path: string, count: number, reset: boolean): Promise<void> {
     const block = Buffer.concat([Buffer.from([0x82, 0x87]), literal(4, path), literal(1, authority)]);
     const frames: Buffer[] = [];
