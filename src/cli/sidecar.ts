@@ -14,8 +14,7 @@ Options:
   --config FILE   the sidecar's YAML config; paths inside it are relative to its directory
 
 SIGHUP reloads the policy (it is also reloaded when its file changes; an invalid change keeps the last good one).
-SIGTERM or SIGINT drains: stop accepting, finish requests in flight (up to drainTimeout), cut what is left, exit 0;
-a shutdown still running drainTimeout + 5 s after the signal exits 1.
+SIGTERM or SIGINT drains: stop accepting, finish requests in flight (up to drainTimeout), exit 0.
 `;
 
 /** After drainTimeout, time for the last steps of a shutdown (closing the audit log, flushing traces). */
