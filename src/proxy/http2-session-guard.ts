@@ -23,6 +23,7 @@ import type { Limits } from '../config/index.js';
 // headers within limits.headersTimeout (Node's HTTP/1.1 server does so itself).
 
 const RESET_WINDOW_SECONDS = 10;
+const CUT_GRACE_MS = 1000;
 /** Cool-downs held at once; expired ones are dropped first. Each one is a peer that proved its identity. */
 const MAX_COOLDOWNS = 10_000;
 
@@ -139,14 +140,16 @@ export class Http2SessionGuard {
   }
 
   /**
-   * GOAWAY (ENHANCE_YOUR_CALM), which stops new streams at once; the connection is closed with whatever streams it
-   * has on the next turn, once the GOAWAY had its chance to be written.
+   * GOAWAY (ENHANCE_YOUR_CALM), which stops new streams at once (nghttp2 ignores them); the connection is closed,
+   * with whatever streams it has, CUT_GRACE_MS later: time for the GOAWAY to reach a client that is still reading.
    */
   private close(session: ServerHttp2Session, peer: string, reason: ConnectionCutOff['reason']): void {
     if (session.destroyed || this.cut.has(session)) return;
     this.cut.add(session);
     session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    setImmediate(() => session.destroy());
+    const timer = setTimeout(() => session.destroy(), CUT_GRACE_MS);
+    timer.unref();
+    session.once('close', () => clearTimeout(timer));
     this.events.connectionCutOff({ peer, reason });
   }
 

@@ -55,13 +55,13 @@ export class Http2Upstream implements Upstream {
           settle({ ok: true, status });
           return;
         }
-        if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+        abandon(stream);
         if (res.headersSent) res.destroy();
         settle(abandoned(signal.reason));
       };
       signal.addEventListener('abort', cancel, { once: true });
       const timer = setTimeout(() => {
-        stream.close(NGHTTP2_CANCEL);
+        abandon(stream);
         if (res.headersSent) res.destroy();
         settle({ ok: false, kind: 'timeout', detail: `no response headers within ${this.options.headersTimeoutMs} ms` });
       }, this.options.headersTimeoutMs);
@@ -104,7 +104,7 @@ export class Http2Upstream implements Upstream {
       });
       if (request.body !== null) {
         request.body.on('error', (err) => {
-          stream.close(NGHTTP2_CANCEL);
+          abandon(stream);
           settle(classifyUpstreamError(err));
         });
         request.body.pipe(stream);
@@ -140,6 +140,17 @@ export class Http2Upstream implements Upstream {
     this.session = session;
     return session;
   }
+}
+
+/**
+ * Resets a stream the sidecar gives up on. stream.close() would end its request body first (END_STREAM, then
+ * RST_STREAM): the next hop would see a shorter body as a complete one before it sees the reset. While the body is
+ * still open the stream is destroyed instead, which resets it (INTERNAL_ERROR) without ending the body.
+ */
+function abandon(stream: http2.ClientHttp2Stream): void {
+  if (stream.closed || stream.destroyed) return;
+  if (stream.writableEnded) stream.close(NGHTTP2_CANCEL);
+  else stream.destroy(new Error('the request was abandoned'));
 }
 
 function requestHeaders(request: UpstreamRequest, secure: boolean): OutgoingHttpHeaders {

@@ -102,14 +102,22 @@ export async function rapidReset(session: http2.ClientHttp2Session, headers: htt
  */
 export class RawH2Connection {
   readonly goaways: number[] = [];
+  /** When (performance.now()) the first GOAWAY arrived. */
+  goawayAt: number | undefined;
+  /** RST_STREAM frames received: stream id → error code. */
+  readonly resets = new Map<number, number>();
   /** The server sent its SETTINGS: an HTTP/2 session was set up (a connection refused outright never gets one). */
   served = false;
+  /** Resolves with `served` once the server's SETTINGS arrived, or the connection closed first. */
+  readonly ready: Promise<boolean>;
   readonly closed: Promise<void>;
+  private onSettings: (() => void) | undefined;
   private nextStreamId = 1;
   private pending = Buffer.alloc(0);
 
   constructor(readonly socket: Duplex) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.ready = Promise.race([new Promise<void>((resolve) => (this.onSettings = resolve)), this.closed]).then(() => this.served);
     socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
@@ -127,6 +135,11 @@ export class RawH2Connection {
   /** `count` GET streams (HEADERS with END_STREAM) in one write, whatever the server's SETTINGS allow. */
   openStreams(authority: string, path: string, count: number): Promise<void> {
     return this.streams(authority, path, count, false);
+  }
+
+  /** Leaves out the next `count` stream ids (RFC 9113 5.1.1: they are closed, never opened). */
+  skipStreamIds(count: number): void {
+    this.nextStreamId += 2 * count;
   }
 
   private streams(authority: string, path: string, count: number, reset: boolean): Promise<void> {
@@ -149,14 +162,19 @@ export class RawH2Connection {
     while (this.pending.length >= 9) {
       const length = this.pending.readUIntBE(0, 3);
       if (this.pending.length < 9 + length) return;
-      const [type, flags] = [this.pending[3]!, this.pending[4]!];
+      const [type, flags, streamId] = [this.pending[3]!, this.pending[4]!, this.pending.readUInt32BE(5) & 0x7fffffff];
       const payload = this.pending.subarray(9, 9 + length);
       this.pending = this.pending.subarray(9 + length);
       if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) {
         this.served = true;
         this.socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0)));
+        this.onSettings?.();
       }
-      if (type === FRAME.GOAWAY) this.goaways.push(payload.readUInt32BE(4));
+      if (type === FRAME.GOAWAY) {
+        this.goawayAt ??= performance.now();
+        this.goaways.push(payload.readUInt32BE(4));
+      }
+      if (type === FRAME.RST_STREAM) this.resets.set(streamId, payload.readUInt32BE(0));
     }
   }
 }

@@ -140,6 +140,20 @@ describe('Http2SessionGuard', () => {
     expect(await eventually(() => !guard.admits('p'))).toBe(true);
   });
 
+  it('counts the streams that never reached the handler (gaps in the stream ids) as resets', async () => {
+    const { address, guard, served } = await serve();
+    const raw = new RawH2Connection(net.connect({ host: '127.0.0.1', port: Number(address.split(':')[1]) }));
+    clients.push(raw.socket);
+    await raw.openStreams('x', '/', 1);
+    raw.skipStreamIds(LIMITS.maxResetsPerPeer);
+    await raw.openStreams('x', '/', 1);
+    expect(await eventually(() => served() === 2)).toBe(true);
+    expect(guard.admits('p')).toBe(true);
+    raw.skipStreamIds(1);
+    await raw.openStreams('x', '/', 1);
+    expect(await eventually(() => !guard.admits('p'))).toBe(true);
+  });
+
   it('closes a connection whose first request does not come within headersTimeout', async () => {
     const { address, connectionCutOffs } = await serve({ headersTimeout: 100 });
     const idle = client(address);
