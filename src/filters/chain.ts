@@ -30,6 +30,8 @@ export interface HopContext {
   readonly setHeaders: Array<[string, string]>;
   readonly removeHeaders: string[];
   decision?: HopDecision;
+  /** The request body, when a filter of the chain asked for it to be buffered (HttpFilter.requestBody). */
+  body?: Buffer;
 }
 
 export type FilterResult = LocalReply | undefined;

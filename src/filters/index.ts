@@ -5,3 +5,4 @@ export { peerAuthentication } from './peer-authentication.js';
 export { policyAuthorization } from './policy-authorization.js';
 export { requestLimits } from './request-limits.js';
 export { requestAuthority, requestHeaderChecks, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from './request-header-checks.js';
+export type { FilterEnvironment, FilterFactory, FilterResponse, HttpFilter } from './http-filter.js';
