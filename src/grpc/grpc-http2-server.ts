@@ -61,6 +61,7 @@ export function verifiedPeerCertificate(stream: ServerHttp2Stream): Buffer | und
 // Bounded per connection so that one peer cannot hold unbounded state; Envoy opens more connections when a
 // server advertises a limit. gRPC metadata from Envoy is small: 16 KiB of headers is generous.
 const HTTP2_SETTINGS = { maxConcurrentStreams: 1000, maxHeaderListSize: 16 * 1024 };
+const LISTEN_BACKLOG = 4096;
 
 export class GrpcHttp2Server {
   private readonly routes = new Map<string, Route>();
@@ -112,7 +113,9 @@ export class GrpcHttp2Server {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`));
       this.server.once('error', onError);
-      this.server.listen(port, host, () => {
+      // A renewal storm is thousands of connects at once; Node's default backlog (511) overflows and each overflow
+      // costs a client a SYN retransmit (1 s and more). The kernel caps it at net.core.somaxconn.
+      this.server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', onError);
         resolve(this.server.address() as AddressInfo);
       });
