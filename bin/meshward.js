@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The published entry point: the CLI is compiled to dist/ by `npm run build` (run by `npm ci` via `prepare`).
+// The published entry point: the CLI is compiled to dist/ and bundled into dist/bundle/ by `npm run build` (run by
+// `npm ci` via `prepare`; scripts/bundle.mjs says why it is bundled).
 // The Node.js line is checked before anything else loads, so an old runtime gets one line instead of a stack trace.
 import { readFileSync } from 'node:fs';
 
@@ -11,7 +12,7 @@ if (major < requiredMajor) {
   process.exit(1);
 }
 
-const { main } = await import('../dist/cli/main.js');
+const { main } = await import('../dist/bundle/main.js');
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

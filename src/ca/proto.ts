@@ -1,10 +1,10 @@
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { packagePath } from '../package-root.js';
 
-// proto/ sits at the package root; this file is at src/ca (tests) or dist/ca (built), two levels below it.
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
+// proto/ sits at the package root.
+export const PROTO_ROOT = packagePath('proto');
 
 export interface CaServiceDefinition {
   service: grpc.ServiceDefinition;

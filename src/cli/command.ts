@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { packagePath } from '../package-root.js';
 
 /** A subcommand: its help text and an entry point that returns the process exit code. */
 export interface Command {
@@ -54,5 +55,5 @@ export function parseListenAddress(value: string, flag = 'listen'): { host: stri
 
 /** The package's version, as `meshward --version` prints it. */
 export function packageVersion(): string {
-  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  return (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 }

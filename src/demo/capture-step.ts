@@ -9,13 +9,14 @@ import { ORDERS_ID, POLICY, TRUST_DOMAIN, WEB_ID, type MeshContext, type Running
 import { createPodPair, run, runIn, startIn, type Pod } from './netns.js';
 import { Resources } from './resources.js';
 import type { Row } from './rows.js';
+import { packagePath } from '../package-root.js';
 
 // The demo's transparent-capture step, as root: web and orders again, now as two pods (network namespaces joined
 // by a veth pair), each app unchanged on its usual port, each sidecar a `meshward sidecar` process running as the
 // proxy UID, and `meshward capture` run in each pod. The pods are removed as soon as the step is done.
 
 const NODE = process.execPath;
-const MESHWARD_BIN = fileURLToPath(new URL('../../bin/meshward.js', import.meta.url));
+const MESHWARD_BIN = packagePath('bin', 'meshward.js');
 const PROXY_UID = CAPTURE_DEFAULTS.proxyUid;
 
 // web's app: one plain HTTP call, its outcome as one JSON line.

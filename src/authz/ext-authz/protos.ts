@@ -2,13 +2,13 @@
 // protobufjs is used directly (not through @grpc/proto-loader's object conversion) because Check is the hot
 // path: its generated decoder yields messages whose fields are read in place, with no per-call toObject pass.
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { loadSync as loadPackageDefinition, type PackageDefinition } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { packagePath } from '../../package-root.js';
 
-/** proto/ at the package root; the same relative place from src/ (tests) and dist/ (the CLI). */
-export const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
+/** proto/ at the package root. */
+export const PROTO_DIR = `${packagePath('proto')}/`;
 
 export const CHECK_PROTO = 'envoy/service/auth/v3/external_auth.proto';
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
