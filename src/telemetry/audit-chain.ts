@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 
 // The hash chain behind the audit log. Pure. Each record is one JSON line whose last member is
 //   "hash": sha256 of the line up to that member (with the object closed), hex
@@ -12,7 +12,7 @@ const HASH_SUFFIX = /,"hash":"([0-9a-f]{64})"\}$/;
 
 export function sealRecord(record: Record<string, unknown>, prev: string): { line: string; hash: string } {
   const body = JSON.stringify({ ...record, prev });
-  const hash = createHash('sha256').update(body).digest('hex');
+  const hash = oneShotHash('sha256', body, 'hex');
   return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
 
@@ -30,7 +30,7 @@ export function checkLine(line: string): LineCheck {
     return { ok: false, reason: 'it is not valid JSON' };
   }
   if (typeof record.prev !== 'string') return { ok: false, reason: 'it has no "prev" member' };
-  const hash = createHash('sha256').update(body).digest('hex');
+  const hash = oneShotHash('sha256', body, 'hex');
   if (hash !== m[1]) return { ok: false, reason: 'its hash does not match its content (the record was edited)' };
   return { ok: true, hash, prev: record.prev, record };
 }
