@@ -42,13 +42,6 @@ export function maskValue(value: unknown, mode: MaskMode): unknown {
   return MASK;
 }
 
-/** Whether a JSON path is one this masker takes: from the root, selecting inside the document, no expressions. */
-export function jsonPathProblem(path: string): string | undefined {
-  if (!path.startsWith('$') || path.trim() === '$') return 'must start with "$" and select something inside the document';
-  if (/[()]/.test(path)) return 'filter and script expressions (?(...), (...)) are not supported';
-  return undefined;
-}
-
 /** Compiles the rules into a function from JSON text to masked JSON text; it throws a SyntaxError for text that is no JSON. */
 export function jsonMasker(rules: readonly MaskRule[]): (text: string) => string {
   const names = new Map<string, MaskMode>();
@@ -75,11 +68,4 @@ export function jsonMasker(rules: readonly MaskRule[]): (text: string) => string
     }
     return JSON.stringify(doc);
   };
-}
-
-/** `application/json` and the `+json` types (`application/problem+json`), with any parameters. */
-export function isJsonContentType(contentType: string | string[] | undefined): boolean {
-  if (typeof contentType !== 'string') return false;
-  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }

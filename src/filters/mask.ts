@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { strictObject } from '../config/index.js';
 import { jsonReply } from '../proxy/local-reply.js';
 import type { FilterFactory, FilterResponse } from './http-filter.js';
-import { isJsonContentType, jsonMasker, jsonPathProblem } from './json-mask.js';
+import { isJsonContentType } from './media-type.js';
 import { setRequestHeader } from './request-headers.js';
 
 // `mask`: listed fields of JSON answers replaced before they leave (card numbers, national ids, tokens). It never
@@ -10,6 +10,13 @@ import { setRequestHeader } from './request-headers.js';
 // that is no JSON after all or that the app compressed. So that the app does not compress, the filter asks it for
 // `accept-encoding: identity`; meshward does not compress answers itself, so clients get them uncompressed. Answers
 // that are not JSON (by content-type) stream untouched.
+
+/** Whether a JSON path is one the masker takes: from the root, selecting inside the document, no expressions. */
+export function jsonPathProblem(path: string): string | undefined {
+  if (!path.startsWith('$') || path.trim() === '$') return 'must start with "$" and select something inside the document';
+  if (/[()]/.test(path)) return 'filter and script expressions (?(...), (...)) are not supported';
+  return undefined;
+}
 
 const field = strictObject({
   name: z.string().min(1).optional(),
@@ -46,7 +53,9 @@ function refuse(response: FilterResponse, requestId: string, reason: string): vo
 export const mask: FilterFactory<MaskSettings> = {
   name: 'mask',
   settings,
-  create(config) {
+  async create(config) {
+    // Loaded only where a listener masks: the JSON path library is no cost to a sidecar without the filter.
+    const { jsonMasker } = await import('./json-mask.js');
     const masked = jsonMasker(config.fields);
     return {
       name: 'mask',

@@ -2,6 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import type { ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { jsonPointer, pointerTarget } from './json-pointer.js';
+import { mediaType } from './media-type.js';
 import { OpenApiError } from './openapi-error.js';
 import { SchemaCompiler, type CompiledSchema } from './openapi-schemas.js';
 
@@ -211,11 +212,6 @@ function compileBody(schemas: SchemaCompiler, doc: Json, raw: unknown, at: strin
     media.push({ range: mediaType(range), validate: schema === undefined ? undefined : schemas.compileBody(schema, `${where}/schema`) });
   }
   return { required: body.required === true, media };
-}
-
-/** `application/JSON; charset=utf-8` → `application/json`. */
-export function mediaType(value: string): string {
-  return value.split(';', 1)[0]!.trim().toLowerCase();
 }
 
 /** `/users/{id}/files/{name}.json` → a pattern with one group per `{name}`, each matching one path segment. */

@@ -1,9 +1,9 @@
 import type { ErrorObject } from 'ajv';
 import { normalisePath } from '../authz/index.js';
+import { jsonReply, type LocalReply } from '../proxy/local-reply.js';
 import { jsonPointer } from './json-pointer.js';
-import { isJsonContentType } from './json-mask.js';
+import { isJsonContentType, mediaType } from './media-type.js';
 import {
-  mediaType,
   type CompiledMedia,
   type CompiledParameters,
   type OpenApi,
@@ -65,6 +65,20 @@ export function checkRequest(api: OpenApi, request: RequestFacts): RequestVerdic
   ];
   if (problems.length === 0) return { ok: true };
   return { ok: false, status: 400, reason: 'the request does not match the API description', problems: problems.slice(0, MAX_PROBLEMS) };
+}
+
+/** The validate filter's answer to a request it refuses: JSON, as meshward's other local replies. */
+export function verdictReply(verdict: Exclude<RequestVerdict, { ok: true }>, requestId: string): LocalReply {
+  switch (verdict.status) {
+    case 404:
+      return jsonReply(404, { error: 'not_found', reason: verdict.reason, requestId });
+    case 405:
+      return jsonReply(405, { error: 'method_not_allowed', reason: verdict.reason, requestId }, { allow: verdict.allow });
+    case 415:
+      return jsonReply(415, { error: 'unsupported_media_type', reason: verdict.reason, requestId });
+    case 400:
+      return jsonReply(400, { error: 'bad_request', reason: verdict.reason, ...(verdict.problems.length > 0 ? { errors: verdict.problems } : {}), requestId });
+  }
 }
 
 function matchPath(api: OpenApi, path: string) {

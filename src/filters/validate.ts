@@ -1,11 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { strictObject } from '../config/index.js';
-import { jsonReply, type LocalReply } from '../proxy/local-reply.js';
-import type { HopContext } from './chain.js';
 import type { FilterFactory, HttpFilter } from './http-filter.js';
-import { loadOpenApi, type OpenApi } from './openapi-document.js';
-import { checkRequest } from './openapi-request.js';
 import { WatchedFile } from './watched-file.js';
 
 // `validate`: requests checked against an OpenAPI 3.0 or 3.1 document before they reach the app (Kong's
@@ -22,32 +18,23 @@ const settings = strictObject({
 
 export type ValidateSettings = z.output<typeof settings>;
 
-export function validateRequest(ctx: HopContext, api: OpenApi): LocalReply | undefined {
-  const { request, requestId } = ctx;
-  const verdict = checkRequest(api, { method: request.method, target: request.path, headers: request.headers, body: ctx.body });
-  if (verdict.ok) return undefined;
-  ctx.decision = { outcome: 'invalid', rule: 'validate' };
-  switch (verdict.status) {
-    case 404:
-      return jsonReply(404, { error: 'not_found', reason: verdict.reason, requestId });
-    case 405:
-      return jsonReply(405, { error: 'method_not_allowed', reason: verdict.reason, requestId }, { allow: verdict.allow });
-    case 415:
-      return jsonReply(415, { error: 'unsupported_media_type', reason: verdict.reason, requestId });
-    case 400:
-      return jsonReply(400, { error: 'bad_request', reason: verdict.reason, ...(verdict.problems.length > 0 ? { errors: verdict.problems } : {}), requestId });
-  }
-}
-
 export const validate: FilterFactory<ValidateSettings> = {
   name: 'validate',
   settings,
   async create(config, env): Promise<HttpFilter> {
+    // ajv and the OpenAPI schemas are loaded only where a listener validates: no cost to a sidecar without it.
+    const [{ loadOpenApi }, { checkRequest, verdictReply }] = await Promise.all([import('./openapi-document.js'), import('./openapi-request.js')]);
     const api = await WatchedFile.open(resolve(env.configDir, config.openapi), loadOpenApi, env.logger, 'OpenAPI document');
     return {
       name: 'validate',
       requestBody: { maxBytes: config.maxBodyBytes },
-      onRequest: (ctx) => validateRequest(ctx, api.current),
+      onRequest(ctx) {
+        const { request, requestId } = ctx;
+        const verdict = checkRequest(api.current, { method: request.method, target: request.path, headers: request.headers, body: ctx.body });
+        if (verdict.ok) return undefined;
+        ctx.decision = { outcome: 'invalid', rule: 'validate' };
+        return verdictReply(verdict, requestId);
+      },
       close: () => api.close(),
     };
   },

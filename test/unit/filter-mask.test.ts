@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { plainIssueMessage } from '../../src/config/issue-message.js';
 import type { FilterResponse, HttpFilter } from '../../src/filters/http-filter.js';
-import { isJsonContentType, jsonMasker, jsonPathProblem, maskValue } from '../../src/filters/json-mask.js';
-import { mask } from '../../src/filters/mask.js';
+import { jsonMasker, maskValue } from '../../src/filters/json-mask.js';
+import { jsonPathProblem, mask } from '../../src/filters/mask.js';
+import { isJsonContentType } from '../../src/filters/media-type.js';
 import { filterEnv, hopContext } from '../helpers/filter-harness.js';
 
 describe('masking a value', () => {
@@ -76,16 +77,16 @@ describe('masking a JSON document', () => {
   });
 });
 
-describe('mask filter', () => {
-  const make = (settings: Record<string, unknown> = {}) =>
-    mask.create(mask.settings.parse({ fields: [{ name: 'ssn' }, { path: '$.card.number', mode: 'partial' }], ...settings }), filterEnv()) as HttpFilter;
+describe('mask filter', async () => {
+  const make = (settings: Record<string, unknown> = {}): Promise<HttpFilter> =>
+    Promise.resolve(mask.create(mask.settings.parse({ fields: [{ name: 'ssn' }, { path: '$.card.number', mode: 'partial' }], ...settings }), filterEnv()));
   const json = (body: string, headers: FilterResponse['headers'] = {}): FilterResponse => ({
     status: 200,
     headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
     body: Buffer.from(body),
   });
 
-  it('refuses settings without fields, with a field that is neither or both, or a bad path', () => {
+  it('refuses settings without fields, with a field that is neither or both, or a bad path', async () => {
     const refuse = (s: Record<string, unknown>) =>
       mask.settings.safeParse(s, { error: plainIssueMessage }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n');
     expect(refuse({ fields: [] })).toBe('fields: must have at least one entry');
@@ -96,8 +97,8 @@ describe('mask filter', () => {
     expect(refuse({ fields: [{ name: 'a' }], onOversize: 'drop' })).toMatch(/^onOversize: must be one of "reply502", "pass"/);
   });
 
-  it('asks the app not to compress, and buffers JSON answers only', () => {
-    const filter = make({ maxBytes: 4096, onOversize: 'pass' });
+  it('asks the app not to compress, and buffers JSON answers only', async () => {
+    const filter = await make({ maxBytes: 4096, onOversize: 'pass' });
     const ctx = hopContext({ headers: { 'accept-encoding': 'gzip, br' } });
     expect(filter.onRequest!(ctx)).toBeUndefined();
     expect(ctx.setHeaders).toEqual([['accept-encoding', 'identity']]);
@@ -106,31 +107,31 @@ describe('mask filter', () => {
     expect(filter.responseBody!.when!({ status: 200, headers: { 'content-type': 'text/event-stream' } })).toBe(false);
   });
 
-  it('masks a JSON answer and fixes the headers that describe its bytes', () => {
+  it('masks a JSON answer and fixes the headers that describe its bytes', async () => {
     const response = json('{"ssn":"123-45-6789","card":{"number":"4111111111111111"}}', { digest: 'sha-256=abc', etag: '"v1"' });
-    make().onResponse!(hopContext(), response);
+    (await make()).onResponse!(hopContext(), response);
     const text = '{"ssn":"***","card":{"number":"***1111"}}';
     expect(response.body!.toString()).toBe(text);
     expect(response.headers).toEqual({ 'content-type': 'application/json', 'content-length': String(text.length), etag: '"v1"' });
   });
 
-  it('leaves answers that are not JSON, or have no body, alone', () => {
+  it('leaves answers that are not JSON, or have no body, alone', async () => {
     const html = { status: 200, headers: { 'content-type': 'text/html' }, body: Buffer.from('<p>ssn</p>') };
-    make().onResponse!(hopContext(), html);
+    (await make()).onResponse!(hopContext(), html);
     expect(html.body.toString()).toBe('<p>ssn</p>');
     const head = json('');
-    make().onResponse!(hopContext(), head);
+    (await make()).onResponse!(hopContext(), head);
     expect(head.body!.length).toBe(0);
   });
 
-  it('answers 502 rather than send what it could not mask: compressed, not JSON after all, or not buffered', () => {
+  it('answers 502 rather than send what it could not mask: compressed, not JSON after all, or not buffered', async () => {
     const cases: FilterResponse[] = [
       json('compressed bytes', { 'content-encoding': 'gzip', 'set-cookie': 'a=1' }),
       json('{"ssn": "123"'),
       { status: 200, headers: { 'content-type': 'application/json' } },
     ];
     for (const response of cases) {
-      make().onResponse!(hopContext(), response);
+      (await make()).onResponse!(hopContext(), response);
       expect(response.status).toBe(502);
       expect(response.headers).toEqual({ 'content-type': 'application/json' });
       expect(JSON.parse(response.body!.toString())).toMatchObject({ error: 'bad_gateway', requestId: 'req-1' });
@@ -138,9 +139,9 @@ describe('mask filter', () => {
     }
   });
 
-  it('with onOversize: pass, lets an answer it did not buffer through as it is', () => {
+  it('with onOversize: pass, lets an answer it did not buffer through as it is', async () => {
     const response: FilterResponse = { status: 200, headers: { 'content-type': 'application/json' } };
-    make({ onOversize: 'pass' }).onResponse!(hopContext(), response);
+    (await make({ onOversize: 'pass' })).onResponse!(hopContext(), response);
     expect(response).toEqual({ status: 200, headers: { 'content-type': 'application/json' } });
   });
 });
