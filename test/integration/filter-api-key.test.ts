@@ -55,7 +55,10 @@ describe('apiKey through real sockets', () => {
     expect(res.status).toBe(200);
     const query = await fetch(`${edge.url}/orders?api_key=${billingKey}&page=3`);
     expect(query.status).toBe(200);
-    expect(seen.map((s) => s.url)).toEqual(['/orders?page=2', '/orders?page=3']);
+    // A WSGI or CGI app reads x_api_key as x-api-key: that spelling must not carry the key past the filter either.
+    const underscored = await fetch(`${edge.url}/orders?page=4`, { headers: { 'x-api-key': billingKey, 'x_api_key': billingKey } });
+    expect(underscored.status).toBe(200);
+    expect(seen.map((s) => s.url)).toEqual(['/orders?page=2', '/orders?page=3', '/orders?page=4']);
     for (const request of seen) {
       expect(request.headers['x-test-principal']).toBe('apikey:billing');
       expect(JSON.stringify(request)).not.toContain(billingKey);

@@ -68,6 +68,11 @@ describe('where the key is', () => {
     expect(presentedApiKey([], `/a?api_key=${KEY}`, { header: 'x-api-key' })).toEqual({ ok: true, key: undefined });
   });
 
+  it('reads the header in the spelling with underscores too, which WSGI and CGI servers take for the same header', () => {
+    expect(presentedApiKey(['X_API_KEY', KEY], '/a', where)).toEqual({ ok: true, key: KEY });
+    expect(presentedApiKey(['x-api-key', KEY, 'x_api_key', OTHER], '/a', where).ok).toBe(false);
+  });
+
   it('refuses two different keys: header twice, parameter twice, or header and parameter disagreeing', () => {
     expect(presentedApiKey(['x-api-key', KEY, 'x-api-key', OTHER], '/a', where).ok).toBe(false);
     expect(presentedApiKey([], `/a?api_key=${KEY}&api_key=${OTHER}`, where).ok).toBe(false);
@@ -125,6 +130,14 @@ describe('apiKey filter', () => {
     expect(ctx.request.principal).toBe('apikey:billing');
     expect(ctx.removeHeaders).toContain('x-api-key');
     expect(ctx.request.headers['x-api-key']).toBeUndefined();
+  });
+
+  it('takes the key out in every spelling of the header an app may read', async () => {
+    const { filter } = await make();
+    const ctx = hopContext({ headers: [['X-Api-Key', KEY], ['X_Api_Key', KEY]] });
+    expect(filter.onRequest!(ctx)).toBeUndefined();
+    expect(ctx.removeHeaders).toEqual(expect.arrayContaining(['x-api-key', 'x_api_key']));
+    expect(ctx.request.headers).toEqual({});
   });
 
   it('answers 401 with a challenge for a missing, unknown or doubled key, and takes the key out all the same', async () => {
