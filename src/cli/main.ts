@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> 
   capture: { summary: "redirect the pod's traffic through the sidecar (iptables or nft)", load: async () => (await import('./capture.js')).captureCommand },
   inject: { summary: 'add the sidecar to Kubernetes manifests', load: async () => (await import('./inject.js')).injectCommand },
   injector: { summary: 'run the Kubernetes mutating admission webhook', load: async () => (await import('./injector.js')).injectorCommand },
+  apikey: { summary: 'make API keys for the apiKey filter', load: async () => (await import('./apikey.js')).apikeyCommand },
   audit: { summary: 'verify tamper-evident audit logs', load: async () => (await import('./audit.js')).auditCommand },
   demo: { summary: 'run the whole mesh on this machine and show what it does', load: async () => (await import('./demo.js')).demoCommand },
 };

@@ -29,8 +29,12 @@ export interface HttpFilter {
    * filters that must read the body ask (`validate`): every other request streams.
    */
   readonly requestBody?: { maxBytes: number };
-  /** Buffer the response body (up to maxBytes) before onResponse runs; over it: `oversize` says what happens. */
-  readonly responseBody?: { maxBytes: number; oversize: 'reply502' | 'pass' };
+  /**
+   * Buffer the response body (up to maxBytes) before onResponse runs; over it: `oversize` says what happens. `when`
+   * (given status and headers) picks the responses to buffer, e.g. JSON only, so that a download or an event stream
+   * through the same filter still streams (onResponse then sees no body); without it every response is buffered.
+   */
+  readonly responseBody?: { maxBytes: number; oversize: 'reply502' | 'pass'; when?(response: FilterResponse): boolean };
   /**
    * The request's headers have arrived (and its body, if asked for). Return a LocalReply to answer now (the rest of
    * the chain and the app never see the request), or undefined to let it go on. Changes to the request go through

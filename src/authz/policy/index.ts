@@ -15,6 +15,7 @@ export {
   type LoadedPolicy,
   type PolicyEngineOptions,
 } from './load.js';
+export { parseIpAddress, parseIpBlock, type IpAddress, type IpBlock } from './ip-block.js';
 export { normalisePath, type NormalisedTarget } from './path-normalise.js';
 export { describeDecision, loadPolicyCases, runPolicyCases, type CaseResult, type PolicyCase } from './policy-cases.js';
 export { PolicyRuntime, type PolicyRuntimeOptions } from './policy-runtime.js';
