@@ -117,7 +117,8 @@ function socketPathProblem(path: string): string | undefined {
     if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
     accessSync(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
-    return `the socket's directory ${dir} cannot be used: ${fileProblem(err)}`;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `the socket's directory ${dir} does not exist`;
+    return `the socket's directory ${dir} cannot be written: ${fileProblem(err)}`;
   }
   try {
     if (!lstatSync(path).isSocket()) return `${path} exists and is not a socket; it is never overwritten: remove it or choose another path`;

@@ -23,7 +23,8 @@ export interface PrivateSocketOptions {
 /** Makes `path` a socket served by what `bind(tempPath)` binds. Throws an Error saying why it cannot. */
 export async function bindPrivateSocket(path: string, bind: (tempPath: string) => Promise<void>, options: PrivateSocketOptions): Promise<PrivateSocket> {
   await refuseIfTaken(path, options.logger);
-  const privateDir = await mkdtemp(join(dirname(path), '.')).catch((err: NodeJS.ErrnoException) => {
+  // DIR/.XXXXXX (not join(), which would make DIR. a prefix in DIR's parent): the rename stays in one directory.
+  const privateDir = await mkdtemp(`${dirname(path)}/.`).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot make a private directory beside ${path}: ${err.code ?? err.message}`);
   });
   try {

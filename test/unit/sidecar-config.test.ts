@@ -69,7 +69,7 @@ describe('sidecar config', () => {
     ]);
     expect(problems({ ...minimal, identity: {} })).toEqual(['sidecar.yaml: identity: give exactly one identity source: files or ca']);
     expect(problems({ ...minimal, inbound: undefined })).toEqual([
-      'sidecar.yaml: give inbound, outbound or both: a sidecar with neither has nothing to do',
+      'sidecar.yaml: give inbound, outbound, sds or workloadApi (any of them, or several): a sidecar with none has nothing to do',
     ]);
     const route = { host: 'Orders', address: '127.0.0.1:16006', spiffeId: 'spiffe://example.org/ns/default/sa/orders' };
     expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [route, { ...route, host: 'orders' }] } })).toEqual([
