@@ -3,11 +3,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { sidecarConfigSchema } from '../../src/config/index.js';
 import { DEFAULT_SVID_NAME, ROOT_CA_NAME } from '../../src/identity-api/sds-secrets.js';
 import { REPO_ROOT } from '../helpers/cli.js';
-import { envoyBootstrapProblems } from './envoy-config.js';
+import { envoyConfigProblems } from './envoy-config.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -17,7 +17,7 @@ const bootstraps = readdirSync(ENVOY_DIR).filter((f) => /^envoy.*\.yaml$/.test(f
 
 describe('deploy/envoy: every bootstrap is one Envoy accepts (checked against the official protos)', () => {
   it.each(bootstraps)('%s', (file) => {
-    expect(envoyBootstrapProblems(read(file))).toEqual([]);
+    expect(envoyConfigProblems(read(file))).toEqual([]);
   });
 
   it('the check finds what Envoy would refuse', () => {
@@ -27,7 +27,7 @@ describe('deploy/envoy: every bootstrap is one Envoy accepts (checked against th
     cluster.type = 'STATIK';
     cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: '127.0.0.1', port_value: 1 };
     config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config['@type'] = 'type.googleapis.com/envoy.no.such.v3.Thing';
-    expect(envoyBootstrapProblems(config)).toEqual([
+    expect(envoyConfigProblems(config)).toEqual([
       'bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config: "@type" "type.googleapis.com/envoy.no.such.v3.Thing" is not a message of the Envoy API',
       'bootstrap.static_resources.clusters[0].type: "STATIK" is not one of STATIC, STRICT_DNS, LOGICAL_DNS, EDS, ORIGINAL_DST',
       'bootstrap.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address: socket_address and pipe are one choice (address): give one',
@@ -73,6 +73,19 @@ describe('deploy/envoy/envoy-sds.yaml: certificates from meshward over SDS', () 
     expect(sidecar.sds).toEqual({ listen: { path: pipe.path } });
     expect(cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).toEqual({ http2_protocol_options: {} });
     expect([sidecar.inbound, sidecar.outbound]).toEqual([undefined, undefined]);
+  });
+
+  it('README\'s "Envoy as the data plane" shows these files as they are', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Envoy as the data plane'));
+    const [sidecarYaml, envoyYaml] = [...section.matchAll(/```yaml\n([\s\S]+?)```/g)].map((m) => m[1]!);
+    const shown = sidecarConfigSchema.parse(parse(sidecarYaml!));
+    expect([shown.sds, shown.identity.ca!.spiffeId, shown.inbound, shown.outbound]).toEqual([sidecar.sds, sidecar.identity.ca!.spiffeId, undefined, undefined]);
+    const [tls, cluster] = parseAllDocuments(envoyYaml!).map((d) => d.toJS() as Obj);
+    expect(envoyConfigProblems(tls, 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext')).toEqual([]);
+    expect(envoyConfigProblems(cluster, 'envoy.config.cluster.v3.Cluster')).toEqual([]);
+    expect(tls!.common_tls_context).toEqual(transportSockets[0]!.typed_config.common_tls_context);
+    expect(cluster).toEqual((envoy.static_resources.clusters as Obj[]).find((c) => c.name === 'meshward_sds'));
   });
 
   it('asks meshward authz on every inbound request, failing closed, as envoy.yaml does', () => {

@@ -118,9 +118,11 @@ function checkValue(value: unknown, field: protobuf.Field, path: string, problem
   }
 }
 
-/** What Envoy would refuse in `config`, a parsed bootstrap; empty when it holds together. */
-export function envoyBootstrapProblems(config: unknown): string[] {
+/** What Envoy would refuse in `config`, parsed YAML of the message `typeName` (a bootstrap unless said); empty when none. */
+export function envoyConfigProblems(config: unknown, typeName = 'envoy.config.bootstrap.v3.Bootstrap'): string[] {
+  const type = lookup(typeName);
+  if (!type) throw new Error(`${typeName} is not a message of the Envoy API`);
   const problems: string[] = [];
-  checkMessage(config, lookup('envoy.config.bootstrap.v3.Bootstrap')!, 'bootstrap', problems);
+  checkMessage(config, type, type.name.charAt(0).toLowerCase() + type.name.slice(1), problems);
   return problems;
 }
