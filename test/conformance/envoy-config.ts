@@ -3,18 +3,11 @@
 // typed_config's "@type" a message that exists, at most one member of a oneof. No Envoy binary is needed, and a
 // typo in a deploy file fails a test instead of an Envoy start.
 import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import protobuf from 'protobufjs';
+import { OFFICIAL_PROTO_DIRS, officialProtoRoot } from './official-protos.js';
 
-const require = createRequire(import.meta.url);
-const XDS_DEPS = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-// protobufjs's own directory holds google/protobuf/descriptor.proto, which the annotations import.
-const INCLUDE_DIRS = [...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(XDS_DEPS, d)), dirname(require.resolve('protobufjs/package.json'))];
-
-const root = new protobuf.Root();
-// The other google/protobuf/* files are protobufjs's bundled well-known types.
-root.resolvePath = (_origin, target) => INCLUDE_DIRS.map((dir) => join(dir, target)).find((candidate) => existsSync(candidate)) ?? target;
+const root = officialProtoRoot();
 
 /** Loads every .proto of the package that defines `typeName` (e.g. envoy.extensions.filters.http.router.v3.Router). */
 function lookup(typeName: string): protobuf.Type | undefined {
@@ -28,7 +21,7 @@ function lookup(typeName: string): protobuf.Type | undefined {
   const loaded = found();
   if (loaded) return loaded;
   const dir = typeName.split('.').slice(0, -1).join('/');
-  const base = INCLUDE_DIRS.find((d) => existsSync(join(d, dir)));
+  const base = OFFICIAL_PROTO_DIRS.find((d) => existsSync(join(d, dir)));
   if (!base) return undefined;
   for (const file of readdirSync(join(base, dir)).filter((f) => f.endsWith('.proto'))) root.loadSync(`${dir}/${file}`, { keepCase: true });
   root.resolveAll();

@@ -1,29 +1,18 @@
 // An SDS client built from the OFFICIAL Envoy protos (shipped by @grpc/grpc-js-xds under deps/), not from
 // meshward's proto/: it sends what Envoy's SDS subscription sends, and decodes the Secrets as Envoy does.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { credentials, loadPackageDefinition, type ClientDuplexStream, type Client, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
-
-const require = createRequire(import.meta.url);
-const XDS_DEPS = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-const INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(XDS_DEPS, d));
+import { OFFICIAL_PROTO_DIRS, officialProtoRoot } from './official-protos.js';
 
 export const SECRET_TYPE_URL = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
 
 const sds = loadPackageDefinition(
-  loadSync('envoy/service/secret/v3/sds.proto', { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true, includeDirs: INCLUDE_DIRS }),
+  loadSync('envoy/service/secret/v3/sds.proto', { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true, includeDirs: OFFICIAL_PROTO_DIRS }),
 ) as unknown as { envoy: { service: { secret: { v3: { SecretDiscoveryService: ServiceClientConstructor } } } } };
 
 /** The official Secret type, to unpack the google.protobuf.Any resources as Envoy does. */
 const secretType = (() => {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => {
-    // google/protobuf/* are protobufjs's bundled well-known types; the rest are in the include directories.
-    return INCLUDE_DIRS.map((dir) => join(dir, target)).find((candidate) => existsSync(candidate)) ?? target;
-  };
+  const root = officialProtoRoot();
   root.loadSync('envoy/extensions/transport_sockets/tls/v3/secret.proto', { keepCase: true });
   root.resolveAll();
   return root.lookupType('envoy.extensions.transport_sockets.tls.v3.Secret');

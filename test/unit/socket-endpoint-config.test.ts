@@ -2,7 +2,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { loadSidecarConfig, parseYaml, sidecarConfigSchema } from '../../src/config/index.js';
+import { loadSidecarConfig, sidecarConfigSchema } from '../../src/config/index.js';
+import { sidecarConfigProblems as problems } from '../helpers/config-problems.js';
 import { tempDir } from '../helpers/cli.js';
 
 // The config keys that serve the sidecar's identity to local processes (issue 16): `sds` and `workloadApi`. The
@@ -13,15 +14,6 @@ const identityOnly = {
   trustDomain: 'example.org',
   identity: { files: { cert: 'svid.pem', key: 'svid.key', bundle: 'bundle.pem' } },
 };
-
-function problems(config: unknown): string[] {
-  try {
-    parseYaml(JSON.stringify(config), sidecarConfigSchema, 'sidecar.yaml');
-    return [];
-  } catch (err) {
-    return (err as Error).message.split('\n');
-  }
-}
 
 describe('sidecar config: sds and workloadApi', () => {
   it('a sidecar may serve only its identity: sds or workloadApi alone is a whole config', () => {
