@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, Metadata, type Client, type ClientReadableStream, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { splitDerCertificates } from '../../src/spiffe/index.js';
 import { REPO_ROOT } from './cli.js';
 
 const workload = loadPackageDefinition(
@@ -100,22 +101,7 @@ export function jwtCallError(client: Client, method: 'FetchJWTSVID' | 'ValidateJ
   );
 }
 
-/** Certificates given as ASN.1 DER concatenated (the Workload API's encoding), split as go-spiffe's ParseCertificates does. */
+/** Certificates given as ASN.1 DER concatenated (the Workload API's encoding). */
 export function derCertificates(der: Buffer): X509Certificate[] {
-  const certificates: X509Certificate[] = [];
-  let rest = der;
-  while (rest.length > 0) {
-    const length = derElementLength(rest);
-    certificates.push(new X509Certificate(rest.subarray(0, length)));
-    rest = rest.subarray(length);
-  }
-  return certificates;
-}
-
-/** The length of the first DER element (tag, length octets, content). */
-function derElementLength(der: Buffer): number {
-  const first = der[1]!;
-  if (first < 0x80) return 2 + first;
-  const octets = first & 0x7f;
-  return 2 + octets + der.subarray(2, 2 + octets).reduce((n, byte) => n * 256 + byte, 0);
+  return splitDerCertificates(der).map((d) => new X509Certificate(d));
 }
