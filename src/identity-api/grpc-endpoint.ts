@@ -22,7 +22,9 @@ export async function startGrpcEndpoint(address: SocketAddress, gid: number | un
   const server = new Server();
   for (const { definition, implementation } of services) server.addService(definition, implementation);
   const bind = (target: string) =>
-    new Promise<number>((resolve, reject) => server.bindAsync(target, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    new Promise<number>((resolve, reject) =>
+      server.bindAsync(target, ServerCredentials.createInsecure(), (err, port) => (err ? reject(new Error(`cannot listen on ${target}: ${err.message}`)) : resolve(port))),
+    );
   let socket: PrivateSocket | undefined;
   try {
     if ('path' in address) {

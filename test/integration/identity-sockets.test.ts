@@ -107,6 +107,21 @@ describe('identity sockets', () => {
     expect(network.stderr).toContain(`${bad}: sds.listen: "10.0.0.1:8234" is not on loopback`);
   });
 
+  it('SDS on a loopback port another process holds: the sidecar does not start, and says which field', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const taken = `127.0.0.1:${(holder.address() as { port: number }).port}`;
+    try {
+      const configFile = join(dir, 'taken.yaml');
+      writeFileSync(configFile, stringify(config({ sds: { listen: taken } })));
+      const refused = await runCli(['sidecar', '--config', configFile]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`${configFile}: sds.listen: cannot listen on ${taken}: `);
+    } finally {
+      holder.close();
+    }
+  });
+
   it('SDS on a loopback port: served, with a warning that every local user can reach it', async () => {
     const sidecar = await runSidecar(dir, 'tcp', config({ sds: { listen: '127.0.0.1:0' } }));
     try {
