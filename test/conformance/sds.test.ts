@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { status, type Client } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pemToDerList } from '../../src/spiffe/index.js';
-import { serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
+import { auditRecords, serveCa, TD, token, type ServingCa } from '../helpers/ca.js';
 import { tempDir } from '../helpers/cli.js';
-import { ALLOW_WEB_GET_ORDERS, httpRequest, makeMesh, ORDERS_ID, outputContaining, runSidecar, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
+import { ALLOW_WEB_GET_ORDERS, makeMesh, ORDERS_ID, outputContaining, runSidecar, WEB_ID, type Mesh, type RunningSidecar } from '../helpers/sidecar.js';
 import { bytesOf, deltaSecrets, fetchSecrets, firstRequest, SECRET_TYPE_URL, SecretsStream, sdsClient, type DiscoveryResponse, type Secret } from './sds-client.js';
 
 const leafOf = (chainPem: string) => new X509Certificate(pemToDerList(chainPem)[0]!);
@@ -76,7 +76,6 @@ describe('SDS: the sidecar as Envoy\'s SecretDiscoveryService', () => {
   }, 30_000);
 
   const byName = (response: DiscoveryResponse) => Object.fromEntries(response.resources.map((s) => [s.name, s])) as Record<string, Secret>;
-  const serialNow = async () => (JSON.parse((await httpRequest(web.admin, '/certs')).body) as { serial: string }).serial;
 
   it('serves on a Unix socket only its owner can open (0600), relative to the config\'s directory', () => {
     const stat = statSync(socket);
@@ -99,11 +98,11 @@ describe('SDS: the sidecar as Envoy\'s SecretDiscoveryService', () => {
     const keyPem = bytesOf(svid!.tls_certificate!.private_key);
     const leaf = leafOf(chainPem);
     expect(leaf.subjectAltName).toBe(`URI:${WEB_ID}`);
-    // Signed by the CA's root, and the SVID the sidecar holds (and keeps in its state directory) at this moment.
+    // Signed by the CA's root, and an SVID the CA issued to web (its audit log records each before handing it out).
     const root = new X509Certificate(readFileSync(mesh.bundle));
     expect(leaf.verify(root.publicKey)).toBe(true);
-    const kept = readFileSync(join(dir, 'web.state', 'svid.pem'), 'utf8');
-    expect([await serialNow(), leafOf(kept).serialNumber]).toContain(leaf.serialNumber);
+    const issued = auditRecords(join(mesh.caDir, 'audit.log')).filter((r) => r.decision === 'issued' && r.spiffeId === WEB_ID);
+    expect(issued.map((r) => String(r.serial).toUpperCase())).toContain(leaf.serialNumber.toUpperCase());
     // The key is the certificate's.
     expect(spkiOfKey(keyPem)).toEqual(leaf.publicKey.export({ type: 'spki', format: 'der' }));
 
