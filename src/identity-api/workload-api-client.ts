@@ -14,10 +14,9 @@ export interface FetchedSvid {
   bundlePem: string;
 }
 
-const WorkloadApiClient = makeClientConstructor(workloadApiService(), 'SpiffeWorkloadAPI');
-
 /** `target` as gRPC names it: unix:PATH. */
 export function fetchX509Svid(target: string, timeoutMs = 5_000): Promise<FetchedSvid> {
+  const WorkloadApiClient = makeClientConstructor(workloadApiService(), 'SpiffeWorkloadAPI');
   const client = new WorkloadApiClient(target, credentials.createInsecure());
   const metadata = new Metadata();
   metadata.set('workload.spiffe.io', 'true');
