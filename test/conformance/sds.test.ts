@@ -42,27 +42,26 @@ describe('SDS: the sidecar as Envoy\'s SecretDiscoveryService', () => {
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
     const ordersSvid = await mesh.issue('orders', ORDERS_ID);
     writeFileSync(join(dir, 'policy.yaml'), ALLOW_WEB_GET_ORDERS);
-    // Only an identity to serve: no inbound, no outbound listener.
-    [web, orders] = await Promise.all([
-      runSidecar(
-        dir,
-        'web',
-        {
-          trustDomain: TD,
-          identity: { ca: { address: ca.address, bundle: mesh.bundle, spiffeId: WEB_ID, token: 'env:MESHWARD_JOIN_TOKEN', ttl: '6s' } },
-          sds: { listen: 'unix:sds.sock' },
-          admin: { listen: '127.0.0.1:0' },
-          drainTimeout: '1s',
-        },
-        { MESHWARD_JOIN_TOKEN: await token(mesh.caDir, WEB_ID), MESHWARD_LOG_LEVEL: 'debug' },
-      ),
-      runSidecar(dir, 'orders', {
+    // Only an identity to serve: no inbound, no outbound listener. One after the other, so that whichever started is
+    // stopped by afterAll even when the other fails to.
+    web = await runSidecar(
+      dir,
+      'web',
+      {
         trustDomain: TD,
-        identity: { files: { cert: ordersSvid.cert, key: ordersSvid.key, bundle: mesh.bundle } },
-        inbound: { listen: '127.0.0.1:0', app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, policy: join(dir, 'policy.yaml') },
+        identity: { ca: { address: ca.address, bundle: mesh.bundle, spiffeId: WEB_ID, token: 'env:MESHWARD_JOIN_TOKEN', ttl: '6s' } },
+        sds: { listen: 'unix:sds.sock' },
         admin: { listen: '127.0.0.1:0' },
-      }),
-    ]);
+        drainTimeout: '1s',
+      },
+      { MESHWARD_JOIN_TOKEN: await token(mesh.caDir, WEB_ID) },
+    );
+    orders = await runSidecar(dir, 'orders', {
+      trustDomain: TD,
+      identity: { files: { cert: ordersSvid.cert, key: ordersSvid.key, bundle: mesh.bundle } },
+      inbound: { listen: '127.0.0.1:0', app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, policy: join(dir, 'policy.yaml') },
+      admin: { listen: '127.0.0.1:0' },
+    });
     client = sdsClient(`unix:${socket}`);
   });
 
