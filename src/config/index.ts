@@ -5,3 +5,5 @@ export * from './strict-object.js';
 export * from './sidecar-config.js';
 export * from './sidecar-schema.js';
 export * from './watch-filter.js';
+export * from './socket-endpoint.js';
+export * from './loopback.js';

@@ -3,6 +3,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { fileProblem, loadYamlFile } from './load.js';
 import { sidecarConfigSchema, type SidecarConfig } from './sidecar-schema.js';
+import { checkSocketEndpoints } from './socket-endpoint.js';
 
 /**
  * Reads and validates `meshward sidecar --config FILE`. File paths inside it are relative to the file's own
@@ -34,6 +35,7 @@ export function loadSidecarConfig(file: string): SidecarConfig {
   }
   if (config.inbound?.policy) config.inbound.policy = input(['inbound', 'policy'], config.inbound.policy);
   if (config.audit) config.audit.path = at(config.audit.path);
+  Object.assign(config, checkSocketEndpoints(config, at, problems));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return config;
 }

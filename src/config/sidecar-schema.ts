@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseSpiffeId, parseSvidId } from '../spiffe/id.js';
 import { LOG_LEVELS } from '../telemetry/logger.js';
 import { parseDuration } from './duration.js';
+import { sdsEndpoint, workloadApiEndpoint } from './socket-endpoint.js';
 import { strictObject } from './strict-object.js';
 
 // The sidecar's config file (the contract of `meshward sidecar --config`, issue 4). Everything that can be checked
@@ -197,6 +198,9 @@ export const sidecarConfigSchema = strictObject({
   identity,
   inbound: inbound.optional(),
   outbound: outbound.optional(),
+  /** Serves the identity to a local Envoy (SecretDiscoveryService) and to SPIFFE-aware programs (Workload API). */
+  sds: sdsEndpoint(hostPort('the SDS server', true)).optional(),
+  workloadApi: workloadApiEndpoint.optional(),
   admin: strictObject({ listen }).default({ listen: { host: '127.0.0.1', port: 15000 } }),
   audit: strictObject({
     path: z.string().min(1),
@@ -210,8 +214,8 @@ export const sidecarConfigSchema = strictObject({
   /** SIGTERM: how long in-flight requests may take to finish before connections are closed. */
   drainTimeout: duration('drainTimeout').default(10_000),
 }).superRefine((value, ctx) => {
-  if (value.inbound === undefined && value.outbound === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'give inbound, outbound or both: a sidecar with neither has nothing to do' });
+  if (value.inbound === undefined && value.outbound === undefined && value.sds === undefined && value.workloadApi === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'give inbound, outbound, sds or workloadApi (any of them, or several): a sidecar with none has nothing to do' });
   }
   const routes = value.outbound?.routes ?? [];
   routes.forEach((r, i) => {

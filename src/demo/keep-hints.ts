@@ -11,6 +11,7 @@ The mesh keeps running; Ctrl-C stops it and removes ${dir}.
   CA (gRPC, TLS)   ${ca.address}   bundle ${ca.bundleFile}
   orders sidecar   inbound (mTLS) ${orders.inbound}   admin http://${orders.admin}/certs  http://${orders.admin}/readyz
   web sidecar      outbound ${outbound}   admin http://${web.admin}/certs  http://${web.admin}/readyz
+                   web's SVID on the SPIFFE Workload API: ${web.workloadApi}
   orders app       ${orders.app} (plain HTTP, loopback)
   files            ${orders.configFile}  ${web.configFile}  ${orders.policyFile}
                    audit ${orders.auditFile}   logs ${join(dir, 'meshward.log')}

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
-import type { Dispatcher, Pool } from 'undici';
-import { ALLOW_RULE, TRUST_DOMAIN, WEB_ID, type RunningCa, type RunningOrders } from './mesh.js';
+import { Client, type Dispatcher, type Pool } from 'undici';
+import { fetchX509Svid } from '../identity-api/workload-api-client.js';
+import { ALLOW_RULE, ORDERS_ID, TRUST_DOMAIN, WEB_ID, type RunningCa, type RunningOrders, type RunningWeb } from './mesh.js';
 import type { Row } from './rows.js';
 
 // The demo's requests, each judged against what the mesh promises. Requests "as web" are what web's app does:
@@ -46,6 +47,35 @@ export async function allowedRead(web: Pool, orders: RunningOrders): Promise<Row
   const rule = res.status === 200 ? await auditedRule(orders.auditFile, requestId) : undefined;
   const ok = res.status === 200 && json(res.body).order === '42' && rule === ALLOW_RULE;
   return { request: 'GET /api/orders/42', as: 'web', result: `${res.status} ${res.status === 200 ? 'allowed' : 'refused'}`, why: rule ? `rule ${rule}` : res.body, ok, expected: `200, allowed by rule ${ALLOW_RULE}` };
+}
+
+/**
+ * A SPIFFE-aware program of web's: no sidecar in its path. It reads web's SVID from the Workload API of web's
+ * sidecar (no certificate file anywhere) and calls orders' inbound listener itself, over mutual TLS, checking that
+ * the server proves orders' SPIFFE ID; orders' sidecar authorizes it as web.
+ */
+export async function spiffeAwareCall(web: RunningWeb, orders: RunningOrders): Promise<Row> {
+  const row = { request: 'GET /api/orders/9, SVID from Workload API', as: 'web, own mTLS', expected: `200, allowed by rule ${ALLOW_RULE}` };
+  const svid = await fetchX509Svid(web.workloadApi);
+  const client = new Client(`https://${orders.inbound}`, {
+    connect: {
+      cert: svid.certChainPem,
+      key: svid.keyPem,
+      ca: svid.bundlePem,
+      // The server proves a SPIFFE ID, not a host name.
+      checkServerIdentity: (_host, cert) => (cert.subjectaltname === `URI:${ORDERS_ID}` ? undefined : new Error(`the server is ${cert.subjectaltname}, not ${ORDERS_ID}`)),
+    },
+  });
+  try {
+    const requestId = `demo-workload-api-${Date.now()}`;
+    const res = await client.request({ path: '/api/orders/9', method: 'GET', headers: { host: 'orders', 'x-request-id': requestId } });
+    const body = await res.body.text();
+    const rule = res.statusCode === 200 ? await auditedRule(orders.auditFile, requestId) : undefined;
+    const ok = svid.spiffeId === WEB_ID && res.statusCode === 200 && json(body).order === '9' && rule === ALLOW_RULE;
+    return { ...row, result: `${res.statusCode} ${res.statusCode === 200 ? 'allowed' : 'refused'}`, why: rule ? `rule ${rule}` : body, ok };
+  } finally {
+    await client.close();
+  }
 }
 
 /** A request the policy does not allow: 403 naming the deciding rule (the default, as nothing allows it). */

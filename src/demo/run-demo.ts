@@ -10,7 +10,7 @@ import { componentLogs } from './component-logs.js';
 import { keepHints } from './keep-hints.js';
 import { createCa, serveCa, startOrders, startWeb, SVID_TTL, TRUST_DOMAIN, type MeshContext } from './mesh.js';
 import { formatElapsed, Progress } from './progress.js';
-import { allowedRead, deniedRequest, forgedClientCertHeader, noClientCertificate, unroutedHost } from './requests.js';
+import { allowedRead, deniedRequest, forgedClientCertHeader, noClientCertificate, spiffeAwareCall, unroutedHost } from './requests.js';
 import { Resources } from './resources.js';
 import { rotationUnderTraffic } from './rotation.js';
 import { renderTable, type Row } from './rows.js';
@@ -109,13 +109,14 @@ async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions &
   // web's app: plain HTTP to its own sidecar's outbound listener, as any app in the mesh talks.
   const webApp = new Pool(`http://${web.outbound}`, { connections: 8 });
   ctx.resources.add("web's app", () => webApp.close());
-  const rows = await progress.step('sending requests: as web, without a certificate, with a forged header', async () => [
+  const rows = await progress.step('sending requests: as web, without a certificate, with a forged header, with an SVID from the Workload API', async () => [
     await allowedRead(webApp, orders),
     await deniedRequest(webApp, 'POST', '/api/orders'),
     await deniedRequest(webApp, 'GET', '/api/admin'),
     await unroutedHost(webApp),
     await noClientCertificate(ca, orders),
     await forgedClientCertHeader(webApp),
+    await spiffeAwareCall(web, orders),
   ]);
   const timeoutMs = options.rotationTimeoutMs ?? 25_000;
   rows.push(

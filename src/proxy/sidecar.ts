@@ -20,11 +20,12 @@ import { Http2Upstream } from './upstream-http2.js';
 import type { Upstream } from './upstream.js';
 
 // `meshward sidecar`: an identity source, the inbound listener (mTLS → filter chain → app), the outbound listener
-// (app → route → mTLS), the admin listener and the audit log, wired together. Identity changes flow one way: the
-// source publishes a snapshot, and every TLS context and outbound pool is rebuilt from it.
+// (app → route → mTLS), the identity served to local processes (SDS, Workload API), the admin listener and the
+// audit log, wired together. Identity changes flow one way: the source publishes a snapshot, and every TLS context
+// and outbound pool is rebuilt from it (and every SDS and Workload API stream is sent it).
 
 export interface Sidecar {
-  readonly addresses: { inbound?: string; outbound?: string; admin: string };
+  readonly addresses: { inbound?: string; outbound?: string; sds?: string; workloadApi?: string; admin: string };
   reloadPolicy(): Promise<void>;
   /** Drains (stops accepting, finishes requests in flight for up to the drain timeout) and stops. */
   close(): Promise<void>;
@@ -90,7 +91,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     const tracer = tracing?.tracer;
 
     let draining = false;
-    const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
+    const addresses: Sidecar['addresses'] = { admin: '' };
     /** Called with the first identity and every change after it. */
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
     const loads: ListenerLoad[] = [];
@@ -157,6 +158,13 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         if (routes) routes.update(s);
         else routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, s, logger);
       });
+    }
+    if (config.sds || config.workloadApi) {
+      // gRPC is loaded only by a sidecar that serves its identity to other processes.
+      const served = await (await import('../identity-api/index.js')).serveIdentity(config, logger);
+      Object.assign(addresses, served.addresses);
+      cleanup.push(() => served.close());
+      updaters.push((s) => served.update(s));
     }
 
     logger.info(addresses, 'listening; not ready until the identity is held');

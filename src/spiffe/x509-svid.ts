@@ -30,6 +30,24 @@ export function pemToDerList(pem: string): Buffer[] {
   return blocks.map((block) => Buffer.from(new X509Certificate(block).raw));
 }
 
+/**
+ * Splits certificates given as ASN.1 DER one after another (the SPIFFE Workload API's encoding of a chain or a
+ * bundle), by the length each one's outer SEQUENCE declares.
+ */
+export function splitDerCertificates(der: Buffer): Buffer[] {
+  const certificates: Buffer[] = [];
+  let rest = der;
+  while (rest.length > 0) {
+    const first = rest[1] ?? 0;
+    const octets = first & 0x7f;
+    const length = first < 0x80 ? 2 + first : 2 + octets + rest.subarray(2, 2 + octets).reduce((n, byte) => n * 256 + byte, 0);
+    if (rest[0] !== 0x30 || length > rest.length) throw new Error('not a list of DER certificates');
+    certificates.push(rest.subarray(0, length));
+    rest = rest.subarray(length);
+  }
+  return certificates;
+}
+
 export function derToPem(der: Buffer): string {
   const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;

@@ -33,6 +33,8 @@ function expectChecksPassed(stdout: string): void {
   expect(stdout).toMatch(/^ok +GET \/api\/admin +\| web +\| 403 denied +\| rule default$/m);
   expect(stdout).toMatch(/^ok +GET \/api\/orders\/42, no client cert +\| \(nobody\) +\| refused at TLS handshake +\| TLS alert: certificate required$/m);
   expect(stdout).toMatch(/^ok +GET \/api\/orders\/7, forged XFCC sa\/admin +\| web +\| 200, forged XFCC removed +\| app saw URI=spiffe:\/\/…\/ns\/default\/sa\/web$/m);
+  // Issue 16: a SPIFFE-aware program reads web's SVID from the Workload API of web's sidecar and does its own mTLS.
+  expect(stdout).toMatch(/^ok +GET \/api\/orders\/9, SVID from Workload API +\| web, own mTLS +\| 200 allowed +\| rule web-reads-orders$/m);
   const rotation = /^ok +GET \/api\/orders\/N during renewal +\| web +\| (?:orders|web) (\w+)… -> (\w+)… +\| (\d+) requests, 0 failed$/m.exec(stdout);
   expect(rotation, stdout).not.toBeNull();
   expect(rotation![1]).not.toBe(rotation![2]);

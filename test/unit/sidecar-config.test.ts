@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { parseYaml, sidecarConfigSchema } from '../../src/config/index.js';
+import { sidecarConfigSchema } from '../../src/config/index.js';
+import { sidecarConfigProblems as problems } from '../helpers/config-problems.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 // The sidecar's config contract (issue 4), checked without starting anything: the example README shows, the
@@ -20,15 +21,6 @@ const minimal = {
   identity: { files: { cert: 'svid.pem', key: 'svid.key', bundle: 'bundle.pem' } },
   inbound: { listen: '127.0.0.1:15006', app: 'http://127.0.0.1:8080', policy: 'policy.yaml' },
 };
-
-function problems(config: unknown): string[] {
-  try {
-    parseYaml(JSON.stringify(config), sidecarConfigSchema, 'sidecar.yaml');
-    return [];
-  } catch (err) {
-    return (err as Error).message.split('\n');
-  }
-}
 
 describe('sidecar config', () => {
   it('accepts the example in README, with the meaning it describes', () => {
@@ -69,7 +61,7 @@ describe('sidecar config', () => {
     ]);
     expect(problems({ ...minimal, identity: {} })).toEqual(['sidecar.yaml: identity: give exactly one identity source: files or ca']);
     expect(problems({ ...minimal, inbound: undefined })).toEqual([
-      'sidecar.yaml: give inbound, outbound or both: a sidecar with neither has nothing to do',
+      'sidecar.yaml: give inbound, outbound, sds or workloadApi (any of them, or several): a sidecar with none has nothing to do',
     ]);
     const route = { host: 'Orders', address: '127.0.0.1:16006', spiffeId: 'spiffe://example.org/ns/default/sa/orders' };
     expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [route, { ...route, host: 'orders' }] } })).toEqual([
