@@ -2,12 +2,11 @@
 // wire-compatible subset of Envoy's protos, proven against the official ones in test/conformance) and the SPIFFE
 // Workload API (the specification's workload.proto). Loaded with proto-loader: these are long-lived streams, not
 // a hot path, so grpc-js's own server and codecs serve them.
-import { fileURLToPath } from 'node:url';
 import { loadSync, type Options } from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { packagePath } from '../package-root.js';
 
-/** proto/ at the package root; the same relative place from src/ (tests) and dist/ (the CLI). */
-const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
+const PROTO_DIR = packagePath('proto');
 
 // Field names as in the .proto files; absent scalars read as their defaults, so a request is read without checks
 // for undefined; a oneof names its member.
