@@ -1,7 +1,7 @@
-import { BlockList, isIP } from 'node:net';
 import { startExtAuthzServer } from '../authz/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
+import { isLoopbackHost } from './loopback.js';
 
 /** How long SIGTERM waits for calls in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -94,15 +94,4 @@ function tlsFlags(certFile?: string, keyFile?: string, caFile?: string) {
     throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
   }
   return { certFile, keyFile, caFile };
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/** 127.0.0.0/8, ::1 (also IPv4-mapped) or `localhost`; any other name may resolve to anything. */
-function isLoopbackHost(host: string): boolean {
-  if (host.toLowerCase() === 'localhost') return true;
-  const family = isIP(host);
-  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }

@@ -5,3 +5,5 @@ export * from './strict-object.js';
 export * from './sidecar-config.js';
 export * from './sidecar-schema.js';
 export * from './watch-filter.js';
+export * from './file-reloader.js';
+export * from './secret-reference.js';
