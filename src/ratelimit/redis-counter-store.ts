@@ -1,6 +1,7 @@
 // Counters in Redis, as envoyproxy/ratelimit keeps them: one key per domain, descriptor and window start, counted
-// with INCRBY and given the window's length with EXPIRE, both sent in one pipeline (one round trip). Keys of one
-// call may live on different Cluster nodes; each key's pipeline goes to its own node.
+// with INCRBY and given the window's length with EXPIRE, both sent in one write (one round trip). ioredis's
+// auto-pipelining puts the commands of all hits issued in one tick into one write per node (so concurrent calls
+// share writes, as envoyproxy/ratelimit's implicit pipelining does); in a Cluster, to each key's own node.
 //
 // Failing fast is the point: commands are never queued while Redis is away (enableOfflineQueue: false) and never
 // re-sent after a reconnect (a re-sent INCRBY would count twice), and every hit gives up after `timeoutMs`. The
@@ -61,10 +62,9 @@ export class RedisCounterStore implements CounterStore {
     const name = windowKey(key, window.start);
     let count: number;
     try {
-      const replies = await withTimeout(this.client.pipeline().incrby(name, hits).expire(name, windowSeconds).exec(), this.options.timeoutMs);
-      const [error, value] = replies?.[0] ?? [new Error('no reply')];
-      if (error) throw error;
-      count = Number(value);
+      // Issued together, the two commands go out in one write (auto-pipelining), with those of concurrent hits.
+      const [value] = await withTimeout(Promise.all([this.client.incrby(name, hits), this.client.expire(name, windowSeconds)]), this.options.timeoutMs);
+      count = value;
     } catch (err) {
       throw this.failed(err);
     }
@@ -108,7 +108,6 @@ function createClient({ target, password, ca }: RedisCounterStoreOptions): Redis
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     connectTimeout: CONNECT_WAIT_MS,
-    // Concurrent hits share one write to the socket, as envoyproxy/ratelimit's implicit pipelining does.
     enableAutoPipelining: true,
   };
   const retry = (times: number) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS);
