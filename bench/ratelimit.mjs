@@ -32,6 +32,8 @@ const CONCURRENCY = Number(flags.concurrency);
 const PATH = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
 /** Distinct descriptor values, so that calls count into many keys as real clients do. */
 const CLIENTS = 1000;
+/** High enough never to be reached: every call is counted and answered OK. */
+const LIMIT = 4_000_000_000;
 
 const children = new Set();
 const dir = mkdtempSync(join(tmpdir(), 'meshward-bench-ratelimit-'));
@@ -141,8 +143,9 @@ async function leanRateLimitClient(address) {
         stream.on('data', (chunk) => chunks.push(chunk));
         stream.on('trailers', (trailers) => {
           const body = Buffer.concat(chunks);
-          // Every call must be answered and counted: an OK from the failure mode would measure nothing.
-          if (trailers['grpc-status'] === '0' && Response.decode(body.subarray(5)).statuses[0]?.currentLimit) resolve();
+          // Every call must be answered and counted: an OK from the failure mode (the whole limit remaining) would
+          // measure nothing.
+          if (trailers['grpc-status'] === '0' && Response.decode(body.subarray(5)).statuses[0]?.limitRemaining < LIMIT) resolve();
           else reject(new Error(`ShouldRateLimit: grpc-status ${trailers['grpc-status']} ${trailers['grpc-message'] ?? ''}`));
         });
         stream.on('error', reject);
@@ -166,7 +169,7 @@ const floor = await closedLoop(
 floorClient.disconnect();
 
 const config = join(dir, 'ratelimit.yaml');
-writeFileSync(config, 'domain: bench\ndescriptors:\n  - key: remote_address\n    rate_limit:\n      unit: hour\n      requests_per_unit: 4000000000\n');
+writeFileSync(config, `domain: bench\ndescriptors:\n  - key: remote_address\n    rate_limit:\n      unit: hour\n      requests_per_unit: ${LIMIT}\n`);
 const { child: meshward, match } = await startChild(
   process.execPath,
   [...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), join(REPO, 'bin/meshward.js'), 'ratelimit', '--config', config, '--listen', '127.0.0.1:0', '--redis', redisUrl, '--redis-timeout', '1s'],

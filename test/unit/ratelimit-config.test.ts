@@ -89,3 +89,15 @@ descriptors:
     expect(problem(text)).toContain(message);
   });
 });
+
+describe('examples/ratelimit.yaml (the README\'s example)', () => {
+  it('loads, with the limits its comments describe', () => {
+    const example = RateLimitConfig.load(new URL('../../examples/ratelimit.yaml', import.meta.url).pathname);
+    expect(example.domainNames).toEqual(['edge', 'internal']);
+    expect(example.lookup('edge', entries(['remote_address', '198.51.100.1']))?.limit).toEqual({ requestsPerUnit: 100, unit: 'MINUTE' });
+    expect(example.lookup('edge', entries(['remote_address', '203.0.113.7']))?.limit).toEqual({ requestsPerUnit: 0, unit: 'MINUTE' });
+    expect(example.lookup('edge', entries(['plan', 'gold'], ['consumer', 'c1']))).toMatchObject({ name: 'gold_daily', replaces: ['consumer_daily'], limit: { requestsPerUnit: 100000, unit: 'DAY' } });
+    expect(example.lookup('edge', entries(['path', '/search']))?.shadowMode).toBe(true);
+    expect(example.lookup('edge', entries(['path', '/healthz']))?.limit).toBeUndefined();
+  });
+});
