@@ -9,18 +9,15 @@
 // meshward child on every exit path. The RLS client is as lean as the floor's: one node:http2 session, the request
 // encoded and framed once, per call one stream and a check of grpc-status, so that the load generator's own cost
 // on the shared cores does not decide the ratio.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:http2';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import protobuf from 'protobufjs';
+import { freePort, startChild, tempDir, waitReady } from './ca-procs.mjs';
 
 const REPO = new URL('..', import.meta.url).pathname;
 const { values: flags } = parseArgs({
@@ -34,49 +31,6 @@ const PATH = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
 const CLIENTS = 1000;
 /** High enough never to be reached: every call is counted and answered OK. */
 const LIMIT = 4_000_000_000;
-
-const children = new Set();
-const dir = mkdtempSync(join(tmpdir(), 'meshward-bench-ratelimit-'));
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Spawns a child and resolves once a line of its output matches `ready`. */
-async function startChild(command, args, ready, env = {}) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const lines = createInterface({ input: child.stdout }).on('line', () => {});
-  const errors = createInterface({ input: child.stderr });
-  return new Promise((resolve, reject) => {
-    const onLine = (line) => {
-      const match = ready.exec(line);
-      if (match) resolve({ child, match });
-    };
-    lines.on('line', onLine);
-    errors.on('line', onLine);
-    child.once('exit', (code) => reject(new Error(`${command} exited with ${code} before it was ready`)));
-  });
-}
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  await once(child, 'exit');
-}
 
 /** CPU time (user + system) a process has used so far, in ms; Linux /proc, with the usual 100 ticks a second. */
 function cpuMs(pid) {
@@ -156,8 +110,18 @@ async function leanRateLimitClient(address) {
   };
 }
 
+const dir = tempDir('meshward-bench-ratelimit-');
+/** Resolves with the first line of `logFile` that matches `pattern`; throws (for waitReady to retry) until then. */
+const logLine = (logFile, pattern) => () => {
+  const line = readFileSync(logFile, 'utf8').split('\n').find((l) => pattern.test(l));
+  if (line === undefined) throw new Error(`no line matching ${pattern} yet`);
+  return line;
+};
+
 const redisPort = await freePort();
-const redis = await startChild('redis-server', ['--bind', '127.0.0.1', '--port', String(redisPort), '--save', '', '--appendonly', 'no', '--dir', dir], /Ready to accept connections/);
+const redisLog = join(dir, 'redis.log');
+const redis = startChild('redis-server', ['--bind', '127.0.0.1', '--port', String(redisPort), '--save', '', '--appendonly', 'no', '--dir', dir], { logFile: redisLog });
+await waitReady(logLine(redisLog, /Ready to accept connections/), { child: redis.child, what: 'redis-server' });
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
 // The floor: a bare INCR per call from Node, nothing else (meshward sends INCRBY and EXPIRE per call).
@@ -170,18 +134,18 @@ floorClient.disconnect();
 
 const config = join(dir, 'ratelimit.yaml');
 writeFileSync(config, `domain: bench\ndescriptors:\n  - key: remote_address\n    rate_limit:\n      unit: hour\n      requests_per_unit: ${LIMIT}\n`);
-const { child: meshward, match } = await startChild(
+const meshwardLog = join(dir, 'meshward.log');
+const meshward = startChild(
   process.execPath,
   [...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), join(REPO, 'bin/meshward.js'), 'ratelimit', '--config', config, '--listen', '127.0.0.1:0', '--redis', redisUrl, '--redis-timeout', '1s'],
-  /"msg":"listening".*/,
-  { MESHWARD_LOG_LEVEL: 'info' },
+  { logFile: meshwardLog, env: { MESHWARD_LOG_LEVEL: 'info' } },
 );
-const { address } = JSON.parse(match[0].startsWith('{') ? match[0] : match.input);
+const { address } = JSON.parse(await waitReady(logLine(meshwardLog, /"msg":"listening"/), { child: meshward.child, what: 'meshward ratelimit' }));
 const client = await leanRateLimitClient(address);
-const rls = await closedLoop((i) => client.call(i), { redis: redis.child.pid, meshward: meshward.pid, 'RLS client': process.pid });
+const rls = await closedLoop((i) => client.call(i), { redis: redis.child.pid, meshward: meshward.child.pid, 'RLS client': process.pid });
 client.close();
-await stop(meshward);
-await stop(redis.child);
+await meshward.stop();
+await redis.stop();
 
 const cpu = (r) => Object.entries(r.cpuUsPerCall).map(([name, us]) => `${name} ${us.toFixed(0)}`).join(', ');
 const row = (name, r) => `${name.padEnd(34)} ${r.rate.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)}   ${cpu(r)}`;

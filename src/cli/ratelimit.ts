@@ -3,6 +3,7 @@ import { DEFAULT_STORE_TIMEOUT_MS, startRateLimitServer, type FailureMode } from
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
 import { isLoopbackHost } from './loopback.js';
+import { serveUntilSignal } from './serve-until-signal.js';
 
 /** How long SIGTERM waits for calls in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -86,18 +87,7 @@ export const ratelimitCommand: Command = {
       logger,
       ...(admin ? { admin } : {}),
     });
-    const reload = () => void server.reloadConfig();
-    process.on('SIGHUP', reload);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', resolve);
-      process.once('SIGINT', resolve);
-    });
-    process.off('SIGHUP', reload);
-    logger.info({ signal }, 'shutting down');
-    await server.close(SHUTDOWN_GRACE_MS);
-    logger.info('stopped');
-    logger.flush();
-    return 0;
+    return serveUntilSignal(server, () => void server.reloadConfig(), logger, SHUTDOWN_GRACE_MS);
   },
 };
 

@@ -1,13 +1,9 @@
-// `meshward ratelimit`: Envoy's RateLimitService/ShouldRateLimit, Health and reflection on one gRPC listener (the
-// lean HTTP/2 server ext_authz uses), the config kept in force by a FileReloader, counts in Redis or in memory, and
-// optionally the admin listener (/healthz, /readyz, /metrics).
-import type { AddressInfo } from 'node:net';
-import { HealthImplementation } from 'grpc-health-check';
-import { ReflectionService } from '@grpc/reflection';
+// `meshward ratelimit`: Envoy's RateLimitService/ShouldRateLimit on the lean HTTP/2 server ext_authz uses (with
+// Health, reflection and the admin listener: grpc/grpc-service-host.ts), the config kept in force by a
+// FileReloader, counts in Redis or in memory.
 import type { Logger } from 'pino';
-import { FileReloader, type ReloadStats } from '../config/index.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, GrpcHttp2Server, unaryRoute } from '../grpc/index.js';
-import { AdminServer } from '../telemetry/index.js';
+import { FileReloader } from '../config/index.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, GrpcHttp2Server, hostGrpcService, unaryRoute } from '../grpc/index.js';
 import type { FailureMode } from './counter-store.js';
 import { createRateLimitServerMetrics } from './metrics.js';
 import { openCounterStore, type StoreSettings } from './open-store.js';
@@ -33,7 +29,6 @@ export interface RateLimitServer {
   readonly adminAddress?: string;
   /** Reloads the config file (what SIGHUP does). */
   reloadConfig(): Promise<void>;
-  stats(): { config: ReloadStats };
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes what is left. */
   close(graceMs: number): Promise<void>;
 }
@@ -62,23 +57,17 @@ export async function startRateLimitServer(options: RateLimitServerOptions): Pro
       },
     });
     server.route(SHOULD_RATE_LIMIT_PATH, unaryRoute(handler, DEFAULT_MAX_MESSAGE_BYTES));
-    const health = new HealthImplementation({ '': 'SERVING', [RATE_LIMIT_SERVICE]: 'SERVING' });
-    health.addToServer(server);
-    new ReflectionService(loadReflectedServices()).addToServer(server);
-
-    let closing = false;
-    const address = formatAddress(await server.listen(options.host, options.port));
-    cleanup.push((graceMs) => server.close(graceMs));
-    let adminAddress: string | undefined;
-    if (options.admin) {
-      const admin = new AdminServer(options.admin.host, options.admin.port, {
-        ready: () => !closing,
-        metrics: (req, res) => metrics.handle(req, res),
-      });
-      adminAddress = formatAddress(await admin.listen());
-      // Stops last, so that /readyz answers "not ready" while calls drain.
-      cleanup.unshift(() => admin.close());
-    }
+    const host = await hostGrpcService({
+      server,
+      service: RATE_LIMIT_SERVICE,
+      reflected: loadReflectedServices(),
+      host: options.host,
+      port: options.port,
+      ...(options.admin ? { admin: options.admin } : {}),
+      metrics: (req, res) => metrics.handle(req, res),
+    });
+    cleanup.push((graceMs) => host.close(graceMs));
+    const { address, adminAddress } = host;
     logger.info(
       { address, store: store.description, failureMode, domains: config.current.domainNames, ...(adminAddress ? { admin: adminAddress } : {}) },
       'listening',
@@ -87,13 +76,7 @@ export async function startRateLimitServer(options: RateLimitServerOptions): Pro
       address,
       ...(adminAddress ? { adminAddress } : {}),
       reloadConfig: () => config.reload('SIGHUP'),
-      stats: () => ({ config: config.stats() }),
-      close: async (graceMs) => {
-        closing = true;
-        health.setStatus('', 'NOT_SERVING');
-        health.setStatus(RATE_LIMIT_SERVICE, 'NOT_SERVING');
-        await stop(graceMs);
-      },
+      close: (graceMs) => stop(graceMs),
     };
   } catch (err) {
     await stop(0).catch(() => undefined);
@@ -101,6 +84,3 @@ export async function startRateLimitServer(options: RateLimitServerOptions): Pro
   }
 }
 
-function formatAddress(address: AddressInfo): string {
-  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-}
