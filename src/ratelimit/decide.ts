@@ -38,8 +38,6 @@ export interface RateLimitVerdict {
   headers: Array<{ key: string; value: string }>;
   /** Descriptors over their limit that shadow_mode let through. */
   shadowed: number;
-  /** Descriptors whose count failed: the failure mode answered for them. */
-  storeErrors: number;
 }
 
 /** A request that cannot be judged (no domain, no descriptors): the caller's error. */
@@ -62,7 +60,6 @@ export async function decideRateLimit(call: RateLimitCall, { config, store, fail
   const hits = Math.max(1, call.hitsAddend);
   const rules = matchedRules(call, config);
   let shadowed = 0;
-  let storeErrors = 0;
 
   const statuses = await Promise.all(
     rules.map(async (rule, i): Promise<DescriptorVerdict> => {
@@ -76,7 +73,6 @@ export async function decideRateLimit(call: RateLimitCall, { config, store, fail
         ({ count, resetSeconds } = await store.hit(storeKey(call.domain, call.descriptors[i]!.entries), unitSeconds(unit), hits));
       } catch (err) {
         if (!(err instanceof StoreError)) throw err;
-        storeErrors += 1;
         // Nothing was counted: allow reports the whole limit as remaining, deny reports none.
         const durationUntilResetSeconds = fixedWindow(clock(), unitSeconds(unit)).resetSeconds;
         return failureMode === 'allow'
@@ -100,7 +96,6 @@ export async function decideRateLimit(call: RateLimitCall, { config, store, fail
     statuses,
     headers: over ? rateLimitHeaders(over) : [],
     shadowed,
-    storeErrors,
   };
 }
 

@@ -5,7 +5,6 @@ import type { Logger } from 'pino';
 import { fileProblem, readSecretReference } from '../config/index.js';
 import type { CounterStore, StoreError } from './counter-store.js';
 import { MemoryCounterStore } from './memory-counter-store.js';
-import { RedisCounterStore } from './redis-counter-store.js';
 import { parseRedisUrl } from './redis-url.js';
 
 export interface StoreSettings {
@@ -36,6 +35,8 @@ export async function openCounterStore(settings: StoreSettings, context: { logge
   const ca = settings.caFile === undefined ? undefined : await readFile(settings.caFile).catch((err: unknown) => {
     throw new Error(`Redis CA ${settings.caFile}: ${fileProblem(err)}`);
   });
+  // Loaded only when Redis is asked for: a process counting in memory never loads the Redis client.
+  const { RedisCounterStore } = await import('./redis-counter-store.js');
   return RedisCounterStore.connect({
     target: target.value,
     ...(password === undefined ? {} : { password }),
