@@ -1,6 +1,7 @@
 // Real redis-server processes for the tests (Debian's redis-server and redis-tools; .ci/run installs them), on
 // free loopback ports, each in its own temporary directory, with nothing saved to disk. Every server started here
-// is killed when the test process exits, whatever way it exits, so that no Redis outlives its tests.
+// is killed when the test process exits, whatever way it exits (an exit handler, and the kernel's parent-death
+// signal for a test process killed outright), so that no Redis outlives its tests.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -68,7 +69,9 @@ export class RedisServer {
   /** Starts the server again on the same port (after stop()), with an empty data set. */
   async resume(): Promise<void> {
     this.output = '';
-    const child = spawn('redis-server', this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // setpriv (util-linux) execs redis-server with a parent-death signal: it dies with the test process even when
+    // that is killed outright, where no exit handler runs.
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'redis-server', ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     running.add(child);
     child.once('exit', () => running.delete(child));
