@@ -249,3 +249,17 @@ describe('config reload', () => {
     expect(result.stderr).toContain(`${file}: descriptors[1]: a second entry for key "client" without a value`);
   });
 });
+
+describe('command line', () => {
+  it.each([
+    ['a failure mode it does not know', ['--failure-mode', 'maybe'], 2, '--failure-mode must be allow or deny, not "maybe"'],
+    ['a timeout without a unit', ['--redis', 'redis://127.0.0.1:1', '--redis-timeout', '50'], 2, '--redis-timeout: "50" is not a duration'],
+    ['Redis options without --redis', ['--redis-password', 'env:X'], 2, '--redis-password, --redis-ca and --redis-timeout need --redis'],
+    ['a listener off loopback without --insecure-plaintext', ['--listen', '0.0.0.0:0'], 2, 'is not a loopback address, and this listener has no TLS'],
+    ['a CA for a plain redis:// URL', ['--redis', 'redis://127.0.0.1:1', '--redis-ca', '/dev/null'], 1, 'a Redis CA is given for a redis:// URL; use rediss:// for TLS'],
+  ])('refuses %s', async (_what, args, code, message) => {
+    const result = await runCli(['ratelimit', '--config', configFile(1), '--listen', '127.0.0.1:0', ...args]);
+    expect(result.code).toBe(code);
+    expect(result.stderr).toContain(message);
+  });
+});
