@@ -2,6 +2,7 @@ import { startExtAuthzServer } from '../authz/index.js';
 import { isLoopbackHost } from '../config/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
+import { serveUntilSignal } from './serve-until-signal.js';
 
 /** How long SIGTERM waits for calls in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -72,18 +73,7 @@ export const authzCommand: Command = {
           : 'serving Check without TLS on a non-loopback address (--insecure-plaintext): anyone on the path can read the Checks and forge the answers',
       );
     }
-    const reload = () => void server.reloadPolicy();
-    process.on('SIGHUP', reload);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', resolve);
-      process.once('SIGINT', resolve);
-    });
-    process.off('SIGHUP', reload);
-    logger.info({ signal }, 'shutting down');
-    await server.close(SHUTDOWN_GRACE_MS);
-    logger.info('stopped');
-    logger.flush();
-    return 0;
+    return serveUntilSignal(server, () => void server.reloadPolicy(), logger, SHUTDOWN_GRACE_MS);
   },
 };
 
@@ -95,4 +85,3 @@ function tlsFlags(certFile?: string, keyFile?: string, caFile?: string) {
   }
   return { certFile, keyFile, caFile };
 }
-

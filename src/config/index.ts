@@ -7,3 +7,5 @@ export * from './sidecar-schema.js';
 export * from './watch-filter.js';
 export * from './socket-endpoint.js';
 export * from './loopback.js';
+export * from './file-reloader.js';
+export * from './secret-reference.js';

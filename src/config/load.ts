@@ -1,12 +1,24 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { parseAllDocuments, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { plainIssueMessage } from './issue-message.js';
 
 /** Parses YAML text and validates it; throws ConfigError naming `label`, the path inside and the reason. */
 export function parseYaml<S extends z.ZodType>(text: string, schema: S, label: string): z.output<S> {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  return validateDocument(parseDocument(text, { uniqueKeys: true, prettyErrors: false }), schema, label);
+}
+
+/**
+ * Parses YAML text that may hold several documents (separated by `---`) and validates each one; errors name the
+ * document ("file (document 2)") when there is more than one.
+ */
+export function parseYamlDocuments<S extends z.ZodType>(text: string, schema: S, label: string): Array<z.output<S>> {
+  const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false });
+  return docs.map((doc, i) => validateDocument(doc, schema, docs.length > 1 ? `${label} (document ${i + 1})` : label));
+}
+
+function validateDocument<S extends z.ZodType>(doc: Document, schema: S, label: string): z.output<S> {
   if (doc.errors.length > 0) {
     throw new ConfigError(
       label,

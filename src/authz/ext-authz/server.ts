@@ -9,10 +9,7 @@
 //
 // Beside it, optionally: the admin listener (/healthz, /readyz, /metrics) and the audit log, as the sidecar has
 // them (check-observer.ts: what each answered Check records).
-import type { AddressInfo } from 'node:net';
-import { HealthImplementation } from 'grpc-health-check';
-import { ReflectionService } from '@grpc/reflection';
-import { AdminServer, AFTER_ANSWER_COMMIT_MS, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
+import { AFTER_ANSWER_COMMIT_MS, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
 import { checkHandler } from './check-handler.js';
 import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
@@ -22,6 +19,7 @@ import { policyEngineLoader, PolicyReloader, type PolicyLoader, type PolicyReloa
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
 import { readTlsFiles, type TlsFiles } from './tls-files.js';
 import { unaryRoute } from '../../grpc/unary-route.js';
+import { hostGrpcService } from '../../grpc/grpc-service-host.js';
 
 export interface ExtAuthzServerOptions {
   policyFile: string;
@@ -81,37 +79,25 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     const server = createServer(logger, maxMessageBytes, tls);
     const handler = checkHandler(loadCheckTypes(), { currentPolicy: () => policy.current, logger, observe: checks.observe });
     server.route(CHECK_METHOD_PATH, unaryRoute(handler, maxMessageBytes));
-    const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' });
-    health.addToServer(server);
-    new ReflectionService(loadReflectedServices()).addToServer(server);
-
-    let closing = false;
-    const address = formatAddress(await server.listen(options.host, options.port));
+    const host = await hostGrpcService({
+      server,
+      service: AUTHORIZATION_SERVICE,
+      reflected: loadReflectedServices(),
+      host: options.host,
+      port: options.port,
+      ...(options.admin ? { admin: options.admin } : {}),
+      metrics: (req, res) => metrics.handle(req, res),
+    });
     // Calls in flight finish before the audit log closes (the cleanup steps after this one).
-    cleanup.push((graceMs) => server.close(graceMs));
-    let adminAddress: string | undefined;
-    if (options.admin) {
-      const admin = new AdminServer(options.admin.host, options.admin.port, {
-        // A policy is in force from the start (an invalid one at start is fatal), so ready means: not shutting down.
-        ready: () => !closing,
-        metrics: (req, res) => metrics.handle(req, res),
-      });
-      adminAddress = formatAddress(await admin.listen());
-      // Stops last, so that /readyz answers "not ready" while calls drain.
-      cleanup.unshift(() => admin.close());
-    }
+    cleanup.push((graceMs) => host.close(graceMs));
+    const { address, adminAddress } = host;
     logger.info({ address, tls: tls !== undefined, ...(adminAddress ? { admin: adminAddress } : {}), ...(auditPath === undefined ? {} : { audit: auditPath }) }, 'listening');
     return {
       address,
       ...(adminAddress ? { adminAddress } : {}),
       reloadPolicy: () => policy.reload('SIGHUP'),
       stats: () => ({ policy: policy.stats() }),
-      close: async (graceMs) => {
-        closing = true;
-        health.setStatus('', 'NOT_SERVING');
-        health.setStatus(AUTHORIZATION_SERVICE, 'NOT_SERVING');
-        await stop(graceMs);
-      },
+      close: (graceMs) => stop(graceMs),
     };
   } catch (err) {
     await stop(0).catch(() => undefined);
@@ -145,6 +131,3 @@ function createServer(logger: Logger, maxMessageBytes: number, tls: Awaited<Retu
   }
 }
 
-function formatAddress(address: AddressInfo): string {
-  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-}
