@@ -36,7 +36,7 @@ const { metafile } = await build({
   target: 'node26',
   logLevel: 'warning',
   metafile: true,
-  external: ['@grpc/grpc-js', '@grpc/reflection', 'grpc-health-check', 'pino', 'write-file-atomic', '@seriousme/openapi-schema-validator'],
+  external: ['@grpc/grpc-js', '@grpc/reflection', 'grpc-health-check', 'pino', 'write-file-atomic', '@seriousme/openapi-schema-validator', 'ioredis'],
   // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
   banner: { js: "import { createRequire as __meshwardRequire } from 'node:module'; const require = __meshwardRequire(import.meta.url);" },
 });
