@@ -1,6 +1,6 @@
 import type { AuthzRequest } from '../authz/index.js';
-import type { LocalReply } from '../proxy/local-reply.js';
-import type { PeerIdentity } from '../proxy/peer-identity.js';
+import type { LocalReply } from './local-reply.js';
+import type { PeerIdentity } from './peer-identity.js';
 
 // The per-request chain, as data: an array of filters built from config at start-up, run in order. A filter either
 // lets the request continue (returns undefined) or answers it (returns a LocalReply), and may record what it

@@ -1,5 +1,5 @@
 import type { ExtAuthzClient } from '../authz/index.js';
-import { replies } from '../proxy/local-reply.js';
+import { replies } from './local-reply.js';
 import type { Filter } from './chain.js';
 
 /**

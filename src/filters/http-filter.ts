@@ -1,5 +1,5 @@
 import type { ZodType } from 'zod';
-import type { LocalReply } from '../proxy/local-reply.js';
+import type { LocalReply } from './local-reply.js';
 import type { Logger } from '../telemetry/index.js';
 import type { HopContext } from './chain.js';
 

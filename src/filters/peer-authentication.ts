@@ -1,4 +1,4 @@
-import { replies } from '../proxy/local-reply.js';
+import { replies } from './local-reply.js';
 import type { Filter } from './chain.js';
 
 /**

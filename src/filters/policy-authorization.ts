@@ -1,8 +1,8 @@
 import type { ActivePolicy, Decision } from '../authz/index.js';
 import { buildCheckResponse } from '../authz/ext-authz/check-response.js';
 import { decisionSummary } from '../authz/ext-authz/decision-summary.js';
-import type { LocalReply } from '../proxy/local-reply.js';
-import { PRINCIPAL_HEADER } from '../proxy/hop-headers.js';
+import type { LocalReply } from './local-reply.js';
+import { PRINCIPAL_HEADER } from './identity-headers.js';
 import type { Filter, FilterResult, HopContext } from './chain.js';
 
 /**

@@ -1,5 +1,5 @@
 import { checkAuthority } from '../authz/index.js';
-import { replies } from '../proxy/local-reply.js';
+import { replies } from './local-reply.js';
 import type { Filter } from './chain.js';
 
 // What a request's header block must look like before anything judges it: one authority, well formed, the same in

@@ -1,5 +1,5 @@
 import type { Limits } from '../config/index.js';
-import { replies, type LocalReply } from '../proxy/local-reply.js';
+import { replies, type LocalReply } from './local-reply.js';
 import type { Filter, HopContext } from './chain.js';
 
 /** What the limits look at; a HopContext has it, and so does the outbound listener, which runs no filter chain. */

@@ -15,7 +15,7 @@ import type { HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
 import { Http2SessionGuard, perConnectionResetLimit, type GuardEvents } from './http2-session-guard.js';
 import { listenOn } from '../telemetry/listen.js';
-import { replies, type LocalReply } from './local-reply.js';
+import { replies, type LocalReply } from '../filters/local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';

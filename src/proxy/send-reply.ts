@@ -1,5 +1,5 @@
 import { delayClose } from './delayed-close.js';
-import type { LocalReply } from './local-reply.js';
+import type { LocalReply } from '../filters/local-reply.js';
 import { writeResponseHead, type DownstreamResponse } from './upstream.js';
 
 /** How long a refused HTTP/1.1 connection keeps reading (and dropping) what the client still sends: Envoy's default. */
