@@ -15,8 +15,9 @@ export interface FilterResponse {
   /** Lower-case names. A filter changes the response by changing this object. */
   headers: Record<string, string | string[]>;
   /**
-   * The whole body, when some filter of the chain asked for it (`responseBody`); undefined when the body streams.
-   * A filter may replace it; the runtime fixes content-length.
+   * The whole body, when some filter of the chain asked for it (`responseBody`), and always on a local reply;
+   * undefined when the body streams. A filter may replace it (or set one on a streaming answer, whose own body is then
+   * dropped); the runtime fixes content-length.
    */
   body?: Buffer;
 }
@@ -26,10 +27,15 @@ export interface HttpFilter {
   readonly name: string;
   /**
    * Buffer the request body (up to maxBytes; more is 413) before onRequest runs; it is then on ctx.body. Only
-   * filters that must read the body ask (`validate`): every other request streams.
+   * filters that must read the body ask (`validate`): every other request streams. With several filters asking, the
+   * least maxBytes holds (and the listener's limits.maxBodyBytes).
    */
   readonly requestBody?: { maxBytes: number };
-  /** Buffer the response body (up to maxBytes) before onResponse runs; over it: `oversize` says what happens. */
+  /**
+   * Buffer the response body (up to maxBytes) before onResponse runs; over it: `oversize` says what happens (502, or
+   * the answer streams on and onResponse sees no body). With several filters asking, the least maxBytes holds, and 502
+   * if any says so. A HEAD answer has no body.
+   */
   readonly responseBody?: { maxBytes: number; oversize: 'reply502' | 'pass' };
   /**
    * The request's headers have arrived (and its body, if asked for). Return a LocalReply to answer now (the rest of
@@ -38,7 +44,10 @@ export interface HttpFilter {
    * needed: a chain of synchronous filters costs no promise.
    */
   onRequest?(ctx: HopContext): LocalReply | undefined | Promise<LocalReply | undefined>;
-  /** The response's status and headers (and body, if asked for) are known and nothing was sent yet. */
+  /**
+   * The response's status and headers (and body, if asked for) are known and nothing was sent yet. Runs for every
+   * filter whose request side ran, this one's own local reply included. A throw or rejection answers 500 instead.
+   */
   onResponse?(ctx: HopContext, response: FilterResponse): void | Promise<void>;
   /** Stops whatever the filter started (file watchers, timers, clients). */
   close?(): void | Promise<void>;

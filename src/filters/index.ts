@@ -1,5 +1,5 @@
 // The per-request filter chain and its filters.
-export { runFilters, type Filter, type FilterResult, type HopContext, type HopDecision } from './chain.js';
+export { chainOf, replyResponse, runRequestSide, runResponseSide, type BodyReader, type Chain, type FilterResult, type HopContext, type HopDecision, type ResponseBuffering } from './chain.js';
 export { extAuthzAuthorization } from './ext-authz-authorization.js';
 export { peerAuthentication } from './peer-authentication.js';
 export { policyAuthorization } from './policy-authorization.js';

@@ -3,7 +3,8 @@ import { buildCheckResponse } from '../authz/ext-authz/check-response.js';
 import { decisionSummary } from '../authz/ext-authz/decision-summary.js';
 import type { LocalReply } from './local-reply.js';
 import { PRINCIPAL_HEADER } from './identity-headers.js';
-import type { Filter, FilterResult, HopContext } from './chain.js';
+import type { FilterResult, HopContext } from './chain.js';
+import type { HttpFilter } from './http-filter.js';
 
 /**
  * The in-process policy engine. Denials are answered exactly as Envoy answers them from meshward's ext_authz
@@ -11,18 +12,21 @@ import type { Filter, FilterResult, HopContext } from './chain.js';
  * every transport. `currentPolicy` is read once per request, so a reload never mixes two policies in one decision.
  * `observeLatency` gets the time each decision took (for the authorization latency histogram).
  */
-export function policyAuthorization(currentPolicy: () => ActivePolicy, observeLatency?: (ms: number) => void): Filter {
-  return (ctx) => {
-    const policy = currentPolicy();
-    const started = observeLatency === undefined ? 0 : performance.now();
-    return policy.engine.decide(ctx.request).then(
-      (decision) => {
-        observeLatency?.(performance.now() - started);
-        return conclude(ctx, decision, policy.explainDenials);
-      },
-      // The engine promises never to reject; if it does anyway, deny as the engine does on an error.
-      () => conclude(ctx, { kind: 'deny', rule: 'error', reason: 'policy engine failed' }, policy.explainDenials),
-    );
+export function policyAuthorization(currentPolicy: () => ActivePolicy, observeLatency?: (ms: number) => void): HttpFilter {
+  return {
+    name: 'authz',
+    onRequest: (ctx) => {
+      const policy = currentPolicy();
+      const started = observeLatency === undefined ? 0 : performance.now();
+      return policy.engine.decide(ctx.request).then(
+        (decision) => {
+          observeLatency?.(performance.now() - started);
+          return conclude(ctx, decision, policy.explainDenials);
+        },
+        // The engine promises never to reject; if it does anyway, deny as the engine does on an error.
+        () => conclude(ctx, { kind: 'deny', rule: 'error', reason: 'policy engine failed' }, policy.explainDenials),
+      );
+    },
   };
 }
 

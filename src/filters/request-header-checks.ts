@@ -1,6 +1,6 @@
 import { checkAuthority } from '../authz/index.js';
 import { replies } from './local-reply.js';
-import type { Filter } from './chain.js';
+import type { HttpFilter } from './http-filter.js';
 
 // What a request's header block must look like before anything judges it: one authority, well formed, the same in
 // Host and :authority; and header names with underscores dropped or refused. The pure checks here serve the inbound
@@ -52,17 +52,20 @@ export function underscoreRefusal(names: readonly string[]): string {
  * The inbound chain's first check: a bad authority is 400 before any filter reads the host; underscore names are
  * refused (400), or dropped from what the policy sees and what the app gets.
  */
-export function requestHeaderChecks(underscores: UnderscoreHeaderAction): Filter {
-  return (ctx) => {
-    const authority = requestAuthority(ctx.request.headers as HeaderMap, ctx.rawHeaders);
-    if (!authority.ok) return replies.badRequest(ctx.requestId, authority.reason);
-    if (underscores === 'allow') return undefined;
-    const names = underscoreHeaderNames(ctx.rawHeaders);
-    if (names === undefined) return undefined;
-    if (underscores === 'reject') return replies.badRequest(ctx.requestId, underscoreRefusal(names));
-    const headers = ctx.request.headers as HeaderMap;
-    for (const name of names) delete headers[name];
-    ctx.removeHeaders.push(...names);
-    return undefined;
+export function requestHeaderChecks(underscores: UnderscoreHeaderAction): HttpFilter {
+  return {
+    name: 'headerChecks',
+    onRequest: (ctx) => {
+      const authority = requestAuthority(ctx.request.headers as HeaderMap, ctx.rawHeaders);
+      if (!authority.ok) return replies.badRequest(ctx.requestId, authority.reason);
+      if (underscores === 'allow') return undefined;
+      const names = underscoreHeaderNames(ctx.rawHeaders);
+      if (names === undefined) return undefined;
+      if (underscores === 'reject') return replies.badRequest(ctx.requestId, underscoreRefusal(names));
+      const headers = ctx.request.headers as HeaderMap;
+      for (const name of names) delete headers[name];
+      ctx.removeHeaders.push(...names);
+      return undefined;
+    },
   };
 }

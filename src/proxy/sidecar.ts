@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
 import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
-import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
+import { chainOf, extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type HttpFilter } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
@@ -116,11 +116,11 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       policy = authz.policy;
       cleanup.push(() => authz.close());
       // A tcp:// listener has no HTTP request, so nothing for the header checks to read: its chain judges the peer alone.
-      const http: Filter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
-      const filters: Filter[] = [...http, requestLimits(inbound.limits), peerAuthentication, authz.filter];
+      const http: HttpFilter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
+      const chain = chainOf([...http, requestLimits(inbound.limits), peerAuthentication, authz.filter]);
       // No certificate until the identity arrives (updateTls below): until then every handshake fails.
       const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
-      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
+      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, chain, observe, logger, ...(tracer ? { tracer } : {}) };
       let listener: InboundHttpListener | InboundTcpListener;
       if (inbound.app.protocol === 'tcp') {
         listener = new InboundTcpListener({ ...common, app: inbound.app.address });
@@ -139,11 +139,13 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       let routes: OutboundRouteTable | undefined;
       cleanup.push(() => routes?.destroy());
       const waiting = routesWithoutIdentity(outbound.routes);
+      const outboundChain = chainOf([requestLimits(outbound.limits)]);
       const listener = new OutboundListener({
         host: outbound.listen.host,
         port: outbound.listen.port,
         limits: outbound.limits,
-        headersWithUnderscores: outbound.headersWithUnderscores,
+        headerChecks: requestHeaderChecks(outbound.headersWithUnderscores),
+        chainFor: () => outboundChain,
         routes: { upstreamFor: (host, http2) => (routes ?? waiting).upstreamFor(host, http2) },
         observe,
         guardEvents: reportCutOffs('outbound', logger, metrics),
@@ -203,7 +205,7 @@ async function authorizationFilter(
   inbound: InboundConfig,
   logger: Logger,
   observeLatency: (ms: number) => void,
-): Promise<{ filter: Filter; policy?: PolicyReloader; close: () => void }> {
+): Promise<{ filter: HttpFilter; policy?: PolicyReloader; close: () => void }> {
   if (inbound.extAuthz) {
     const { address, timeout, failOpen } = inbound.extAuthz;
     const client: ExtAuthzClient = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger });
