@@ -35,7 +35,7 @@ export function loadSidecarConfig(file: string): SidecarConfig {
   if (config.inbound?.policy) config.inbound.policy = input(['inbound', 'policy'], config.inbound.policy);
   if (config.audit) config.audit.path = at(config.audit.path);
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return config;
+  return { ...config, configDir: base };
 }
 
 /** Why a file cannot be read, or undefined when it can. */

@@ -119,7 +119,8 @@ const defaultLimits = limits.parse({});
 
 export type Limits = z.output<typeof limits>;
 
-const extAuthz = strictObject({
+/** A remote ext_authz server: `inbound.extAuthz`, and the `authz` filter's `extAuthz`. */
+export const extAuthzSettings = strictObject({
   address: hostPort('the ext_authz server', false),
   timeout: duration('timeout').default(200),
   /** Let requests through when the server fails or times out. Off by default: fail closed. */
@@ -127,14 +128,14 @@ const extAuthz = strictObject({
 });
 
 /** Header names with `_`: dropped (the default), refused with 400, or let through (Envoy's headers_with_underscores_action). */
-const headersWithUnderscores = z.enum(['drop', 'reject', 'allow'], { error: 'must be drop (the default), reject or allow' }).default('drop');
+export const headersWithUnderscores = z.enum(['drop', 'reject', 'allow'], { error: 'must be drop (the default), reject or allow' }).default('drop');
 
 const inbound = strictObject({
   listen,
   app: appUrl,
   headersWithUnderscores,
   policy: z.string().min(1).optional(),
-  extAuthz: extAuthz.optional(),
+  extAuthz: extAuthzSettings.optional(),
   minTlsVersion: tlsVersion.default('TLSv1.3'),
   limits: limits.default(defaultLimits),
 }).superRefine((value, ctx) => {
@@ -225,7 +226,10 @@ export const sidecarConfigSchema = strictObject({
   }
 });
 
-export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
+export type SidecarConfig = z.output<typeof sidecarConfigSchema> & {
+  /** Set by the loader: the config file's directory, where relative paths in filter settings start. */
+  configDir?: string;
+};
 export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
 export type OutboundConfig = NonNullable<SidecarConfig['outbound']>;
 export type OutboundRouteConfig = OutboundConfig['routes'][number];

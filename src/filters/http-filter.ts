@@ -49,6 +49,13 @@ export interface HttpFilter {
    * filter whose request side ran, this one's own local reply included. A throw or rejection answers 500 instead.
    */
   onResponse?(ctx: HopContext, response: FilterResponse): void | Promise<void>;
+  /**
+   * Reads again whatever files the filter keeps in force (SIGHUP); a bad file keeps the last good state. Filters that
+   * watch their files reload on change as well.
+   */
+  reload?(): Promise<void>;
+  /** How many reloads put a new file in force, and how many were refused (the policy reload metrics). */
+  reloadStats?(): { reloads: number; rejected: number };
   /** Stops whatever the filter started (file watchers, timers, clients). */
   close?(): void | Promise<void>;
 }
@@ -62,6 +69,13 @@ export interface FilterEnvironment {
   readonly listener: 'inbound' | 'outbound' | 'ingress';
   /** True when the listener terminates TLS for its clients (HSTS and the like only make sense there). */
   readonly tls: boolean;
+  /** Where decisions are measured (the process's metrics); absent where nothing is measured (`--check-config`). */
+  readonly metrics?: FilterMetrics;
+}
+
+export interface FilterMetrics {
+  /** The time one authorization decision took, failed ones included. */
+  recordAuthzLatency(ms: number): void;
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Limits } from '../config/index.js';
 import { replies, type LocalReply } from './local-reply.js';
 import type { HopContext } from './chain.js';
-import type { HttpFilter } from './http-filter.js';
+import { z } from 'zod';
+import type { FilterFactory, HttpFilter } from './http-filter.js';
 
 /**
  * The reply for a request over a limit, or undefined. Headers over maxHeaderBytes are refused (431): Node's HTTP/1.1
@@ -25,3 +26,12 @@ function headerBytes(rawHeaders: readonly string[]): number {
   for (const field of rawHeaders) total += field.length;
   return total;
 }
+
+const bytes = z.number().int().min(1);
+
+/** Built from the listener's `limits`; always right after the header checks (a `filters:` list cannot name it). */
+export const limits: FilterFactory<Pick<Limits, 'maxHeaderBytes' | 'maxBodyBytes'>> = {
+  name: 'limits',
+  settings: z.object({ maxHeaderBytes: bytes, maxBodyBytes: bytes }),
+  create: (settings) => requestLimits(settings),
+};

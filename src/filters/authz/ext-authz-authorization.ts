@@ -1,6 +1,6 @@
-import type { ExtAuthzClient } from '../authz/index.js';
-import { replies } from './local-reply.js';
-import type { HttpFilter } from './http-filter.js';
+import type { ExtAuthzClient } from '../../authz/index.js';
+import { replies } from '../local-reply.js';
+import type { HttpFilter } from '../http-filter.js';
 
 /**
  * A remote ext_authz server decides (Envoy's Check API). Its answer is applied as Envoy applies it: an allow may

@@ -1,0 +1,20 @@
+import { authz } from './authz/authz-filter.js';
+import type { FilterFactory } from './http-filter.js';
+import { peerAuthentication } from './peer-authentication.js';
+import { headerChecks } from './request-header-checks.js';
+import { limits } from './request-limits.js';
+
+// Every built-in filter, by the name a `filters:` list uses. A filter is added by writing one file that exports a
+// FilterFactory and one line here (docs/filters.md).
+
+export const registry: Readonly<Record<string, FilterFactory>> = {
+  headerChecks,
+  limits,
+  peerAuthentication,
+  authz,
+};
+
+/** The factory a name stands for, or undefined (own properties only: `constructor` is no filter). */
+export function builtInFilter(name: string): FilterFactory | undefined {
+  return Object.hasOwn(registry, name) ? registry[name] : undefined;
+}
