@@ -1,5 +1,5 @@
 // The per-request filter chain: the contract, the runtime, the built-in filters and how a listener's chain is built.
-export { buildInboundChain, buildOutboundChains, sumReloads, type FilterSet, type InboundChain, type OutboundChains } from './build-chain.js';
+export { buildInboundChain, buildOutboundChains, checkChains, sumReloads, type FilterSet, type InboundChain, type OutboundChains } from './build-chain.js';
 export { chainOf, replyResponse, runRequestSide, runResponseSide, type BodyReader, type Chain, type FilterResult, type HopContext, type HopDecision, type ResponseBuffering } from './chain.js';
 export type { FilterEnvironment, FilterFactory, FilterMetrics, FilterResponse, HttpFilter } from './http-filter.js';
 export { registry } from './registry.js';
