@@ -12,4 +12,11 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // filters/ owns the types a request carries; the listeners in proxy/ depend on it, never the reverse (DESIGN.md).
+    files: ['src/filters/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/proxy', '**/proxy/**'], message: 'src/filters must not import src/proxy: proxy/ depends on filters/, never the reverse' }] }],
+    },
+  },
 );

@@ -1,4 +1,5 @@
-import { FieldError, loadSidecarConfig } from '../config/index.js';
+import { FieldError, loadSidecarConfig, type SidecarConfig } from '../config/index.js';
+import { checkChains } from '../filters/index.js';
 import { startSidecar, type Sidecar } from '../proxy/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, required, type Command } from './command.js';
@@ -12,8 +13,10 @@ listener (/healthz, /readyz, /certs, /config). The config's format is in README.
 
 Options:
   --config FILE   the sidecar's YAML config; paths inside it are relative to its directory
-  --check-config  check the config and exit without starting: the schema, the files it reads, the directories of
-                  its sockets and the groups it names; exit 0 when it is good, 1 with every problem named
+  --check-config  check the config and exit (0: it is good; 1: every problem, named by its path): the schema, the
+                  files it reads, the directories of its sockets and the groups it names, and every listener's
+                  filters built as the sidecar would build them (custom modules loaded, settings checked) and closed
+                  again; nothing listens and no identity is fetched
 
 With identity.ca, the join token is redeemed only after everything else has been checked and every listener bound,
 and the SVID is kept in identity.ca.stateDir so that a restart within its life needs no token. A CA that is not up
@@ -34,10 +37,7 @@ export const sidecarCommand: Command = {
     const { values } = parseFlags(argv, { config: { type: 'string' }, 'check-config': { type: 'boolean', default: false } });
     const configFile = required(values.config, 'config');
     const config = loadSidecarConfig(configFile);
-    if (values['check-config']) {
-      process.stdout.write(`${configFile}: the config is good\n`);
-      return 0;
-    }
+    if (values['check-config']) return checkConfig(configFile, config);
     const logger = createLogger('sidecar', { level: config.log.level });
     logger.debug({ configFile, config }, 'config loaded');
     // SIGHUP is handled from before the start, which may wait minutes for the CA: by default it would end the
@@ -72,3 +72,12 @@ export const sidecarCommand: Command = {
     return 0;
   },
 };
+
+async function checkConfig(configFile: string, config: SidecarConfig): Promise<number> {
+  const chains = await checkChains(config, createLogger('sidecar', { level: 'warn' })).catch((err: unknown) => {
+    throw err instanceof FieldError ? err.inFile(configFile) : err;
+  });
+  const listed = Object.entries(chains).map(([listener, names]) => `${listener}: ${names.join(' → ')}`);
+  process.stdout.write(`${configFile}: OK${listed.length > 0 ? `; ${listed.join('; ')}` : ''}\n`);
+  return 0;
+}

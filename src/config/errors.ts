@@ -40,12 +40,14 @@ export class FieldError extends Error {
   constructor(
     readonly path: ReadonlyArray<PropertyKey>,
     message: string,
+    /** More problems found with it, each named by its own path (every wrong filter setting, not only the first). */
+    readonly others: readonly ConfigProblem[] = [],
   ) {
     super(message);
     this.name = 'FieldError';
   }
 
   inFile(file: string): ConfigError {
-    return new ConfigError(file, [{ path: this.path, message: this.message }]);
+    return new ConfigError(file, [{ path: this.path, message: this.message }, ...this.others]);
   }
 }

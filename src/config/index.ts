@@ -1,5 +1,6 @@
 export * from './duration.js';
 export * from './errors.js';
+export * from './issue-message.js';
 export * from './load.js';
 export * from './strict-object.js';
 export * from './sidecar-config.js';

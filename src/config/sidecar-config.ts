@@ -34,10 +34,16 @@ export function loadSidecarConfig(file: string): SidecarConfig {
     ca.stateDir = at(ca.stateDir ?? `${basename(file, extname(file))}.state`);
   }
   if (config.inbound?.policy) config.inbound.policy = input(['inbound', 'policy'], config.inbound.policy);
+  for (const listener of ['inbound', 'outbound'] as const) {
+    config[listener]?.filters?.forEach((entry, i) => {
+      // A custom filter's module is code the sidecar runs: it is named, and found, as every other file is.
+      if ('module' in entry) entry.module = input([listener, 'filters', i, 'module'], entry.module);
+    });
+  }
   if (config.audit) config.audit.path = at(config.audit.path);
   Object.assign(config, checkSocketEndpoints(config, at, problems));
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return config;
+  return { ...config, configDir: base };
 }
 
 /** Why a file cannot be read, or undefined when it can. */

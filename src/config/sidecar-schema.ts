@@ -120,7 +120,8 @@ const defaultLimits = limits.parse({});
 
 export type Limits = z.output<typeof limits>;
 
-const extAuthz = strictObject({
+/** A remote ext_authz server: `inbound.extAuthz`, and the `authz` filter's `extAuthz`. */
+export const extAuthzSettings = strictObject({
   address: hostPort('the ext_authz server', false),
   timeout: duration('timeout').default(200),
   /** Let requests through when the server fails or times out. Off by default: fail closed. */
@@ -128,19 +129,49 @@ const extAuthz = strictObject({
 });
 
 /** Header names with `_`: dropped (the default), refused with 400, or let through (Envoy's headers_with_underscores_action). */
-const headersWithUnderscores = z.enum(['drop', 'reject', 'allow'], { error: 'must be drop (the default), reject or allow' }).default('drop');
+export const headersWithUnderscores = z.enum(['drop', 'reject', 'allow'], { error: 'must be drop (the default), reject or allow' }).default('drop');
+
+/** One entry of a listener's `filters:` list: a built-in filter by name, or a custom filter's ES module. */
+export type FilterEntry = { name: string; settings: unknown } | { module: string; settings: unknown };
+
+/**
+ * `- NAME: {settings}` (settings may be left out), or `- module: ./file.mjs` with its own settings beside it
+ * (`settings: {...}`). Only the shape is checked here; what a name stands for and its settings are checked when the
+ * chain is built (filters/filter-list.ts), with errors naming the same path.
+ */
+const filterEntry = z.record(z.string(), z.unknown()).transform((entry, ctx): FilterEntry => {
+  const keys = Object.keys(entry);
+  if (typeof entry.module === 'string' && keys.every((k) => k === 'module' || k === 'settings')) {
+    if (entry.module === '') ctx.addIssue({ code: 'custom', path: ['module'], message: 'must name an ES module file' });
+    return { module: entry.module, settings: entry.settings ?? {} };
+  }
+  if (keys.length !== 1 || keys[0] === 'module') {
+    ctx.addIssue({ code: 'custom', message: `each filter is "- NAME: {settings}" or "- module: ./file.mjs" (with "settings:" beside it); this one has ${keys.length === 0 ? 'no key' : `the keys ${keys.join(', ')}`}` });
+    return z.NEVER;
+  }
+  return { name: keys[0]!, settings: entry[keys[0]!] ?? {} };
+});
+
+/** A listener's ordered chain (filters/filter-list.ts says what may go where). */
+const filters = z.array(filterEntry).optional();
 
 const inbound = strictObject({
   listen,
   app: appUrl,
   headersWithUnderscores,
   policy: z.string().min(1).optional(),
-  extAuthz: extAuthz.optional(),
+  extAuthz: extAuthzSettings.optional(),
   minTlsVersion: tlsVersion.default('TLSv1.3'),
   limits: limits.default(defaultLimits),
+  filters,
 }).superRefine((value, ctx) => {
-  if ((value.policy === undefined) === (value.extAuthz === undefined)) {
+  // policy and extAuthz are shorthand for the authz filter's settings; without either, an authz entry must give them.
+  const authzEntry = value.filters?.some((entry) => 'name' in entry && entry.name === 'authz') ?? false;
+  if (value.policy !== undefined && value.extAuthz !== undefined) {
     ctx.addIssue({ code: 'custom', message: 'give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)' });
+  } else if (value.policy === undefined && value.extAuthz === undefined && !authzEntry) {
+    const filterToo = value.filters === undefined ? '' : ', or an authz filter in filters';
+    ctx.addIssue({ code: 'custom', message: `give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)${filterToo}: an inbound chain that does not authorize is refused (meshward denies by default)` });
   }
 });
 
@@ -151,11 +182,14 @@ const route = strictObject({
   address: hostPort('the destination sidecar', false),
   /** The identity the server must prove. */
   spiffeId,
+  /** This route's changes to the listener's filters: `NAME: false` turns one off, `NAME: {settings}` replaces its settings. */
+  filters: z.record(z.string(), z.unknown()).optional(),
 });
 
 const outbound = strictObject({
   listen,
   routes: z.array(route).default([]),
+  filters,
   headersWithUnderscores,
   minTlsVersion: tlsVersion.default('TLSv1.3'),
   limits: limits.default(defaultLimits),
@@ -229,7 +263,10 @@ export const sidecarConfigSchema = strictObject({
   }
 });
 
-export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
+export type SidecarConfig = z.output<typeof sidecarConfigSchema> & {
+  /** Set by the loader: the config file's directory, where relative paths in filter settings start. */
+  configDir?: string;
+};
 export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
 export type OutboundConfig = NonNullable<SidecarConfig['outbound']>;
 export type OutboundRouteConfig = OutboundConfig['routes'][number];

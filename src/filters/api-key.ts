@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { strictObject } from '../config/index.js';
-import { jsonReply, type LocalReply } from '../proxy/local-reply.js';
+import { jsonReply, type LocalReply } from './local-reply.js';
 import { parseApiKeys, type ApiKeySet } from './api-key-store.js';
 import type { HopContext } from './chain.js';
 import type { FilterFactory, HttpFilter } from './http-filter.js';

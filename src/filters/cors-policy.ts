@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { strictObject } from '../config/index.js';
-import { jsonReply, type LocalReply } from '../proxy/local-reply.js';
+import { jsonReply, type LocalReply } from './local-reply.js';
 
 // CORS (the Fetch standard's CORS protocol) as a pure policy: which origins a browser may let read the answers, which
 // preflights pass, and the headers that say so. CORS is no access control (a disallowed origin's request still

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { strictObject } from '../config/index.js';
-import { PRINCIPAL_HEADER, XFCC_HEADER } from '../proxy/hop-headers.js';
+import { PRINCIPAL_HEADER, XFCC_HEADER } from './identity-headers.js';
 import type { FilterFactory, FilterResponse } from './http-filter.js';
 import { appendRequestHeader, removeRequestHeader, setRequestHeader } from './request-headers.js';
 

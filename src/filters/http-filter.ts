@@ -1,5 +1,5 @@
 import type { ZodType } from 'zod';
-import type { LocalReply } from '../proxy/local-reply.js';
+import type { LocalReply } from './local-reply.js';
 import type { Logger } from '../telemetry/index.js';
 import type { HopContext } from './chain.js';
 
@@ -15,8 +15,9 @@ export interface FilterResponse {
   /** Lower-case names. A filter changes the response by changing this object. */
   headers: Record<string, string | string[]>;
   /**
-   * The whole body, when some filter of the chain asked for it (`responseBody`); undefined when the body streams.
-   * A filter may replace it; the runtime fixes content-length.
+   * The whole body, when some filter of the chain asked for it (`responseBody`), and always on a local reply;
+   * undefined when the body streams. A filter may replace it (or set one on a streaming answer, whose own body is then
+   * dropped); the runtime fixes content-length.
    */
   body?: Buffer;
 }
@@ -26,13 +27,16 @@ export interface HttpFilter {
   readonly name: string;
   /**
    * Buffer the request body (up to maxBytes; more is 413) before onRequest runs; it is then on ctx.body. Only
-   * filters that must read the body ask (`validate`): every other request streams.
+   * filters that must read the body ask (`validate`): every other request streams. With several filters asking, the
+   * least maxBytes holds (and the listener's limits.maxBodyBytes).
    */
   readonly requestBody?: { maxBytes: number };
   /**
-   * Buffer the response body (up to maxBytes) before onResponse runs; over it: `oversize` says what happens. `when`
-   * (given status and headers) picks the responses to buffer, e.g. JSON only, so that a download or an event stream
-   * through the same filter still streams (onResponse then sees no body); without it every response is buffered.
+   * Buffer the response body (up to maxBytes) before onResponse runs; over it: `oversize` says what happens (502, or
+   * the answer streams on and onResponse sees no body). With several filters asking, the least maxBytes holds, and 502
+   * if any says so. A HEAD answer has no body. `when` (given status and headers) picks the responses to buffer, e.g.
+   * JSON only, so that a download or an event stream through the same filter still streams (onResponse then sees no
+   * body); without it every response is buffered.
    */
   readonly responseBody?: { maxBytes: number; oversize: 'reply502' | 'pass'; when?(response: FilterResponse): boolean };
   /**
@@ -42,8 +46,18 @@ export interface HttpFilter {
    * needed: a chain of synchronous filters costs no promise.
    */
   onRequest?(ctx: HopContext): LocalReply | undefined | Promise<LocalReply | undefined>;
-  /** The response's status and headers (and body, if asked for) are known and nothing was sent yet. */
+  /**
+   * The response's status and headers (and body, if asked for) are known and nothing was sent yet. Runs for every
+   * filter whose request side ran, this one's own local reply included. A throw or rejection answers 500 instead.
+   */
   onResponse?(ctx: HopContext, response: FilterResponse): void | Promise<void>;
+  /**
+   * Reads again whatever files the filter keeps in force (SIGHUP); a bad file keeps the last good state. Filters that
+   * watch their files reload on change as well.
+   */
+  reload?(): Promise<void>;
+  /** How many reloads put a new file in force, and how many were refused (the policy reload metrics). */
+  reloadStats?(): { reloads: number; rejected: number };
   /** Stops whatever the filter started (file watchers, timers, clients). */
   close?(): void | Promise<void>;
 }
@@ -57,6 +71,13 @@ export interface FilterEnvironment {
   readonly listener: 'inbound' | 'outbound' | 'ingress';
   /** True when the listener terminates TLS for its clients (HSTS and the like only make sense there). */
   readonly tls: boolean;
+  /** Where decisions are measured (the process's metrics); absent where nothing is measured (`--check-config`). */
+  readonly metrics?: FilterMetrics;
+}
+
+export interface FilterMetrics {
+  /** The time one authorization decision took, failed ones included. */
+  recordAuthzLatency(ms: number): void;
 }
 
 /**

@@ -1,8 +1,6 @@
-// The per-request filter chain and its filters.
-export { runFilters, type Filter, type FilterResult, type HopContext, type HopDecision } from './chain.js';
-export { extAuthzAuthorization } from './ext-authz-authorization.js';
-export { peerAuthentication } from './peer-authentication.js';
-export { policyAuthorization } from './policy-authorization.js';
-export { requestLimits } from './request-limits.js';
+// The per-request filter chain: the contract, the runtime, the built-in filters and how a listener's chain is built.
+export { buildInboundChain, buildOutboundChains, checkChains, sumReloads, type FilterSet, type InboundChain, type OutboundChains } from './build-chain.js';
+export { chainOf, replyResponse, runRequestSide, runResponseSide, type BodyReader, type Chain, type FilterResult, type HopContext, type HopDecision, type ResponseBuffering } from './chain.js';
+export type { FilterEnvironment, FilterFactory, FilterMetrics, FilterResponse, HttpFilter } from './http-filter.js';
+export { registry } from './registry.js';
 export { requestAuthority, requestHeaderChecks, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from './request-header-checks.js';
-export type { FilterEnvironment, FilterFactory, FilterResponse, HttpFilter } from './http-filter.js';

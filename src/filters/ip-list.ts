@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseIpAddress, type IpAddress } from '../authz/index.js';
 import { strictObject } from '../config/index.js';
-import { replies, type LocalReply } from '../proxy/local-reply.js';
+import { replies, type LocalReply } from './local-reply.js';
 import type { HopContext } from './chain.js';
 import { cidrBlock, CidrSet, parseCidrList } from './cidr-set.js';
 import type { FilterFactory, HttpFilter } from './http-filter.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { strictObject } from '../config/index.js';
-import { jsonReply } from '../proxy/local-reply.js';
+import { jsonReply } from './local-reply.js';
 import type { FilterFactory, FilterResponse } from './http-filter.js';
 import { isJsonContentType } from './media-type.js';
 import { setRequestHeader } from './request-headers.js';

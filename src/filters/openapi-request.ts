@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import { normalisePath } from '../authz/index.js';
-import { jsonReply, type LocalReply } from '../proxy/local-reply.js';
+import { jsonReply, type LocalReply } from './local-reply.js';
 import { jsonPointer } from './json-pointer.js';
 import { isJsonContentType, mediaType } from './media-type.js';
 import {

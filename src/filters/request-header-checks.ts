@@ -1,6 +1,8 @@
 import { checkAuthority } from '../authz/index.js';
-import { replies } from '../proxy/local-reply.js';
-import type { Filter } from './chain.js';
+import { headersWithUnderscores, strictObject } from '../config/index.js';
+import type { FilterFactory, HttpFilter } from './http-filter.js';
+import { PRINCIPAL_HEADER, SET_BY_MESHWARD, XFCC_HEADER } from './identity-headers.js';
+import { replies } from './local-reply.js';
 
 // What a request's header block must look like before anything judges it: one authority, well formed, the same in
 // Host and :authority; and header names with underscores dropped or refused. The pure checks here serve the inbound
@@ -49,20 +51,35 @@ export function underscoreRefusal(names: readonly string[]): string {
 }
 
 /**
- * The inbound chain's first check: a bad authority is 400 before any filter reads the host; underscore names are
- * refused (400), or dropped from what the policy sees and what the app gets.
+ * The first check of every listener: a bad authority is 400 before any filter reads the host. Identity headers a
+ * client sent are no identity, so no filter sees them (and hop-headers.ts never forwards them). Underscore names are
+ * refused (400), or dropped from what filters see and what the app gets; under `allow` the spellings of headers
+ * meshward sets are dropped still.
  */
-export function requestHeaderChecks(underscores: UnderscoreHeaderAction): Filter {
-  return (ctx) => {
-    const authority = requestAuthority(ctx.request.headers as HeaderMap, ctx.rawHeaders);
-    if (!authority.ok) return replies.badRequest(ctx.requestId, authority.reason);
-    if (underscores === 'allow') return undefined;
-    const names = underscoreHeaderNames(ctx.rawHeaders);
-    if (names === undefined) return undefined;
-    if (underscores === 'reject') return replies.badRequest(ctx.requestId, underscoreRefusal(names));
-    const headers = ctx.request.headers as HeaderMap;
-    for (const name of names) delete headers[name];
-    ctx.removeHeaders.push(...names);
-    return undefined;
+export function requestHeaderChecks(underscores: UnderscoreHeaderAction): HttpFilter {
+  return {
+    name: 'headerChecks',
+    onRequest: (ctx) => {
+      const headers = ctx.request.headers as HeaderMap;
+      const authority = requestAuthority(headers, ctx.rawHeaders);
+      if (!authority.ok) return replies.badRequest(ctx.requestId, authority.reason);
+      if (headers[XFCC_HEADER] !== undefined) delete headers[XFCC_HEADER];
+      if (headers[PRINCIPAL_HEADER] !== undefined) delete headers[PRINCIPAL_HEADER];
+      const names = underscoreHeaderNames(ctx.rawHeaders);
+      if (names === undefined) return undefined;
+      if (underscores === 'reject') return replies.badRequest(ctx.requestId, underscoreRefusal(names));
+      for (const name of names) {
+        if (underscores === 'drop' || SET_BY_MESHWARD.has(name.replaceAll('_', '-'))) delete headers[name];
+      }
+      if (underscores === 'drop') ctx.removeHeaders.push(...names);
+      return undefined;
+    },
   };
 }
+
+/** Built from the listener's `headersWithUnderscores`; always a listener's first filter (a `filters:` list cannot name it). */
+export const headerChecks: FilterFactory<{ headersWithUnderscores: UnderscoreHeaderAction }> = {
+  name: 'headerChecks',
+  settings: strictObject({ headersWithUnderscores }),
+  create: (settings) => requestHeaderChecks(settings.headersWithUnderscores),
+};

@@ -1,9 +1,8 @@
 import type { Limits } from '../config/index.js';
-import { replies, type LocalReply } from '../proxy/local-reply.js';
-import type { Filter, HopContext } from './chain.js';
-
-/** What the limits look at; a HopContext has it, and so does the outbound listener, which runs no filter chain. */
-export type RequestFacts = Pick<HopContext, 'requestId' | 'rawHeaders' | 'declaredBodyBytes'>;
+import { replies, type LocalReply } from './local-reply.js';
+import type { HopContext } from './chain.js';
+import { z } from 'zod';
+import type { FilterFactory, HttpFilter } from './http-filter.js';
 
 /**
  * The reply for a request over a limit, or undefined. Headers over maxHeaderBytes are refused (431): Node's HTTP/1.1
@@ -11,14 +10,14 @@ export type RequestFacts = Pick<HopContext, 'requestId' | 'rawHeaders' | 'declar
  * each single field to SETTINGS_MAX_HEADER_LIST_SIZE, not their sum. A declared body over the cap is refused before a
  * byte of it is read (413); streamed bodies are capped by the forwarder. (Two Host headers: request-header-checks.ts.)
  */
-export function overLimit(limits: Pick<Limits, 'maxHeaderBytes' | 'maxBodyBytes'>, request: RequestFacts): LocalReply | undefined {
+function overLimit(limits: Pick<Limits, 'maxHeaderBytes' | 'maxBodyBytes'>, request: HopContext): LocalReply | undefined {
   if (headerBytes(request.rawHeaders) > limits.maxHeaderBytes) return replies.headersTooLarge(request.requestId, limits.maxHeaderBytes);
   if (request.declaredBodyBytes !== undefined && request.declaredBodyBytes > limits.maxBodyBytes) return replies.tooLarge(request.requestId, limits.maxBodyBytes);
   return undefined;
 }
 
-export function requestLimits(limits: Pick<Limits, 'maxHeaderBytes' | 'maxBodyBytes'>): Filter {
-  return (ctx) => overLimit(limits, ctx);
+export function requestLimits(limits: Pick<Limits, 'maxHeaderBytes' | 'maxBodyBytes'>): HttpFilter {
+  return { name: 'limits', onRequest: (ctx) => overLimit(limits, ctx) };
 }
 
 /** Names and values, HTTP/2 pseudo-headers (the request line's parts) included. */
@@ -27,3 +26,12 @@ function headerBytes(rawHeaders: readonly string[]): number {
   for (const field of rawHeaders) total += field.length;
   return total;
 }
+
+const bytes = z.number().int().min(1);
+
+/** Built from the listener's `limits`; always right after the header checks (a `filters:` list cannot name it). */
+export const limits: FilterFactory<Pick<Limits, 'maxHeaderBytes' | 'maxBodyBytes'>> = {
+  name: 'limits',
+  settings: z.object({ maxHeaderBytes: bytes, maxBodyBytes: bytes }),
+  create: (settings) => requestLimits(settings),
+};

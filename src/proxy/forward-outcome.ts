@@ -1,6 +1,6 @@
 import { DownstreamGone, RequestTimedOut } from './downstream-signal.js';
-import type { LocalReply } from './local-reply.js';
-import { replies } from './local-reply.js';
+import type { LocalReply } from '../filters/local-reply.js';
+import { replies } from '../filters/local-reply.js';
 import { SERVER_IDENTITY_MISMATCH } from './server-identity-check.js';
 
 // How forwarding a request ended, for the audit record and metrics; and, when nothing was sent to the client yet,

@@ -1,13 +1,11 @@
+import { IDENTITY_HEADERS, SET_BY_MESHWARD } from '../filters/identity-headers.js';
+
 // Which request and response headers cross a hop. Pure.
 //
 // Hop-by-hop headers (RFC 9110 7.6.1) describe one connection and never cross: the fixed list plus every name the
 // Connection header lists. The identity headers meshward sets are removed from whatever a client sent, so that no
-// caller can forge them: only the inbound sidecar that verified the peer's certificate writes them. A name spelled
-// with underscores for one of the headers meshward sets (`x_forwarded_client_cert`) never crosses either, whatever
-// `headersWithUnderscores` says: WSGI/CGI-style servers merge `_` and `-` spellings into one variable.
-
-export const XFCC_HEADER = 'x-forwarded-client-cert';
-export const PRINCIPAL_HEADER = 'x-meshward-principal';
+// caller can forge them (filters/identity-headers.ts). A name spelled with underscores for one of the headers
+// meshward sets (`x_forwarded_client_cert`) never crosses either, whatever `headersWithUnderscores` says.
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -21,10 +19,6 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'http2-settings',
 ]);
-
-const IDENTITY = new Set([XFCC_HEADER, PRINCIPAL_HEADER]);
-/** What meshward itself sets on a forwarded request, compared after `_` → `-`. */
-const SET_BY_MESHWARD = new Set([XFCC_HEADER, PRINCIPAL_HEADER, 'x-request-id', 'traceparent']);
 
 export interface ForwardOptions {
   /** Keep `te: trailers` (gRPC needs it over HTTP/2; HTTP/1.1 apps do not). */
@@ -50,7 +44,7 @@ export function forwardedRequestHeaders(raw: readonly string[], options: Forward
       if (lower === 'te' && options.keepTeTrailers && raw[i + 1]!.trim().toLowerCase() === 'trailers') out.push('te', 'trailers');
       continue;
     }
-    if (options.stripIdentity && IDENTITY.has(lower)) continue;
+    if (options.stripIdentity && IDENTITY_HEADERS.has(lower)) continue;
     if (lower.includes('_') && SET_BY_MESHWARD.has(lower.replaceAll('_', '-'))) continue;
     if (listed !== undefined && listed.has(lower)) continue;
     if (options.remove !== undefined && options.remove.includes(lower)) continue;
@@ -88,9 +82,4 @@ function tokens(value: string): ReadonlySet<string> {
   const lower = value.toLowerCase();
   if (lower === 'keep-alive' || lower === 'close') return NO_TOKENS;
   return new Set(lower.split(',').map((t) => t.trim()).filter((t) => t !== ''));
-}
-
-/** Envoy's format: By=<this sidecar's ID>;Hash=<sha256 of the peer certificate, hex>;URI=<peer ID>. */
-export function xfccValue(ownId: string, certHash: string, peerId: string): string {
-  return `By=${ownId};Hash=${certHash};URI=${peerId}`;
 }

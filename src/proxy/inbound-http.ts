@@ -5,21 +5,23 @@ import { performance } from 'node:perf_hooks';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { AuthzRequest } from '../authz/index.js';
 import type { Limits } from '../config/index.js';
-import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
+import type { Chain, FilterResult, HopContext } from '../filters/chain.js';
+import type { LocalReply } from '../filters/local-reply.js';
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { abandoned, failureReply, isClientFault, type ForwardOutcome } from './forward-outcome.js';
 import { downstreamSignal } from './downstream-signal.js';
-import { forwardedRequestHeaders, XFCC_HEADER, xfccValue } from './hop-headers.js';
+import { XFCC_HEADER, xfccValue } from '../filters/identity-headers.js';
+import { forwardedRequestHeaders } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
 import { Http2SessionGuard, perConnectionResetLimit, type GuardEvents } from './http2-session-guard.js';
 import { listenOn } from '../telemetry/listen.js';
 import { peerIdentity } from './peer-identity.js';
 import { requestIdOf } from '../telemetry/request-id.js';
-import { hasBody, isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
-import { sendReply } from './send-reply.js';
+import { answerLocally, chainFailure, forwardedBody, responseFiltering, runChain } from './hop-chain.js';
+import { hasBody, isHttp2, type DownstreamRequest } from './request-body.js';
 import { connectionCounter } from './serving-health.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
 import type { DownstreamResponse, Upstream } from './upstream.js';
@@ -36,7 +38,7 @@ export interface InboundHttpOptions {
   /** This sidecar's SPIFFE ID now (it can change with a renewal only in theory; read per request). */
   ownId: () => string;
   limits: Limits;
-  filters: readonly Filter[];
+  chain: Chain;
   upstream: Upstream;
   /** The app speaks HTTP/2 (h2c): keep `te: trailers`. */
   appIsHttp2: boolean;
@@ -162,29 +164,33 @@ export class InboundHttpListener {
       declaredBodyBytes: declared === undefined ? undefined : Number(declared),
       setHeaders,
       removeHeaders: [],
+      filtersEntered: 0,
     };
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     if (this.connections.draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
     const hop: Hop = { ctx, trace: hopTrace, started, gone: downstreamSignal(req, res, options.limits.requestTimeout) };
     const endAuthorization = hopTrace.authorization();
-    const result = runFilters(options.filters, ctx);
-    if (result instanceof Promise) {
-      result.then(
-        (reply) => this.proceed(req, res, hop, reply, endAuthorization),
-        () => this.proceed(req, res, hop, { status: 500, body: '{"error":"internal"}' }, endAuthorization),
-      );
-    } else {
-      this.proceed(req, res, hop, result, endAuthorization);
-    }
+    runChain(
+      options.chain,
+      ctx,
+      req,
+      options.limits.maxBodyBytes,
+      hop.gone,
+      (reply) => this.proceed(req, res, hop, reply, endAuthorization),
+      (err) => {
+        // A client that went away (or whose body ran out of time) while a filter read its body is no filter's fault.
+        if (hop.gone.aborted) this.fail(res, hop, abandoned(hop.gone.reason));
+        else this.proceed(req, res, hop, chainFailure(err, ctx, options.logger), endAuthorization);
+      },
+    );
   }
 
   private proceed(req: DownstreamRequest, res: DownstreamResponse, hop: Hop, reply: FilterResult, endAuthorization: ReturnType<HopTrace['authorization']>): void {
     const { ctx } = hop;
     endAuthorization?.(ctx.decision?.outcome, ctx.decision?.rule);
     if (reply !== undefined) {
-      sendReply(res, reply, hasUnreadBody(req));
-      this.record(hop, reply.status);
+      this.answer(res, hop, reply, hasUnreadBody(req));
       return;
     }
     const { options } = this;
@@ -194,6 +200,8 @@ export class InboundHttpListener {
       return;
     }
     if (hop.trace.replacesTraceparent) ctx.removeHeaders.push(TRACEPARENT);
+    const { body, contentLength } = forwardedBody(req, ctx, options.limits.maxBodyBytes);
+    if (contentLength !== undefined) ctx.setHeaders.push(['content-length', contentLength]);
     const remove = ctx.setHeaders.length === 0 ? ctx.removeHeaders : [...ctx.removeHeaders, ...ctx.setHeaders.map(([n]) => n)];
     const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: options.appIsHttp2, stripIdentity: true, remove });
     for (const [name, value] of ctx.setHeaders) headers.push(name, value);
@@ -205,9 +213,16 @@ export class InboundHttpListener {
     }
     const traceparent = hop.trace.startUpstream(`upstream ${ctx.request.method}`, { 'http.request.method': ctx.request.method });
     if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
+    const { method, path, host } = ctx.request;
+    const response = responseFiltering(options.chain, ctx, method);
     options.upstream
-      .forward({ method: ctx.request.method, path: ctx.request.path, authority: ctx.request.host, headers, body: requestBody(req, options.limits.maxBodyBytes), signal: hop.gone }, res)
+      .forward({ method, path, authority: host, headers, body, signal: hop.gone, ...(response ? { response } : {}) }, res)
       .then((outcome) => (outcome.ok ? this.record(hop, outcome.status) : this.fail(res, hop, outcome)));
+  }
+
+  /** A reply of the sidecar's own, through the response side of the filters that ran. */
+  private answer(res: DownstreamResponse, hop: Hop, reply: LocalReply, closeConnection: boolean, upstreamError?: string): void {
+    answerLocally(res, this.options.chain, hop.ctx, reply, closeConnection, this.options.logger, (status) => this.record(hop, status, upstreamError));
   }
 
   /** Tells the client, when it is still there and nothing was sent yet; else the answer is cut off. */
@@ -216,9 +231,7 @@ export class InboundHttpListener {
     const { requestId } = hop.ctx;
     // (An Http2ServerResponse has no `destroyed`: a client that went away is known by the outcome.)
     if (outcome.kind !== 'aborted' && !res.headersSent && !res.destroyed) {
-      const failure = failureReply(outcome, requestId, 'the app', options.limits.maxBodyBytes);
-      sendReply(res, failure, true);
-      this.record(hop, failure.status, outcome.detail);
+      this.answer(res, hop, failureReply(outcome, requestId, 'the app', options.limits.maxBodyBytes), true, outcome.detail);
     } else {
       this.record(hop, 0, outcome.detail);
     }

@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import tls, { type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { AuthzRequest } from '../authz/index.js';
 import type { Limits } from '../config/index.js';
-import { runFilters, type Filter, type FilterResult, type HopContext } from '../filters/chain.js';
+import { runRequestSide, type Chain, type FilterResult, type HopContext } from '../filters/chain.js';
+import { replies } from '../filters/local-reply.js';
 import { traceContextOf, type Logger } from '../telemetry/index.js';
 import type { HostPort } from '../config/index.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
@@ -22,7 +23,8 @@ export interface InboundTcpOptions {
   tls: SecureContextOptions & { handshakeTimeout: number };
   trustDomain: string;
   limits: Limits;
-  filters: readonly Filter[];
+  /** Request side only: a byte stream has no HTTP request body or response for filters to read. */
+  chain: Chain;
   app: HostPort;
   observe: HopObserver;
   logger: Logger;
@@ -76,8 +78,7 @@ export class InboundTcpListener {
     const request: AuthzRequest = { method: 'CONNECT', host: '', path: '/', headers: {}, requestId, destinationPort: socket.localPort };
     if (peer.ok) request.principal = peer.spiffeId;
     if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
-    const ctx: HopContext = { request, requestId, traceId: traceContextOf(undefined).traceId, peer, rawHeaders: [], declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [] };
-    const result = runFilters(options.filters, ctx);
+    const ctx: HopContext = { request, requestId, traceId: traceContextOf(undefined).traceId, peer, rawHeaders: [], declaredBodyBytes: undefined, setHeaders: [], removeHeaders: [], filtersEntered: 0 };
     const proceed = (reply: FilterResult) => {
       if (reply !== undefined) {
         socket.destroy();
@@ -101,8 +102,17 @@ export class InboundTcpListener {
         this.record(ctx, 200, started);
       });
     };
-    if (result instanceof Promise) result.then(proceed, () => proceed({ status: 500, body: '' }));
-    else proceed(result);
+    const failed = (err: unknown) => {
+      options.logger.error({ requestId, err: err instanceof Error ? err.message : String(err) }, 'a filter failed; the connection is refused');
+      proceed(replies.internal(requestId));
+    };
+    try {
+      const result = runRequestSide(options.chain, ctx, noBody);
+      if (result instanceof Promise) result.then(proceed, failed);
+      else proceed(result);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private track(socket: net.Socket): void {
@@ -113,4 +123,8 @@ export class InboundTcpListener {
   private record(ctx: HopContext, status: number, started: number, upstreamError?: string): void {
     this.options.observe(hopRecordOf(ctx, status, performance.now() - started, upstreamError));
   }
+}
+
+function noBody(): Promise<Buffer | undefined> {
+  return Promise.reject(new Error('a tcp:// listener has no request body'));
 }

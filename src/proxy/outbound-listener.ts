@@ -6,19 +6,21 @@ import type { Limits } from '../config/index.js';
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { overLimit } from '../filters/request-limits.js';
-import { failureReply, isClientFault } from './forward-outcome.js';
-import { requestAuthority, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from '../filters/index.js';
+import { abandoned, failureReply, isClientFault } from './forward-outcome.js';
+import type { AuthzRequest } from '../authz/index.js';
+import type { Chain, HopContext } from '../filters/chain.js';
+import type { HttpFilter } from '../filters/http-filter.js';
+import { replies, type LocalReply } from '../filters/local-reply.js';
 import { forwardedRequestHeaders } from './hop-headers.js';
 import { downstreamSignal } from './downstream-signal.js';
 import type { HopObserver } from './hop-record.js';
 import { HopTrace } from './hop-trace.js';
 import { Http2SessionGuard, perConnectionResetLimit, type GuardEvents } from './http2-session-guard.js';
 import { listenOn } from '../telemetry/listen.js';
-import { replies, type LocalReply } from './local-reply.js';
 import { sniffHttp2 } from './protocol-sniff.js';
 import { requestIdOf } from '../telemetry/request-id.js';
-import { isHttp2, requestBody, type DownstreamRequest } from './request-body.js';
+import { answerLocally, chainFailure, forwardedBody, responseFiltering, runChain } from './hop-chain.js';
+import { isHttp2, type DownstreamRequest } from './request-body.js';
 import { sendReply } from './send-reply.js';
 import { connectionCounter } from './serving-health.js';
 import { connectionsCheckingInterval } from './timeout-sweep.js';
@@ -37,8 +39,11 @@ export interface OutboundListenerOptions {
   host: string;
   port: number;
   limits: Limits;
-  headersWithUnderscores: UnderscoreHeaderAction;
+  /** Run before routing (the route is chosen by the host it checks); synchronous. */
+  headerChecks: HttpFilter;
   routes: OutboundRoutes;
+  /** The chain of a routed host's requests (its route's overrides applied). */
+  chainFor(host: string): Chain;
   observe: HopObserver;
   /** Where HTTP/2 peers cut off for abuse are reported (http2-session-guard.ts). */
   guardEvents: GuardEvents;
@@ -124,13 +129,30 @@ export class OutboundListener {
     const { options } = this;
     const socket = req.socket;
     const overHttp2 = isHttp2(req);
-    const checked = requestAuthority(req.headers, req.rawHeaders);
-    const authority = checked.ok ? checked.value : '';
-    const host = hostOf(authority);
     const { id: requestId, generated } = requestIdOf(req.headers['x-request-id']);
-    const method = req.method ?? '';
-    const path = req.url ?? '';
-    const trace = new HopTrace(req.headers.traceparent, options.tracer, 'outbound', { method, host, path, sourceIp: socket.remoteAddress });
+    const headers = req.headers as Record<string, string>;
+    const request: AuthzRequest = { method: req.method ?? '', host: headers[':authority'] ?? headers.host ?? '', path: req.url ?? '', headers, requestId };
+    if (socket.remoteAddress) request.sourceIp = socket.remoteAddress;
+    const declared = headers['content-length'];
+    const setHeaders: Array<[string, string]> = [];
+    if (generated) setHeaders.push(['x-request-id', requestId]);
+    const { method, path } = request;
+    const trace = new HopTrace(headers.traceparent, options.tracer, 'outbound', { method, host: hostOf(request.host), path, sourceIp: socket.remoteAddress });
+    const ctx: HopContext = {
+      request,
+      requestId,
+      traceId: trace.traceId,
+      peer: undefined,
+      rawHeaders: req.rawHeaders,
+      declaredBodyBytes: declared === undefined ? undefined : Number(declared),
+      setHeaders,
+      removeHeaders: [],
+      filtersEntered: 0,
+    };
+    // The host is checked before it routes: a route is chosen by the host every URL parser downstream reads.
+    const refused = options.headerChecks.onRequest!(ctx) as LocalReply | undefined;
+    const authority = refused === undefined ? request.host : '';
+    const host = hostOf(authority);
     this.connections.begin(socket);
     res.once('close', () => this.connections.end(socket));
     const gone = downstreamSignal(req, res, options.limits.requestTimeout);
@@ -144,50 +166,64 @@ export class OutboundListener {
         method,
         host,
         path,
+        ...(ctx.decision !== undefined ? { decision: ctx.decision } : {}),
         status,
         ...(upstreamError !== undefined ? { upstreamError } : {}),
         latencyMs: performance.now() - started,
       });
     };
 
-    const refuse = (reply: LocalReply) => {
+    if (refused !== undefined) {
+      sendReply(res, refused, true);
+      done(refused.status);
+      return;
+    }
+    const upstream = options.routes.upstreamFor(host, overHttp2);
+    if (upstream === undefined) {
+      const reply = replies.noRoute(requestId, host);
       sendReply(res, reply, true);
       done(reply.status);
-    };
-    // The host is checked before it routes: a route is chosen by the host every URL parser downstream reads.
-    if (!checked.ok) return refuse(replies.badRequest(requestId, checked.reason));
-    const underscores = options.headersWithUnderscores === 'allow' ? undefined : underscoreHeaderNames(req.rawHeaders);
-    if (underscores !== undefined && options.headersWithUnderscores === 'reject') return refuse(replies.badRequest(requestId, underscoreRefusal(underscores)));
-    const upstream = options.routes.upstreamFor(host, overHttp2);
-    if (upstream === undefined) return refuse(replies.noRoute(requestId, host));
-    const declared = req.headers['content-length'];
-    const refused = overLimit(options.limits, { requestId, rawHeaders: req.rawHeaders, declaredBodyBytes: declared === undefined ? undefined : Number(declared) });
-    if (refused !== undefined) return refuse(refused);
-    // A request id meshward replaced (one that could be a credential) and a traceparent it restarted do not travel on.
-    const replaced = [...(trace.replacesTraceparent ? [TRACEPARENT] : []), ...(generated ? ['x-request-id'] : [])];
-    const remove = replaced.length > 0 ? [...replaced, ...(underscores ?? [])] : underscores;
-    const headers = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, ...(remove ? { remove } : {}) });
-    if (generated) headers.push('x-request-id', requestId);
-    const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });
-    if (traceparent !== undefined) headers.push(TRACEPARENT, traceparent);
-    if (overHttp2 && req.headers.host === undefined) headers.push('host', authority);
-    upstream.forward({ method, path, authority, headers, body: requestBody(req, options.limits.maxBodyBytes), signal: gone }, res).then((outcome) => {
-      if (outcome.ok) {
-        done(outcome.status);
+      return;
+    }
+    const chain = options.chainFor(host);
+    const answer = (reply: LocalReply, upstreamError?: string) => answerLocally(res, chain, ctx, reply, true, options.logger, (status) => done(status, upstreamError));
+    const forward = () => {
+      if (gone.aborted) {
+        done(0, abandoned(gone.reason).detail);
         return;
       }
-      if (!isClientFault(outcome)) options.logger.warn({ requestId, host, kind: outcome.kind, err: outcome.detail }, 'forwarding to the destination failed');
-      // (An Http2ServerResponse has no `destroyed`: a client that went away is known by the outcome.)
-      if (outcome.kind !== 'aborted' && !res.headersSent && !res.destroyed) {
-        const reply = failureReply(outcome, requestId, `the destination "${host}"`, options.limits.maxBodyBytes);
-        sendReply(res, reply, true);
-        done(reply.status, outcome.detail);
-      } else {
-        done(0, outcome.detail);
-      }
-    });
+      // A request id meshward replaced (one that could be a credential) and a traceparent it restarted do not travel on.
+      if (trace.replacesTraceparent) ctx.removeHeaders.push(TRACEPARENT);
+      const { body, contentLength } = forwardedBody(req, ctx, options.limits.maxBodyBytes);
+      if (contentLength !== undefined) ctx.setHeaders.push(['content-length', contentLength]);
+      const remove = ctx.setHeaders.length === 0 ? ctx.removeHeaders : [...ctx.removeHeaders, ...ctx.setHeaders.map(([n]) => n)];
+      const forwarded = forwardedRequestHeaders(req.rawHeaders, { keepTeTrailers: overHttp2, stripIdentity: true, remove });
+      for (const [name, value] of ctx.setHeaders) forwarded.push(name, value);
+      const traceparent = trace.startUpstream(`upstream ${method}`, { 'http.request.method': method, 'server.address': host });
+      if (traceparent !== undefined) forwarded.push(TRACEPARENT, traceparent);
+      if (overHttp2 && req.headers.host === undefined) forwarded.push('host', authority);
+      const response = responseFiltering(chain, ctx, method);
+      upstream.forward({ method, path, authority, headers: forwarded, body, signal: gone, ...(response ? { response } : {}) }, res).then((outcome) => {
+        if (outcome.ok) {
+          done(outcome.status);
+          return;
+        }
+        if (!isClientFault(outcome)) options.logger.warn({ requestId, host, kind: outcome.kind, err: outcome.detail }, 'forwarding to the destination failed');
+        // (An Http2ServerResponse has no `destroyed`: a client that went away is known by the outcome.)
+        if (outcome.kind !== 'aborted' && !res.headersSent && !res.destroyed) answer(failureReply(outcome, requestId, `the destination "${host}"`, options.limits.maxBodyBytes), outcome.detail);
+        else done(0, outcome.detail);
+      });
+    };
+    runChain(
+      chain,
+      ctx,
+      req,
+      options.limits.maxBodyBytes,
+      gone,
+      (reply) => (reply === undefined ? forward() : answer(reply)),
+      (err) => (gone.aborted ? done(0, abandoned(gone.reason).detail) : answer(chainFailure(err, ctx, options.logger))),
+    );
   }
-
 }
 
 /** Host / :authority without its port and trailing dot, lower case (as the policy compares hosts); IPv6 literals keep their brackets. */

@@ -1,15 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import type { PeerIdentity } from '../filters/peer-identity.js';
 import { svidIdentity } from '../spiffe/index.js';
 
 // Who is on the other end of an inbound connection. The TLS stack has already verified the chain against the trust
 // bundle (and refused a missing, untrusted or expired certificate); what is left is the X509-SVID check (exactly
 // one spiffe:// URI SAN, in our trust domain, not a CA). It is done once per connection and remembered: every
 // request on the connection comes from the same certificate.
-
-export type PeerIdentity =
-  | { ok: true; spiffeId: string; /** SHA-256 of the peer certificate's DER, hex, for x-forwarded-client-cert. */ certHash: string }
-  | { ok: false; reason: string };
 
 const identities = new WeakMap<object, PeerIdentity>();
 

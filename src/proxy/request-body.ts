@@ -32,7 +32,7 @@ export function requestBody(req: DownstreamRequest, maxBytes: number): Readable 
     // tells of the reset only by an 'aborted' event just before): a cut-off upload must reach the app as a failed
     // request, never as a shorter complete one.
     const h2req = req;
-    const cut = () => capped.destroy(Object.assign(new Error('the client reset the request stream'), { code: 'ERR_HTTP2_STREAM_RESET' }));
+    const cut = () => capped.destroy(streamReset());
     if (h2req.aborted) cut();
     else h2req.once('aborted', cut);
   }
@@ -52,4 +52,48 @@ function bodyCap(maxBytes: number): Transform {
       callback(null, chunk);
     },
   });
+}
+
+/**
+ * The whole body, for filters that read it (filters/chain.ts): undefined once it passes `maxBytes` (the rest is
+ * left unread; the reply closes an HTTP/1.1 connection). Rejects when the client goes away or `signal` aborts
+ * before the end, and when an HTTP/2 stream is reset: a cut-off body is never taken for a whole one.
+ */
+export function readWholeBody(req: DownstreamRequest, maxBytes: number, signal: AbortSignal): Promise<Buffer | undefined> {
+  if (!hasBody(req)) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (outcome: () => void) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onAborted);
+      req.off('error', onError);
+      signal.removeEventListener('abort', onAbort);
+      outcome();
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      req.pause();
+      finish(() => resolve(undefined));
+    };
+    const onEnd = () => finish(() => (isHttp2(req) && req.aborted ? reject(streamReset()) : resolve(Buffer.concat(chunks, size))));
+    const onAborted = () => finish(() => reject(streamReset()));
+    const onError = (err: Error) => finish(() => reject(err));
+    const onAbort = () => finish(() => reject(signal.reason as Error));
+    if (signal.aborted) return onAbort();
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('aborted', onAborted);
+    req.once('error', onError);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function streamReset(): Error {
+  return Object.assign(new Error('the client reset the request stream'), { code: 'ERR_HTTP2_STREAM_RESET' });
 }

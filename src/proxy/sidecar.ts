@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
-import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
 import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
-import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
+import { buildInboundChain, buildOutboundChains, sumReloads, type FilterEnvironment, type FilterSet } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
@@ -75,12 +74,14 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         logger.info({ file: auditConfig!.path, head: audit.headHash }, 'audit log closed');
       });
     }
-    let policy: PolicyReloader | undefined;
+    /** Every listener's filters: SIGHUP reloads them, the metrics count their policy reloads. */
+    const filterSets: FilterSet[] = [];
     const metrics = createSidecarMetrics({
       svidNotAfter: () => snapshot?.svid.notAfter,
       svidRotationFailures: () => failedRotations(),
-      policyReloads: () => policy?.stats(),
+      policyReloads: () => sumReloads(filterSets.map((set) => set.reloadStats())),
     });
+    const filterEnv = (listener: FilterEnvironment['listener'], tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls, metrics });
     cleanup.push(() => metrics.shutdown());
     const observe = hopObserver(audit, metrics, logger);
     const tracing = tracingSettings ? await startTracing(tracingSettings, 'meshward-sidecar') : undefined;
@@ -113,15 +114,12 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
 
     if (config.inbound) {
       const inbound = config.inbound;
-      const authz = await authorizationFilter(inbound, logger, (ms) => metrics.recordAuthzLatency(ms));
-      policy = authz.policy;
-      cleanup.push(() => authz.close());
-      // A tcp:// listener has no HTTP request, so nothing for the header checks to read: its chain judges the peer alone.
-      const http: Filter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
-      const filters: Filter[] = [...http, requestLimits(inbound.limits), peerAuthentication, authz.filter];
+      const { chain, ...filters } = await buildInboundChain(inbound, filterEnv('inbound', true));
+      filterSets.push(filters);
+      cleanup.push(() => filters.close());
       // No certificate until the identity arrives (updateTls below): until then every handshake fails.
       const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
-      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
+      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, chain, observe, logger, ...(tracer ? { tracer } : {}) };
       let listener: InboundHttpListener | InboundTcpListener;
       if (inbound.app.protocol === 'tcp') {
         listener = new InboundTcpListener({ ...common, app: inbound.app.address });
@@ -140,11 +138,15 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       let routes: OutboundRouteTable | undefined;
       cleanup.push(() => routes?.destroy());
       const waiting = routesWithoutIdentity(outbound.routes);
+      const { headerChecks, chainFor, ...filters } = await buildOutboundChains(outbound, filterEnv('outbound', false));
+      filterSets.push(filters);
+      cleanup.push(() => filters.close());
       const listener = new OutboundListener({
         host: outbound.listen.host,
         port: outbound.listen.port,
         limits: outbound.limits,
-        headersWithUnderscores: outbound.headersWithUnderscores,
+        headerChecks,
+        chainFor,
         routes: { upstreamFor: (host, http2) => (routes ?? waiting).upstreamFor(host, http2) },
         observe,
         guardEvents: reportCutOffs('outbound', logger, metrics),
@@ -186,7 +188,9 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     logger.info(addresses, 'sidecar ready');
     return {
       addresses,
-      reloadPolicy: () => policy?.reload('SIGHUP') ?? Promise.resolve(),
+      reloadPolicy: async () => {
+        await Promise.all(filterSets.map((set) => set.reload()));
+      },
       close: async () => {
         draining = true;
         await stop();
@@ -205,20 +209,6 @@ async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: str
   } catch (err) {
     throw new FieldError(field, (err as Error).message);
   }
-}
-
-async function authorizationFilter(
-  inbound: InboundConfig,
-  logger: Logger,
-  observeLatency: (ms: number) => void,
-): Promise<{ filter: Filter; policy?: PolicyReloader; close: () => void }> {
-  if (inbound.extAuthz) {
-    const { address, timeout, failOpen } = inbound.extAuthz;
-    const client: ExtAuthzClient = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger });
-    return { filter: extAuthzAuthorization(client, failOpen, observeLatency), close: () => client.close() };
-  }
-  const policy = await PolicyReloader.start(inbound.policy!, policyEngineLoader(logger), logger);
-  return { filter: policyAuthorization(() => policy.current, observeLatency), policy, close: () => policy.close() };
 }
 
 function appUpstream(inbound: InboundConfig): Upstream {

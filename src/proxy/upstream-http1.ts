@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import { abandoned, classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
+import { filteredResponse } from './response-filtering.js';
 import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
 // HTTP/1.1 to one origin over an undici pool of keep-alive connections: the app (plain) or a destination sidecar
@@ -48,6 +49,7 @@ export class Http1Upstream implements Upstream {
         },
         ({ statusCode, headers }) => {
           status = statusCode;
+          if (request.response !== undefined) return filteredResponse(res, statusCode, forwardedResponseHeaders(headers), request.response, (sent) => (status = sent));
           writeResponseHead(res, statusCode, forwardedResponseHeaders(headers));
           return res;
         },

@@ -1,7 +1,9 @@
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { abandoned, classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
+import { filteredResponse } from './response-filtering.js';
 import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
 // HTTP/2 to one origin over one multiplexed session: an h2c app (gRPC) inbound, or a destination sidecar over mTLS
@@ -42,6 +44,7 @@ export class Http2Upstream implements Upstream {
       }
       let status = 0;
       let settled = false;
+      let filtering: Writable | undefined;
       const settle = (outcome: ForwardOutcome) => {
         if (settled) return;
         settled = true;
@@ -70,24 +73,25 @@ export class Http2Upstream implements Upstream {
         clearTimeout(timer);
         status = Number(headers[HTTP2_HEADER_STATUS]);
         const forwarded = forwardedResponseHeaders(headers);
-        if (flags & END_STREAM) {
-          // gRPC's Trailers-Only is ":status, content-type, then trailers": every other field of it is trailing
-          // metadata (grpc-status, grpc-message and the app's own), and goes where the client reads trailers.
-          const grpc = String(forwarded['content-type'] ?? '').startsWith('application/grpc');
-          const trailers: Record<string, string | string[]> = {};
-          for (const name of Object.keys(forwarded)) {
-            if (grpc ? name !== 'content-type' : TRAILER_NAMES.has(name)) {
-              trailers[name] = forwarded[name]!;
-              delete forwarded[name];
-            }
-          }
-          writeResponseHead(res, status, forwarded);
-          if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
-          res.end();
+        const trailersOnly = (flags & END_STREAM) !== 0;
+        const trailers = trailersOnly ? splitTrailers(forwarded) : undefined;
+        if (trailers !== undefined) res.addTrailers(trailers);
+        if (request.response !== undefined) {
+          // The answer is complete once the filters have sent it (the writer finishes), not when the stream closes.
+          filtering = filteredResponse(res, status, forwarded, request.response, (sent) => (status = sent));
+          filtering.once('finish', () => settle({ ok: true, status }));
+          filtering.once('error', (err) => {
+            abandon(stream);
+            if (res.headersSent) res.destroy();
+            settle(classifyUpstreamError(err));
+          });
+          if (trailersOnly) filtering.end();
+          else stream.pipe(filtering);
           return;
         }
         writeResponseHead(res, status, forwarded);
-        stream.pipe(res);
+        if (trailersOnly) res.end();
+        else stream.pipe(res);
       });
       stream.on('trailers', (trailers: IncomingHttpHeaders) => res.addTrailers(forwardedResponseHeaders(trailers)));
       stream.on('close', () => {
@@ -96,18 +100,22 @@ export class Http2Upstream implements Upstream {
           settle({ ok: false, kind: 'failed', detail: `upstream reset the stream (code ${stream.rstCode})` });
           return;
         }
-        settle(status > 0 ? { ok: true, status } : { ok: false, kind: 'failed', detail: 'upstream closed the stream without answering' });
+        if (status === 0) settle({ ok: false, kind: 'failed', detail: 'upstream closed the stream without answering' });
+        else if (filtering === undefined) settle({ ok: true, status });
       });
       stream.on('error', (err) => {
         if (res.headersSent) res.destroy();
         settle(classifyUpstreamError(err));
       });
-      if (request.body !== null) {
-        request.body.on('error', (err) => {
+      const { body } = request;
+      if (Buffer.isBuffer(body)) {
+        stream.end(body);
+      } else if (body !== null) {
+        body.on('error', (err) => {
           abandon(stream);
           settle(classifyUpstreamError(err));
         });
-        request.body.pipe(stream);
+        body.pipe(stream);
       }
     });
   }
@@ -151,6 +159,23 @@ function abandon(stream: http2.ClientHttp2Stream): void {
   if (stream.closed || stream.destroyed) return;
   if (stream.writableEnded) stream.close(NGHTTP2_CANCEL);
   else stream.destroy(new Error('the request was abandoned'));
+}
+
+/**
+ * gRPC's Trailers-Only is ":status, content-type, then trailers": every other field of it is trailing metadata
+ * (grpc-status, grpc-message and the app's own), and goes where the client reads trailers. Of any other answer that
+ * ends with its headers, the grpc-* fields are. Takes them out of `headers`; undefined when there are none.
+ */
+function splitTrailers(headers: Record<string, string | string[]>): Record<string, string | string[]> | undefined {
+  const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+  let trailers: Record<string, string | string[]> | undefined;
+  for (const name of Object.keys(headers)) {
+    if (grpc ? name !== 'content-type' : TRAILER_NAMES.has(name)) {
+      (trailers ??= {})[name] = headers[name]!;
+      delete headers[name];
+    }
+  }
+  return trailers;
 }
 
 function requestHeaders(request: UpstreamRequest, secure: boolean): OutgoingHttpHeaders {

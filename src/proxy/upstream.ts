@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ForwardOutcome } from './forward-outcome.js';
+import type { ResponseFiltering } from './response-filtering.js';
 
 // What a listener hands to whoever carries a request on: the app (plain HTTP/1.1 or h2c) inbound, another
 // sidecar (mTLS) outbound.
@@ -14,10 +15,12 @@ export interface UpstreamRequest {
   authority: string;
   /** Flat [name, value, ...], already filtered (hop-by-hop and identity headers removed). */
   headers: string[];
-  /** The request body, or null when there is none. */
-  body: Readable | null;
+  /** The request body (streaming, or whole when the chain's filters read it), or null when there is none. */
+  body: Readable | Buffer | null;
   /** Aborted when the client has gone away (downstream-signal.ts): the upstream request is abandoned at once. */
   signal: AbortSignal;
+  /** The chain's response side, when it has one: the answer goes through it before the client sees it. */
+  response?: ResponseFiltering;
 }
 
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;

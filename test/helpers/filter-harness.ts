@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { HopContext } from '../../src/filters/chain.js';
 import type { FilterEnvironment, FilterResponse, HttpFilter } from '../../src/filters/http-filter.js';
-import { replies, type LocalReply } from '../../src/proxy/local-reply.js';
+import { replies, type LocalReply } from '../../src/filters/local-reply.js';
 
 // Serving a chain of HttpFilters in front of a real app over real HTTP, until the listeners run `filters:` lists:
 // an http.Server that builds a HopContext per request, runs the request sides in order (a reply ends them), forwards
@@ -68,6 +68,7 @@ export function hopContext(input: ContextInput = {}): HopContext {
     headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
   }
   const ctx: HopContext = {
+    filtersEntered: 0,
     request: {
       method: input.method ?? 'GET',
       host: input.host ?? 'api.example.com',
@@ -179,6 +180,7 @@ async function handle(filters: readonly HttpFilter[], appPort: number, req: Inco
 function contextOf(req: IncomingMessage): HopContext {
   const declared = req.headers['content-length'];
   return {
+    filtersEntered: 0,
     request: {
       method: req.method ?? '',
       host: req.headers.host ?? '',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { badRequestResponse, buildCheckResponse } from '../../src/authz/ext-authz/check-response.js';
+import { decisionReply } from '../../src/filters/authz/decision-reply.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const explained = { requestId: 'req-1', explainDenials: true };
@@ -76,5 +77,28 @@ describe('Decision → CheckResponse', () => {
     expect(badRequestResponse('CheckRequest has no attributes', 'id-2')).toEqual(
       buildCheckResponse({ kind: 'invalid', reason: 'CheckRequest has no attributes' }, { requestId: 'id-2', explainDenials: true }),
     );
+  });
+});
+
+describe('the decision as a reply', () => {
+  it.each([
+    { kind: 'deny', rule: 'block-admin', reason: 'r' },
+    { kind: 'unauthenticated', reason: 'expired', challenge: 'Bearer realm="meshward"' },
+    { kind: 'invalid', reason: 'the path contains an encoded slash (%2F)' },
+    { kind: 'rate_limited', limit: 'per-caller', retryAfterSeconds: 2 },
+  ] as const)('is what Envoy is told to answer for a $kind decision, and what the sidecar answers itself', (decision) => {
+    for (const context of [explained, unexplained]) {
+      const reply = decisionReply(decision, context)!;
+      const denied = buildCheckResponse(decision, context).deniedResponse!;
+      expect({ status: denied.status.code, body: denied.body, headers: denied.headers }).toEqual({
+        status: reply.status,
+        body: reply.body,
+        headers: [overwrite('content-type', 'application/json'), ...Object.entries(reply.headers ?? {}).map(([k, v]) => overwrite(k, v))],
+      });
+    }
+  });
+
+  it('is no reply for an allow', () => {
+    expect(decisionReply({ kind: 'allow', rule: 'r', principal: WEB }, explained)).toBeUndefined();
   });
 });

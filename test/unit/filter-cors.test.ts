@@ -3,7 +3,7 @@ import { plainIssueMessage } from '../../src/config/issue-message.js';
 import { cors } from '../../src/filters/cors.js';
 import { applyCorsHeaders, corsPolicy, corsSettings, originAllowed, preflightReply } from '../../src/filters/cors-policy.js';
 import type { FilterResponse, HttpFilter } from '../../src/filters/http-filter.js';
-import type { LocalReply } from '../../src/proxy/local-reply.js';
+import type { LocalReply } from '../../src/filters/local-reply.js';
 import { filterEnv, hopContext, replyResponse } from '../helpers/filter-harness.js';
 
 const policyOf = (settings: Record<string, unknown>) => corsPolicy(corsSettings.parse(settings));

@@ -6,7 +6,7 @@ import { plainIssueMessage } from '../../src/config/issue-message.js';
 import { cidrBlock, CidrSet, parseCidrList } from '../../src/filters/cidr-set.js';
 import type { HttpFilter } from '../../src/filters/http-filter.js';
 import { clientAddress, ipList, ipRefusal } from '../../src/filters/ip-list.js';
-import type { LocalReply } from '../../src/proxy/local-reply.js';
+import type { LocalReply } from '../../src/filters/local-reply.js';
 import { tempDir } from '../helpers/cli.js';
 import { filterEnv, hopContext } from '../helpers/filter-harness.js';
 

@@ -5,7 +5,7 @@ import type { HttpFilter } from '../../src/filters/http-filter.js';
 import { loadOpenApi, type OpenApi } from '../../src/filters/openapi-document.js';
 import { checkRequest, type RequestFacts, type RequestVerdict } from '../../src/filters/openapi-request.js';
 import { validate } from '../../src/filters/validate.js';
-import type { LocalReply } from '../../src/proxy/local-reply.js';
+import type { LocalReply } from '../../src/filters/local-reply.js';
 import { tempDir } from '../helpers/cli.js';
 import { filterEnv, hopContext } from '../helpers/filter-harness.js';
 

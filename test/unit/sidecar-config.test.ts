@@ -55,6 +55,26 @@ describe('sidecar config', () => {
     expect(sidecarConfigSchema.parse({ ...minimal, audit: { path: 'audit.jsonl' } }).audit).toEqual({ path: 'audit.jsonl', maxFileBytes: 64 * 1024 * 1024 });
   });
 
+  it('reads a filters: list as one filter per entry, a name with its settings or a module', () => {
+    const config = sidecarConfigSchema.parse({ ...minimal, inbound: { ...minimal.inbound, filters: [{ cors: { origins: ['https://a.example'] } }, { jwt: null }, { module: './f.mjs', settings: { a: 1 } }] } });
+    expect(config.inbound!.filters).toEqual([
+      { name: 'cors', settings: { origins: ['https://a.example'] } },
+      { name: 'jwt', settings: {} },
+      { module: './f.mjs', settings: { a: 1 } },
+    ]);
+    expect(problems({ ...minimal, inbound: { ...minimal.inbound, filters: [{ cors: {}, jwt: {} }, {}, { module: './f.mjs', other: 1 }] } })).toEqual([
+      'sidecar.yaml: inbound.filters[0]: each filter is "- NAME: {settings}" or "- module: ./file.mjs" (with "settings:" beside it); this one has the keys cors, jwt',
+      'sidecar.yaml: inbound.filters[1]: each filter is "- NAME: {settings}" or "- module: ./file.mjs" (with "settings:" beside it); this one has no key',
+      'sidecar.yaml: inbound.filters[2]: each filter is "- NAME: {settings}" or "- module: ./file.mjs" (with "settings:" beside it); this one has the keys module, other',
+    ]);
+    // Without policy or extAuthz, an authz entry must say how to authorize (filters/build-chain.ts checks its settings).
+    const { policy: _policy, ...unauthorized } = minimal.inbound;
+    expect(problems({ ...minimal, inbound: { ...unauthorized, filters: [{ authz: { policy: 'p.yaml' } }] } })).toEqual([]);
+    expect(problems({ ...minimal, inbound: { ...unauthorized, filters: [{ cors: {} }] } })).toEqual([
+      'sidecar.yaml: inbound: give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server), or an authz filter in filters: an inbound chain that does not authorize is refused (meshward denies by default)',
+    ]);
+  });
+
   it('refuses what cannot work, naming the field', () => {
     expect(problems({ ...minimal, inbound: { ...minimal.inbound, extAuthz: { address: '127.0.0.1:9001' } } })).toEqual([
       'sidecar.yaml: inbound: give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)',

@@ -1,4 +1,5 @@
-// Decision → CheckResponse. Pure. The field names are protobufjs's camelCase names of Envoy's fields.
+// Decision → CheckResponse: the reply a decision gets (filters/authz/decision-reply.ts, the same the sidecar sends)
+// in Envoy's terms. Pure. The field names are protobufjs's camelCase names of Envoy's fields.
 //
 // What Envoy does with the answer (source/extensions/filters/http/ext_authz/ext_authz.cc, onComplete):
 // - status.code 0 allows; the OkHttpResponse's `headers` are applied to the upstream request FIRST, then
@@ -9,20 +10,16 @@
 // - any other code denies: Envoy answers the client with the DeniedHttpResponse (status, headers, body).
 //   Every denial is a CheckResponse with a non-zero code, never a failed RPC, because an Envoy configured
 //   with failure_mode_allow lets the request through when the RPC itself fails.
+import { decisionReply, type DecisionContext } from '../../filters/authz/decision-reply.js';
+import { PRINCIPAL_HEADER } from '../../filters/identity-headers.js';
+import { replies, type LocalReply } from '../../filters/local-reply.js';
 import type { Decision } from '../types.js';
 
 // gRPC status codes (grpc/doc/statuscodes.md) as numbers: this mapping runs in every sidecar, and importing
 // grpc-js's enum for five constants would load all of grpc-js (megabytes of memory) into each of them.
 const status = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAUTHENTICATED: 16 } as const;
 
-export const PRINCIPAL_HEADER = 'x-meshward-principal';
-export const DENIED_BY_HEADER = 'x-meshward-denied-by';
-
-// envoy.type.v3.StatusCode values and envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.
-const HTTP_BAD_REQUEST = 400;
-const HTTP_UNAUTHORIZED = 401;
-const HTTP_FORBIDDEN = 403;
-const HTTP_TOO_MANY_REQUESTS = 429;
+// envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 
 interface HeaderValueOption {
@@ -36,51 +33,26 @@ export interface CheckResponseMessage {
   deniedResponse?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
 }
 
-export interface ResponseContext {
-  requestId: string;
-  /** The policy's `explainDenials`: whether a denial may name the rule or limit that decided it. */
-  explainDenials: boolean;
-}
-
-export function buildCheckResponse(decision: Decision, context: ResponseContext): CheckResponseMessage {
-  const { requestId, explainDenials } = context;
+export function buildCheckResponse(decision: Decision, context: DecisionContext): CheckResponseMessage {
+  if (decision.kind === 'allow') return allowResponse(decision.principal);
+  const reply = decisionReply(decision, context)!;
   switch (decision.kind) {
-    case 'allow':
-      return allowResponse(decision.principal);
     case 'deny':
-      return denied(
-        status.PERMISSION_DENIED,
-        explainDenials ? `denied by rule ${decision.rule}` : 'denied by policy',
-        HTTP_FORBIDDEN,
-        explainDenials
-          ? { error: 'forbidden', rule: decision.rule, requestId }
-          : { error: 'forbidden', requestId },
-        [overwrite(DENIED_BY_HEADER, explainDenials ? decision.rule : 'policy')],
-      );
+      return denied(status.PERMISSION_DENIED, context.explainDenials ? `denied by rule ${decision.rule}` : 'denied by policy', reply);
     case 'unauthenticated':
-      return denied(status.UNAUTHENTICATED, decision.reason, HTTP_UNAUTHORIZED, { error: 'unauthenticated', requestId }, [
-        overwrite('www-authenticate', decision.challenge),
-      ]);
+      return denied(status.UNAUTHENTICATED, decision.reason, reply);
     case 'invalid':
-      return badRequestResponse(decision.reason, requestId);
+      // INVALID_ARGUMENT rather than PERMISSION_DENIED, so that Envoy's logs tell a broken request from a policy
+      // decision; to Envoy both deny.
+      return denied(status.INVALID_ARGUMENT, decision.reason, reply);
     case 'rate_limited':
-      return denied(
-        status.RESOURCE_EXHAUSTED,
-        'rate limited',
-        HTTP_TOO_MANY_REQUESTS,
-        explainDenials ? { error: 'rate_limited', limit: decision.limit, requestId } : { error: 'rate_limited', requestId },
-        [overwrite('retry-after', String(Math.max(1, Math.ceil(decision.retryAfterSeconds))))],
-      );
+      return denied(status.RESOURCE_EXHAUSTED, 'rate limited', reply);
   }
 }
 
-/**
- * For a request that cannot be judged: malformed (no attributes, no method, bytes that do not decode) or
- * refused by the engine as invalid (a path that does not normalise). INVALID_ARGUMENT rather than
- * PERMISSION_DENIED, so that Envoy's logs tell a broken request from a policy decision; to Envoy both deny.
- */
+/** For a request that cannot be judged: malformed (no attributes, no method, bytes that do not decode). */
 export function badRequestResponse(reason: string, requestId: string): CheckResponseMessage {
-  return denied(status.INVALID_ARGUMENT, reason, HTTP_BAD_REQUEST, { error: 'bad_request', reason, requestId }, []);
+  return denied(status.INVALID_ARGUMENT, reason, replies.badRequest(requestId, reason));
 }
 
 /** An allow depends on nothing but the principal it passes on. */
@@ -90,21 +62,10 @@ export function allowResponse(principal: string | undefined): CheckResponseMessa
     : { status: { code: status.OK }, okResponse: { headers: [overwrite(PRINCIPAL_HEADER, principal)] } };
 }
 
-function denied(
-  code: (typeof status)[keyof typeof status],
-  message: string,
-  httpStatus: number,
-  body: Record<string, string>,
-  headers: HeaderValueOption[],
-): CheckResponseMessage {
-  return {
-    status: { code, message },
-    deniedResponse: {
-      status: { code: httpStatus },
-      headers: [overwrite('content-type', 'application/json'), ...headers],
-      body: JSON.stringify(body),
-    },
-  };
+function denied(code: (typeof status)[keyof typeof status], message: string, reply: LocalReply): CheckResponseMessage {
+  const headers = [overwrite('content-type', 'application/json')];
+  for (const [key, value] of Object.entries(reply.headers ?? {})) headers.push(overwrite(key, value));
+  return { status: { code, message }, deniedResponse: { status: { code: reply.status }, headers, body: reply.body } };
 }
 
 function overwrite(key: string, value: string): HeaderValueOption {

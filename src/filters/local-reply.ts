@@ -22,5 +22,6 @@ export const replies = {
   badGateway: (requestId: string) => jsonReply(502, { error: 'bad_gateway', reason: 'the destination failed', requestId }),
   serverIdentityMismatch: (requestId: string, reason: string) => jsonReply(502, { error: 'server_identity_mismatch', reason, requestId }),
   unavailable: (requestId: string, what: string) => jsonReply(503, { error: 'unavailable', reason: `${what} is unavailable`, requestId }),
+  internal: (requestId: string) => jsonReply(500, { error: 'internal', reason: 'the request could not be handled', requestId }),
   gatewayTimeout: (requestId: string) => jsonReply(504, { error: 'gateway_timeout', reason: 'the upstream did not answer in time', requestId }),
 } as const;

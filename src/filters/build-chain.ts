@@ -1,0 +1,188 @@
+import { ConfigError, FieldError, type InboundConfig, type OutboundConfig, type SidecarConfig } from '../config/index.js';
+import type { Logger } from '../telemetry/index.js';
+import { authz, type AuthzSettings } from './authz/authz-filter.js';
+import { chainOf, type Chain } from './chain.js';
+import { checkSettings, ConfigProblems, planFilterList, type PlannedFilter } from './filter-list.js';
+import type { FilterEnvironment, FilterFactory, HttpFilter } from './http-filter.js';
+import { peerAuthentication } from './peer-authentication.js';
+import { headerChecks } from './request-header-checks.js';
+import { limits } from './request-limits.js';
+
+// A listener's chains, built from its config at start-up (and by `meshward sidecar --check-config`, which builds them
+// and closes them again): what the listener runs, and the handles the process needs for them (SIGHUP reloads, reload
+// metrics, close). The order rules (docs/filters.md):
+// - every listener starts with the header checks (which also take forged identity headers out of what filters see)
+//   and the limits; inbound, peer authentication follows; a `filters:` list comes after them and cannot name them;
+// - an inbound chain authorizes: `authz` is in its list, or added at its end from `policy` / `extAuthz`; a chain
+//   without it is refused (default deny). A tcp:// app's chain has nothing but authz after the peer check;
+// - outbound, the header checks run before routing (the route is chosen by the host they check); a route may turn a
+//   filter of the list off (`NAME: false`) or give it other settings, never add or move one.
+
+export interface FilterSet {
+  /** SIGHUP: every filter reads its files again. */
+  reload(): Promise<void>;
+  /** Reloads of files the filters keep in force (the policy), summed; undefined when no filter keeps any. */
+  reloadStats(): ReloadStats | undefined;
+  close(): Promise<void>;
+}
+
+export interface InboundChain extends FilterSet {
+  readonly chain: Chain;
+}
+
+export interface OutboundChains extends FilterSet {
+  /** Runs before routing: the route is chosen by the host it checks. */
+  readonly headerChecks: HttpFilter;
+  /** The chain of a routed host's requests (its route's changes applied). */
+  chainFor(host: string): Chain;
+}
+
+export async function buildInboundChain(inbound: InboundConfig, env: FilterEnvironment): Promise<InboundChain> {
+  const planned = await planInbound(inbound);
+  return built(env, async (make) => {
+    const http = inbound.app.protocol === 'tcp' ? [] : [await make(headerChecks, { headersWithUnderscores: inbound.headersWithUnderscores })];
+    const fixed = [...http, await make(limits, inbound.limits), await make(peerAuthentication, {})];
+    const listed: HttpFilter[] = [];
+    for (const filter of planned) listed.push(await make(filter.factory, filter.settings, filter.at));
+    return { chain: chainOf([...fixed, ...listed]) };
+  });
+}
+
+export async function buildOutboundChains(outbound: OutboundConfig, env: FilterEnvironment): Promise<OutboundChains> {
+  const { listed, routes } = await planOutbound(outbound);
+  return built(env, async (make) => {
+    const checks = await make(headerChecks, { headersWithUnderscores: outbound.headersWithUnderscores });
+    const first = await make(limits, outbound.limits);
+    const shared: HttpFilter[] = [];
+    for (const filter of listed) shared.push(await make(filter.factory, filter.settings, filter.at));
+    const base = chainOf([first, ...shared]);
+    const byHost = new Map<string, Chain>();
+    for (const route of routes) {
+      const filters = [first];
+      for (const [i, filter] of listed.entries()) {
+        const change = route.changes.get(filter.factory.name);
+        if (change === undefined) filters.push(shared[i]!);
+        else if (change.off !== true) filters.push(await make(filter.factory, change.settings, change.at));
+      }
+      byHost.set(route.host, chainOf(filters));
+    }
+    return { headerChecks: checks, chainFor: (host: string) => byHost.get(host) ?? base };
+  });
+}
+
+/**
+ * `meshward sidecar --check-config`: builds every listener's chains as the sidecar would (files read, modules loaded,
+ * settings checked) and closes them again. Throws what is wrong; returns each listener's filters, in order.
+ */
+export async function checkChains(config: SidecarConfig, logger: Logger): Promise<{ inbound?: string[]; outbound?: string[] }> {
+  const env = (listener: 'inbound' | 'outbound', tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls });
+  const names = (chain: Chain) => chain.filters.map((f) => f.name);
+  const checked: { inbound?: string[]; outbound?: string[] } = {};
+  if (config.inbound) {
+    const inbound = await buildInboundChain(config.inbound, env('inbound', true));
+    checked.inbound = names(inbound.chain);
+    await inbound.close();
+  }
+  if (config.outbound) {
+    const outbound = await buildOutboundChains(config.outbound, env('outbound', false));
+    checked.outbound = [outbound.headerChecks.name, ...names(outbound.chainFor(''))];
+    await outbound.close();
+  }
+  return checked;
+}
+
+async function planInbound(inbound: InboundConfig): Promise<PlannedFilter[]> {
+  const problems = new ConfigProblems();
+  // inbound.policy and inbound.extAuthz are shorthand for the authz filter's settings.
+  const field = inbound.extAuthz !== undefined ? 'extAuthz' : inbound.policy !== undefined ? 'policy' : undefined;
+  const settings: AuthzSettings = inbound.extAuthz !== undefined ? { extAuthz: inbound.extAuthz } : { policy: inbound.policy! };
+  const shorthand = field === undefined ? undefined : { settings, from: `inbound.${field}` };
+  const at = ['inbound', 'filters'];
+  const { planned } = await planFilterList(inbound.filters ?? [], at, problems, shorthand ? { authz: shorthand } : {});
+  if (!planned.some((p) => p.factory.name === authz.name)) {
+    if (field !== undefined) planned.push({ factory: authz, settings, at: ['inbound', field] });
+    else problems.add(at, 'an inbound chain must authorize: add an authz filter, or give inbound.policy or inbound.extAuthz (meshward denies by default)');
+  }
+  if (inbound.app.protocol === 'tcp') {
+    for (const filter of planned) {
+      if (filter.factory.name !== authz.name) problems.add(filter.at, `a tcp:// app's connections carry no HTTP request for "${filter.factory.name}" to read: only authz judges them`);
+    }
+  }
+  problems.throwIfAny();
+  return planned;
+}
+
+interface RouteChanges {
+  host: string;
+  changes: Map<string, { off: true } | { off?: false; settings: unknown; at: ReadonlyArray<PropertyKey> }>;
+}
+
+async function planOutbound(outbound: OutboundConfig): Promise<{ listed: PlannedFilter[]; routes: RouteChanges[] }> {
+  const problems = new ConfigProblems();
+  const { planned: listed, known } = await planFilterList(outbound.filters ?? [], ['outbound', 'filters'], problems);
+  const routes: RouteChanges[] = [];
+  outbound.routes.forEach((route, r) => {
+    if (route.filters === undefined) return;
+    const changes: RouteChanges['changes'] = new Map();
+    for (const [name, given] of Object.entries(route.filters)) {
+      const at = ['outbound', 'routes', r, 'filters', name];
+      const factory = known.get(name);
+      if (factory === undefined) {
+        const names = [...known.keys()];
+        problems.add(at, `the outbound listener has no "${name}" filter for this route to change (${names.length === 0 ? 'its filters list is empty' : `it has ${names.join(', ')}`})`);
+      } else if (given === false) {
+        changes.set(name, { off: true });
+      } else if (given === null || typeof given !== 'object') {
+        problems.add(at, `must be false (off for this route) or the filter's settings for this route`);
+      } else {
+        const settings = checkSettings(factory, given, at, problems);
+        if (settings.ok) changes.set(name, { settings: settings.value, at });
+      }
+    }
+    routes.push({ host: route.host, changes });
+  });
+  problems.throwIfAny();
+  return { listed, routes };
+}
+
+type ReloadStats = { reloads: number; rejected: number };
+type Make = <S>(factory: FilterFactory<S>, settings: S, at?: ReadonlyArray<PropertyKey>) => Promise<HttpFilter>;
+
+/** Runs `build` with a maker that remembers every filter it made: to close them all if the build fails, or later. */
+async function built<T>(env: FilterEnvironment, build: (make: Make) => Promise<T>): Promise<T & FilterSet> {
+  const made: HttpFilter[] = [];
+  const set: FilterSet = {
+    reload: async () => {
+      await Promise.all(made.map((f) => f.reload?.()));
+    },
+    reloadStats: () => sumReloads(made.map((f) => f.reloadStats?.())),
+    close: async () => {
+      for (const filter of made.splice(0).reverse()) await filter.close?.();
+    },
+  };
+  const make: Make = async (factory, settings, at) => {
+    let filter: HttpFilter;
+    try {
+      filter = await factory.create(settings, env);
+    } catch (err) {
+      // A file of its own that is wrong names itself (a policy file); anything else is about the entry that made it.
+      if (err instanceof ConfigError || err instanceof FieldError || at === undefined) throw err;
+      throw new FieldError(at, `the ${factory.name} filter cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    made.push(filter);
+    return filter;
+  };
+  try {
+    return { ...(await build(make)), ...set };
+  } catch (err) {
+    await set.close();
+    throw err;
+  }
+}
+
+/** Reload counts summed over whoever has any; undefined when none has. */
+export function sumReloads(stats: ReadonlyArray<ReloadStats | undefined>): ReloadStats | undefined {
+  let total: ReloadStats | undefined;
+  for (const s of stats) if (s !== undefined) total = { reloads: (total?.reloads ?? 0) + s.reloads, rejected: (total?.rejected ?? 0) + s.rejected };
+  return total;
+}
