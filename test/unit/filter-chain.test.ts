@@ -83,8 +83,19 @@ describe('the chain runtime', () => {
 
   it('buffers response bodies to the least cap asked, refusing over it when any filter says so', () => {
     const asking = (maxBytes: number, oversize: 'reply502' | 'pass'): HttpFilter => ({ name: 'f', responseBody: { maxBytes, oversize }, onResponse: () => undefined });
-    expect(chainOf([asking(100, 'pass'), asking(50, 'pass')]).responseBody).toEqual({ maxBytes: 50, oversize: 'pass' });
-    expect(chainOf([asking(100, 'reply502'), asking(50, 'pass')]).responseBody).toEqual({ maxBytes: 50, oversize: 'reply502' });
+    expect(chainOf([asking(100, 'pass'), asking(50, 'pass')]).responseBody).toMatchObject({ maxBytes: 50, oversize: 'pass' });
+    expect(chainOf([asking(100, 'reply502'), asking(50, 'pass')]).responseBody).toMatchObject({ maxBytes: 50, oversize: 'reply502' });
     expect(chainOf([{ name: 'head-only', onRequest: () => undefined }])).toMatchObject({ hasResponseSide: false, responseBody: undefined, requestBodyBytes: undefined });
+  });
+
+  it('buffers a response when any asking filter wants it: one without `when` wants every response', () => {
+    const json = { status: 200, headers: { 'content-type': 'application/json' } };
+    const stream = { status: 200, headers: { 'content-type': 'text/event-stream' } };
+    const picky: HttpFilter = { name: 'json-only', responseBody: { maxBytes: 10, oversize: 'pass', when: (r) => r.headers['content-type'] === 'application/json' }, onResponse: () => undefined };
+    const greedy: HttpFilter = { name: 'all', responseBody: { maxBytes: 10, oversize: 'pass' }, onResponse: () => undefined };
+    const pickyOnly = chainOf([picky]).responseBody!;
+    expect([pickyOnly.wanted(json), pickyOnly.wanted(stream)]).toEqual([true, false]);
+    const both = chainOf([picky, greedy]).responseBody!;
+    expect([both.wanted(json), both.wanted(stream)]).toEqual([true, true]);
   });
 });
