@@ -2,7 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { fileProblem, loadYamlFile } from './load.js';
-import { sidecarConfigSchema, type SidecarConfig } from './sidecar-schema.js';
+import { inboundEntries, sidecarConfigSchema, type SidecarConfig } from './sidecar-schema.js';
 
 /**
  * Reads and validates `meshward sidecar --config FILE`. File paths inside it are relative to the file's own
@@ -32,7 +32,9 @@ export function loadSidecarConfig(file: string): SidecarConfig {
     if (ca.token.startsWith('file:')) ca.token = `file:${at(ca.token.slice('file:'.length))}`;
     ca.stateDir = at(ca.stateDir ?? `${basename(file, extname(file))}.state`);
   }
-  if (config.inbound?.policy) config.inbound.policy = input(['inbound', 'policy'], config.inbound.policy);
+  for (const { inbound, path } of inboundEntries(config.inbound)) {
+    if (inbound.policy) inbound.policy = input([...path, 'policy'], inbound.policy);
+  }
   if (config.audit) config.audit.path = at(config.audit.path);
   if (problems.length > 0) throw new ConfigError(file, problems);
   return config;

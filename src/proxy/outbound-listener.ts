@@ -29,8 +29,8 @@ import type { DownstreamResponse, Upstream } from './upstream.js';
 // so egress is denied unless configured.
 
 export interface OutboundRoutes {
-  /** The upstream for a host (lower case, no port) and the protocol the app spoke, or undefined. */
-  upstreamFor(host: string, http2: boolean): Upstream | undefined;
+  /** The upstream for a host (lower case, no port), the port the app called and the protocol it spoke, or undefined. */
+  upstreamFor(host: string, port: number, http2: boolean): Upstream | undefined;
 }
 
 export interface OutboundListenerOptions {
@@ -158,7 +158,7 @@ export class OutboundListener {
     if (!checked.ok) return refuse(replies.badRequest(requestId, checked.reason));
     const underscores = options.headersWithUnderscores === 'allow' ? undefined : underscoreHeaderNames(req.rawHeaders);
     if (underscores !== undefined && options.headersWithUnderscores === 'reject') return refuse(replies.badRequest(requestId, underscoreRefusal(underscores)));
-    const upstream = options.routes.upstreamFor(host, overHttp2);
+    const upstream = options.routes.upstreamFor(host, portOf(authority), overHttp2);
     if (upstream === undefined) return refuse(replies.noRoute(requestId, host));
     const declared = req.headers['content-length'];
     const refused = overLimit(options.limits, { requestId, rawHeaders: req.rawHeaders, declaredBodyBytes: declared === undefined ? undefined : Number(declared) });
@@ -188,6 +188,12 @@ export class OutboundListener {
     });
   }
 
+}
+
+/** The port of Host / :authority; 80 when it names none (the app speaks plain HTTP to this listener). */
+export function portOf(authority: string): number {
+  const port = /:(\d{1,5})$/.exec(authority.slice(authority.lastIndexOf(']') + 1))?.[1];
+  return port === undefined ? 80 : Number(port);
 }
 
 /** Host / :authority without its port and trailing dot, lower case (as the policy compares hosts); IPv6 literals keep their brackets. */

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { createExtAuthzClient, policyEngineLoader, PolicyReloader, type ExtAuthzClient } from '../authz/index.js';
-import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
+import type { Tracer } from '@opentelemetry/api';
+import { createExtAuthzClient, type ExtAuthzClient, type PolicyReloader } from '../authz/index.js';
+import { FieldError, fileProblem, formatHostPort, formatPath, inboundEntries, type InboundConfig, type InboundEntry, type SidecarConfig } from '../config/index.js';
 import { extAuthzAuthorization, peerAuthentication, policyAuthorization, requestHeaderChecks, requestLimits, type Filter } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
@@ -8,6 +9,7 @@ import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { prepareIdentitySource } from './identity-source.js';
 import { reportCutOffs } from './http2-cutoff-report.js';
+import { PolicyFiles } from './policy-files.js';
 import { InboundHttpListener } from './inbound-http.js';
 import { InboundTcpListener } from './inbound-tcp.js';
 import { OutboundListener } from './outbound-listener.js';
@@ -19,12 +21,21 @@ import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
 import type { Upstream } from './upstream.js';
 
-// `meshward sidecar`: an identity source, the inbound listener (mTLS → filter chain → app), the outbound listener
-// (app → route → mTLS), the admin listener and the audit log, wired together. Identity changes flow one way: the
+// `meshward sidecar`: an identity source, the inbound listeners (mTLS → filter chain → app; one per app port), the
+// outbound listener (app → route → mTLS), the admin listener and the audit log, wired together. Identity changes flow one way: the
 // source publishes a snapshot, and every TLS context and outbound pool is rebuilt from it.
 
+export interface SidecarAddresses {
+  /** The first inbound listener's address (the only one's, in most configs). */
+  inbound?: string;
+  /** Every inbound listener's address, in the config's order. */
+  inbounds?: string[];
+  outbound?: string;
+  admin: string;
+}
+
 export interface Sidecar {
-  readonly addresses: { inbound?: string; outbound?: string; admin: string };
+  readonly addresses: SidecarAddresses;
   reloadPolicy(): Promise<void>;
   /** Drains (stops accepting, finishes requests in flight for up to the drain timeout) and stops. */
   close(): Promise<void>;
@@ -74,11 +85,12 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         logger.info({ file: auditConfig!.path, head: audit.headHash }, 'audit log closed');
       });
     }
-    let policy: PolicyReloader | undefined;
+    const policies = new PolicyFiles(logger);
+    cleanup.push(() => policies.close());
     const metrics = createSidecarMetrics({
       svidNotAfter: () => snapshot?.svid.notAfter,
       svidRotationFailures: () => failedRotations(),
-      policyReloads: () => policy?.stats(),
+      policyReloads: () => policies.stats(),
     });
     cleanup.push(() => metrics.shutdown());
     const observe = hopObserver(audit, metrics, logger);
@@ -90,7 +102,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     const tracer = tracing?.tracer;
 
     let draining = false;
-    const addresses: { inbound?: string; outbound?: string; admin: string } = { admin: '' };
+    const addresses: SidecarAddresses = { admin: '' };
     /** Called with the first identity and every change after it. */
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
     const loads: ListenerLoad[] = [];
@@ -110,30 +122,23 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.
     cleanup.unshift(() => admin.close());
 
-    if (config.inbound) {
-      const inbound = config.inbound;
-      const authz = await authorizationFilter(inbound, logger, (ms) => metrics.recordAuthzLatency(ms));
-      policy = authz.policy;
-      cleanup.push(() => authz.close());
-      // A tcp:// listener has no HTTP request, so nothing for the header checks to read: its chain judges the peer alone.
-      const http: Filter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
-      const filters: Filter[] = [...http, requestLimits(inbound.limits), peerAuthentication, authz.filter];
-      // No certificate until the identity arrives (updateTls below): until then every handshake fails.
-      const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
-      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, filters, observe, logger, ...(tracer ? { tracer } : {}) };
-      let listener: InboundHttpListener | InboundTcpListener;
-      if (inbound.app.protocol === 'tcp') {
-        listener = new InboundTcpListener({ ...common, app: inbound.app.address });
-      } else {
-        const app = appUpstream(inbound);
-        cleanup.push(() => app.destroy());
-        listener = new InboundHttpListener({ ...common, ownId: () => snapshot!.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c', guardEvents: reportCutOffs('inbound', logger, metrics) });
-      }
-      addresses.inbound = await listenAt(listener, ['inbound', 'listen']);
-      loads.push({ name: 'inbound', open: listener.openConnections, maxConnections: inbound.limits.maxConnections });
+    const inbound: InboundShared = {
+      trustDomain: config.trustDomain,
+      observe,
+      logger,
+      metrics,
+      ownId: () => snapshot!.svid.spiffeId,
+      policyFor: (file) => policies.get(file),
+      ...(tracer ? { tracer } : {}),
+    };
+    for (const entry of inboundEntries(config.inbound)) {
+      const listener = await startInbound(entry, inbound, cleanup);
+      (addresses.inbounds ??= []).push(listener.address);
+      loads.push(listener.load);
       drains.push(() => listener.close(config.drainTimeout));
-      updaters.push((s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)));
+      updaters.push(listener.updateTls);
     }
+    if (addresses.inbounds) addresses.inbound = addresses.inbounds[0];
     if (config.outbound) {
       const outbound = config.outbound;
       let routes: OutboundRouteTable | undefined;
@@ -144,7 +149,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         port: outbound.listen.port,
         limits: outbound.limits,
         headersWithUnderscores: outbound.headersWithUnderscores,
-        routes: { upstreamFor: (host, http2) => (routes ?? waiting).upstreamFor(host, http2) },
+        routes: { upstreamFor: (...args) => (routes ?? waiting).upstreamFor(...args) },
         observe,
         guardEvents: reportCutOffs('outbound', logger, metrics),
         logger,
@@ -178,7 +183,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     logger.info(addresses, 'sidecar ready');
     return {
       addresses,
-      reloadPolicy: () => policy?.reload('SIGHUP') ?? Promise.resolve(),
+      reloadPolicy: () => policies.reload(),
       close: async () => {
         draining = true;
         await stop();
@@ -191,7 +196,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
 }
 
 /** Binds a listener; a port that cannot be had is an error about the config field that names it. */
-async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: string[]): Promise<string> {
+async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: ReadonlyArray<string | number>): Promise<string> {
   try {
     return formatAddress(await listener.listen());
   } catch (err) {
@@ -199,18 +204,70 @@ async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: str
   }
 }
 
+interface InboundShared {
+  trustDomain: string;
+  observe: (record: HopRecord) => void;
+  logger: Logger;
+  metrics: SidecarMetrics;
+  tracer?: Tracer;
+  /** The sidecar's own SPIFFE ID, once it has an identity. */
+  ownId: () => string;
+  /** The policy of a file, shared by every listener that names it. */
+  policyFor: (file: string) => Promise<PolicyReloader>;
+}
+
+interface StartedInbound {
+  address: string;
+  load: ListenerLoad;
+  close(drainTimeoutMs: number): Promise<void>;
+  updateTls(snapshot: IdentitySnapshot): void;
+}
+
+/**
+ * One inbound listener (mTLS → filter chain → its app), bound to its port. What it holds is put on `cleanup` as soon
+ * as it is held, so that a later failure releases it. Errors name the entry (`inbound[1].listen: ...`).
+ */
+async function startInbound({ inbound, path }: InboundEntry, shared: InboundShared, cleanup: Array<() => Promise<void> | void>): Promise<StartedInbound> {
+  const { logger, metrics, tracer } = shared;
+  const authz = await authorizationFilter(inbound, shared.policyFor, (ms) => metrics.recordAuthzLatency(ms), logger);
+  cleanup.push(() => authz.close());
+  // A tcp:// listener has no HTTP request, so nothing for the header checks to read: its chain judges the peer alone.
+  const http: Filter[] = inbound.app.protocol === 'tcp' ? [] : [requestHeaderChecks(inbound.headersWithUnderscores)];
+  const filters: Filter[] = [...http, requestLimits(inbound.limits), peerAuthentication, authz.filter];
+  // No certificate until the identity arrives (updateTls below): until then every handshake fails.
+  const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
+  const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: shared.trustDomain, limits: inbound.limits, filters, observe: shared.observe, logger, ...(tracer ? { tracer } : {}) };
+  let listener: InboundHttpListener | InboundTcpListener;
+  if (inbound.app.protocol === 'tcp') {
+    listener = new InboundTcpListener({ ...common, app: inbound.app.address });
+  } else {
+    const app = appUpstream(inbound);
+    cleanup.push(() => app.destroy());
+    listener = new InboundHttpListener({ ...common, ownId: shared.ownId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c', guardEvents: reportCutOffs('inbound', logger, metrics) });
+  }
+  const address = await listenAt(listener, [...path, 'listen']);
+  return {
+    address,
+    // Named as in the config, so that /readyz points at the limits.maxConnections that applies.
+    load: { name: formatPath(path), open: listener.openConnections, maxConnections: inbound.limits.maxConnections },
+    close: (drainTimeoutMs) => listener.close(drainTimeoutMs),
+    updateTls: (s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)),
+  };
+}
+
 async function authorizationFilter(
   inbound: InboundConfig,
-  logger: Logger,
+  policyFor: (file: string) => Promise<PolicyReloader>,
   observeLatency: (ms: number) => void,
-): Promise<{ filter: Filter; policy?: PolicyReloader; close: () => void }> {
+  logger: Logger,
+): Promise<{ filter: Filter; close: () => void }> {
   if (inbound.extAuthz) {
     const { address, timeout, failOpen } = inbound.extAuthz;
     const client: ExtAuthzClient = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger });
     return { filter: extAuthzAuthorization(client, failOpen, observeLatency), close: () => client.close() };
   }
-  const policy = await PolicyReloader.start(inbound.policy!, policyEngineLoader(logger), logger);
-  return { filter: policyAuthorization(() => policy.current, observeLatency), policy, close: () => policy.close() };
+  const policy = await policyFor(inbound.policy!);
+  return { filter: policyAuthorization(() => policy.current, observeLatency), close: () => undefined };
 }
 
 function appUpstream(inbound: InboundConfig): Upstream {
