@@ -22,8 +22,8 @@ import { Http2Upstream } from './upstream-http2.js';
 import type { Upstream } from './upstream.js';
 
 // `meshward sidecar`: an identity source, the inbound listeners (mTLS → filter chain → app; one per app port), the
-// outbound listener (app → route → mTLS), the admin listener and the audit log, wired together. Identity changes flow one way: the
-// source publishes a snapshot, and every TLS context and outbound pool is rebuilt from it.
+// outbound listener (app → route → mTLS), the admin listener and the audit log, wired together. Identity changes
+// flow one way: the source publishes a snapshot, and every TLS context and outbound pool is rebuilt from it.
 
 export interface SidecarAddresses {
   /** The first inbound listener's address (the only one's, in most configs). */
