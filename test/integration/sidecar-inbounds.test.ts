@@ -136,8 +136,7 @@ describe.sequential('sidecar: several inbound listeners, one per app port, each 
     });
     const [http1Port, h2cPort, tcpPort] = await Promise.all([listening(http1App), listening(h2cApp), listening(tcpApp)]);
     mesh = await makeMesh(dir);
-    const ordersSvid = await mesh.issue('orders', ORDERS_ID);
-    await Promise.all([mesh.issue('web', WEB_ID), mesh.issue('payments', PAYMENTS_ID)]);
+    const [ordersSvid] = await Promise.all([mesh.issue('orders', ORDERS_ID), mesh.issue('web', WEB_ID), mesh.issue('payments', PAYMENTS_ID)]);
     web = identityOf(dir, 'web', mesh.bundle);
     payments = identityOf(dir, 'payments', mesh.bundle);
     ordersPolicy = join(dir, 'orders-policy.yaml');
@@ -168,7 +167,8 @@ describe.sequential('sidecar: several inbound listeners, one per app port, each 
       },
       admin: { listen: '127.0.0.1:0' },
     });
-  });
+    // Seven CLI processes one after another: on a loaded machine that takes longer than one hook usually may.
+  }, 90_000);
 
   afterAll(async () => {
     await Promise.all([orders?.stop(), webSidecar?.stop()]);

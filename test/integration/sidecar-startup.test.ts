@@ -65,7 +65,7 @@ describe('sidecar start-up: config errors name the config as given and the field
     );
   });
 
-  it('several inbound listeners: two on one port, a policy file that is not there and a port already taken are each named by the entry', async () => {
+  it('several inbound listeners: two on one port, a policy file that is not there and a port already taken are each named by the entry', { timeout: 60_000 }, async () => {
     // A mesh of its own: the next test makes one in the directory itself.
     const mesh = await makeMesh(mkdtempSync(join(dir, 'several-')));
     const svid = await mesh.issue('orders', ORDERS_ID);
