@@ -13,11 +13,15 @@ export interface PortMapping {
 }
 
 /**
- * `all`: every inbound TCP port but the excluded ones goes to one listener (the sidecar forwards to one app port).
- * `ports`: each listed app port goes to its own listener (Node.js cannot read a redirected connection's original
- * port, so the listener's port is what tells the sidecar which app port was called); none listed: no inbound capture.
+ * Where inbound TCP goes: each mapped app port to its own listener (Node.js cannot read a redirected connection's
+ * original port, so the listener's port is what tells the sidecar which app port was called), and every other port
+ * but the excluded ones to `others` when it is given. `*:15006` is { mappings: [], others: 15006 }; `none` is
+ * { mappings: [] }, no inbound capture.
  */
-export type InboundCapture = { kind: 'all'; listener: number } | { kind: 'ports'; mappings: PortMapping[] };
+export interface InboundCapture {
+  mappings: PortMapping[];
+  others?: number;
+}
 
 export type OutboundCapture = { kind: 'all' } | { kind: 'ports'; ports: number[] };
 
@@ -87,30 +91,29 @@ function portList(text: string): Parsed<number[]> {
   return list(text, port, String);
 }
 
-/** `*` or `*:LISTENER` (every port), `none`, or `PORT[:LISTENER],...`; a listener not given is 15006. */
+/**
+ * `none`, or a list of `PORT[:LISTENER]` (that app port to that listener) and at most one `*[:LISTENER]` (every
+ * other port to that listener); a listener not given is 15006.
+ */
 export function parseInboundPorts(text: string): Parsed<InboundCapture> {
-  const all = /^\s*\*\s*(?::(.*))?$/.exec(text);
-  if (all) {
-    const listener = all[1] === undefined ? { ok: true as const, value: CAPTURE_DEFAULTS.inboundListenerPort } : port(all[1].trim());
-    return listener.ok ? { ok: true, value: { kind: 'all', listener: listener.value } } : listener;
-  }
-  if (text.trim() === 'none') return { ok: true, value: { kind: 'ports', mappings: [] } };
-  const mappings = list(
+  if (text.trim() === 'none') return { ok: true, value: { mappings: [] } };
+  const items = list(
     text,
-    (item): Parsed<PortMapping> => {
-      if (item === '*') return { ok: false, error: '"*" (every port) cannot be combined with a list of ports' };
+    (item): Parsed<{ port: number | '*'; listener: number }> => {
       const [app, listener, extra] = item.split(':');
-      if (extra !== undefined) return { ok: false, error: `"${item}" is not PORT or PORT:LISTENER` };
-      const appPort = port(app!);
+      if (extra !== undefined) return { ok: false, error: `"${item}" is not PORT, PORT:LISTENER, * or *:LISTENER` };
+      const appPort = app === '*' ? { ok: true as const, value: '*' as const } : port(app!);
       if (!appPort.ok) return appPort;
-      const listenerPort = listener === undefined ? { ok: true as const, value: CAPTURE_DEFAULTS.inboundListenerPort } : port(listener);
+      const listenerPort = listener === undefined ? { ok: true as const, value: CAPTURE_DEFAULTS.inboundListenerPort } : port(listener.trim());
       return listenerPort.ok ? { ok: true, value: { port: appPort.value, listener: listenerPort.value } } : listenerPort;
     },
     (m) => String(m.port),
   );
-  if (!mappings.ok) return mappings;
-  if (mappings.value.length === 0) return { ok: false, error: 'give "*", "none" or a list of PORT[:LISTENER]' };
-  return { ok: true, value: { kind: 'ports', mappings: mappings.value } };
+  if (!items.ok) return items;
+  if (items.value.length === 0) return { ok: false, error: 'give "*", "none" or a list of PORT[:LISTENER]' };
+  const mappings = items.value.filter((m): m is PortMapping => m.port !== '*');
+  const others = items.value.find((m) => m.port === '*')?.listener;
+  return { ok: true, value: others === undefined ? { mappings } : { mappings, others } };
 }
 
 /** `*` (every port), `none`, or `PORT,...`. */
@@ -157,10 +160,8 @@ export function parseCaptureSettings(settings: CaptureSettings): CaptureParse {
   const proxyUid = settings.proxyUid === undefined ? { ok: true as const, value: CAPTURE_DEFAULTS.proxyUid } : uid(settings.proxyUid);
   if (!proxyUid.ok) return fail('proxyUid', proxyUid.error);
 
-  if (inbound.value.kind === 'ports') {
-    const both = inbound.value.mappings.find((m) => excludeInbound.value.includes(m.port));
-    if (both) return fail('excludeInboundPorts', `port ${both.port} is also listed to be captured`);
-  }
+  const both = inbound.value.mappings.find((m) => excludeInbound.value.includes(m.port));
+  if (both) return fail('excludeInboundPorts', `port ${both.port} is also listed to be captured`);
   return {
     ok: true,
     value: {
@@ -177,17 +178,16 @@ export function parseCaptureSettings(settings: CaptureSettings): CaptureParse {
 /** Whether an inbound connection to `port` is redirected to the sidecar. */
 export function capturesInboundPort(options: CaptureOptions, port: number): boolean {
   if (options.excludeInboundPorts.includes(port)) return false;
-  return options.inbound.kind === 'all' || options.inbound.mappings.some((m) => m.port === port);
+  return options.inbound.others !== undefined || options.inbound.mappings.some((m) => m.port === port);
 }
 
 /** The options as `meshward capture` flags, every one spelled out, so that a pod's spec shows what it gets. */
 export function captureFlags(options: CaptureOptions): string[] {
   const { inbound, outbound } = options;
-  const inboundText =
-    inbound.kind === 'all' ? `*:${inbound.listener}` : inbound.mappings.length === 0 ? 'none' : inbound.mappings.map((m) => `${m.port}:${m.listener}`).join(',');
+  const inboundItems = [...inbound.mappings.map((m) => `${m.port}:${m.listener}`), ...(inbound.others === undefined ? [] : [`*:${inbound.others}`])];
   const outboundText = outbound.kind === 'all' ? '*' : outbound.ports.length === 0 ? 'none' : outbound.ports.join(',');
   return [
-    '--inbound-ports', inboundText,
+    '--inbound-ports', inboundItems.length === 0 ? 'none' : inboundItems.join(','),
     ...(options.excludeInboundPorts.length > 0 ? ['--exclude-inbound-ports', options.excludeInboundPorts.join(',')] : []),
     '--outbound-ports', outboundText,
     '--outbound-listener-port', String(options.outboundListenerPort),

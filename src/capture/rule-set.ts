@@ -37,16 +37,18 @@ const LOOPBACK: Record<Family, string> = { ipv4: '127.0.0.0/8', ipv6: '::1/128' 
 const RETURN: RuleAction = { kind: 'return' };
 
 /**
- * Inbound (PREROUTING: connections arriving from outside the pod): excluded ports pass, then the app's ports go to
- * the sidecar's inbound listener. Loopback connections never pass PREROUTING's nat rules, so the sidecar's own
+ * Inbound (PREROUTING: connections arriving from outside the pod): excluded ports pass, then each mapped app port
+ * goes to its inbound listener, then every other port to the listener for the rest, if there is one. Loopback connections never pass PREROUTING's nat rules, so the sidecar's own
  * connection to the app is left alone by construction.
  * Outbound (OUTPUT: connections made inside the pod): the sidecar's own (by UID), loopback and excluded
  * destinations pass, then the captured ports go to the outbound listener.
  */
 export function captureRuleSet(options: CaptureOptions): RuleSet {
-  const inbound: Rule[] = options.excludeInboundPorts.map((dport) => ({ dport, action: RETURN }));
-  if (options.inbound.kind === 'all') inbound.push({ action: { kind: 'redirect', toPort: options.inbound.listener } });
-  else inbound.push(...options.inbound.mappings.map((m) => ({ dport: m.port, action: { kind: 'redirect' as const, toPort: m.listener } })));
+  const inbound: Rule[] = [
+    ...options.excludeInboundPorts.map((dport) => ({ dport, action: RETURN })),
+    ...options.inbound.mappings.map((m) => ({ dport: m.port, action: { kind: 'redirect' as const, toPort: m.listener } })),
+    ...(options.inbound.others === undefined ? [] : [{ action: { kind: 'redirect' as const, toPort: options.inbound.others } }]),
+  ];
 
   const toOutbound: RuleAction = { kind: 'redirect', toPort: options.outboundListenerPort };
   const output: Rule[] = [

@@ -11,12 +11,11 @@ export function familyNames(families: Family[]): string {
 export function describeCapture(options: CaptureOptions): string[] {
   const { inbound, outbound } = options;
   const except = options.excludeInboundPorts.length > 0 ? ` (not ${options.excludeInboundPorts.join(', ')})` : '';
-  const inboundLine =
-    inbound.kind === 'all'
-      ? `every TCP port${except} -> ${inbound.listener}`
-      : inbound.mappings.length === 0
-        ? 'not captured'
-        : inbound.mappings.map((m) => `${m.port} -> ${m.listener}`).join(', ');
+  const inboundParts = [
+    ...inbound.mappings.map((m) => `${m.port} -> ${m.listener}`),
+    ...(inbound.others === undefined ? [] : [`every ${inbound.mappings.length > 0 ? 'other ' : ''}TCP port${except} -> ${inbound.others}`]),
+  ];
+  const inboundLine = inboundParts.length === 0 ? 'not captured' : inboundParts.join(', ');
   const exempt = ['127.0.0.0/8', '::1', ...options.excludeOutboundCidrs.map((c) => c.text)].join(', ');
   const outboundLine =
     outbound.kind === 'ports' && outbound.ports.length === 0

@@ -33,6 +33,7 @@ Options:
                                 "*" every port but the excluded ones, to ${CAPTURE_DEFAULTS.inboundListenerPort} ("*:PORT" to another listener);
                                 "8080" or "8080:15006,9090:15007": each app port to its own listener (the
                                 sidecar cannot see which port was called, so the listener's port tells it);
+                                "8080:15006,9090:15007,*:15006": and every other port to 15006;
                                 "none": inbound is not captured
   --exclude-inbound-ports P,..  ports reached directly, never captured: health probes, metrics, the sidecar's
                                 admin port (15000) where the kubelet probes it

@@ -7,9 +7,10 @@ import { parseFlags, required, type Command } from './command.js';
 const usage = `
 Usage: meshward sidecar --config FILE [--check-config]
 
-Runs the sidecar: an inbound mTLS listener in front of the app (every request authenticated by its SPIFFE ID and
-authorized by the policy), an outbound listener that routes the app's requests by host over mTLS, and an admin
-listener (/healthz, /readyz, /certs, /config). The config's format is in README.md ("The sidecar").
+Runs the sidecar: an inbound mTLS listener in front of the app, one per app port (every request authenticated by
+its SPIFFE ID and authorized by the policy), an outbound listener that routes the app's requests by host over
+mTLS, and an admin listener (/healthz, /readyz, /certs, /config). The config's format is in README.md ("The
+sidecar").
 
 Options:
   --config FILE   the sidecar's YAML config; paths inside it are relative to its directory

@@ -27,14 +27,23 @@ function validateDocument<S extends z.ZodType>(doc: Document, schema: S, label: 
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const result = schema.safeParse(data, { error: plainIssueMessage });
-  if (!result.success) {
-    const problems: ConfigProblem[] = result.error.issues.map((issue) => ({
-      path: issue.path,
-      message: issue.message,
-    }));
-    throw new ConfigError(label, problems);
-  }
+  if (!result.success) throw new ConfigError(label, problemsOf(result.error.issues));
   return result.data;
+}
+
+/**
+ * A field that takes forms of different kinds (a mapping, or a list of them) fails as a whole in the schema
+ * library; the form of the value's kind is the one meant, so its own problems are the ones shown, each at its path.
+ */
+function problemsOf(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): ConfigProblem[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_union') {
+      const meant = issue.errors.filter((form) => !form.every((i) => i.code === 'invalid_type' && i.path.length === 0));
+      if (meant.length === 1) return problemsOf(meant[0]!, path);
+    }
+    return [{ path, message: issue.message }];
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { fileProblem, loadYamlFile } from './load.js';
-import { sidecarConfigSchema, type SidecarConfig } from './sidecar-schema.js';
+import { inboundEntries, sidecarConfigSchema, type SidecarConfig } from './sidecar-schema.js';
 import { checkSocketEndpoints } from './socket-endpoint.js';
 
 /**
@@ -33,13 +33,16 @@ export function loadSidecarConfig(file: string): SidecarConfig {
     if (ca.token.startsWith('file:')) ca.token = `file:${at(ca.token.slice('file:'.length))}`;
     ca.stateDir = at(ca.stateDir ?? `${basename(file, extname(file))}.state`);
   }
-  if (config.inbound?.policy) config.inbound.policy = input(['inbound', 'policy'], config.inbound.policy);
-  for (const listener of ['inbound', 'outbound'] as const) {
-    config[listener]?.filters?.forEach((entry, i) => {
-      // A custom filter's module is code the sidecar runs: it is named, and found, as every other file is.
-      if ('module' in entry) entry.module = input([listener, 'filters', i, 'module'], entry.module);
+  // A custom filter's module is code the sidecar runs: it is named, and found, as every other file is.
+  const modulesOf = (entries: Array<{ module?: string } | object> | undefined, path: Array<string | number>) =>
+    entries?.forEach((entry, i) => {
+      if ('module' in entry && typeof entry.module === 'string') entry.module = input([...path, 'filters', i, 'module'], entry.module);
     });
+  for (const { inbound, path } of inboundEntries(config.inbound)) {
+    if (inbound.policy) inbound.policy = input([...path, 'policy'], inbound.policy);
+    modulesOf(inbound.filters, path);
   }
+  modulesOf(config.outbound?.filters, ['outbound']);
   if (config.audit) config.audit.path = at(config.audit.path);
   Object.assign(config, checkSocketEndpoints(config, at, problems));
   if (problems.length > 0) throw new ConfigError(file, problems);

@@ -3,6 +3,7 @@ import { parseSpiffeId, parseSvidId } from '../spiffe/id.js';
 import { LOG_LEVELS } from '../telemetry/logger.js';
 import { parseDuration } from './duration.js';
 import { sdsEndpoint, workloadApiEndpoint } from './socket-endpoint.js';
+import { formatPath } from './errors.js';
 import { strictObject } from './strict-object.js';
 
 // The sidecar's config file (the contract of `meshward sidecar --config`, issue 4). Everything that can be checked
@@ -175,9 +176,42 @@ const inbound = strictObject({
   }
 });
 
+/**
+ * `inbound:` is one listener, or a list of them where the app has several ports: a redirected connection's original
+ * port cannot be read in Node.js, so each app port needs a listener of its own, whose port tells which app port
+ * was called.
+ */
+const inbounds = z.union([inbound, z.array(inbound).min(1)]);
+
+export type InboundConfig = z.output<typeof inbound>;
+
+export interface InboundEntry {
+  inbound: InboundConfig;
+  /** Where it is written: ['inbound'], or ['inbound', i] in a list. */
+  path: Array<string | number>;
+}
+
+/** Every inbound listener of a config, with the path that names it in errors. */
+export function inboundEntries(inbound: InboundConfig | InboundConfig[] | undefined): InboundEntry[] {
+  if (inbound === undefined) return [];
+  return Array.isArray(inbound) ? inbound.map((entry, i) => ({ inbound: entry, path: ['inbound', i] })) : [{ inbound, path: ['inbound'] }];
+}
+
 const route = strictObject({
-  /** Matched against Host / :authority, case-insensitive, port ignored. */
-  host: z.string().min(1, 'must name the Host the app calls').transform((h) => h.toLowerCase()),
+  /**
+   * Matched against Host / :authority, case-insensitive: `NAME` for any port, `NAME:PORT` for calls to that port
+   * (which take it before a route for NAME), so that a service's ports can go to different listeners.
+   */
+  host: z
+    .string()
+    .min(1, 'must name the Host the app calls')
+    .transform((h) => h.toLowerCase())
+    .superRefine((host, ctx) => {
+      const port = /^(?:\[[^\]]*\]|[^:[\]]+):(\d*)$/.exec(host)?.[1];
+      if (port !== undefined && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+        ctx.addIssue({ code: 'custom', message: `"${host}" is not NAME or NAME:PORT (a port from 1 to 65535)` });
+      }
+    }),
   /** The destination's inbound listener. */
   address: hostPort('the destination sidecar', false),
   /** The identity the server must prove. */
@@ -230,7 +264,7 @@ export const sidecarConfigSchema = strictObject({
     if (!id.ok || id.value.path !== '') ctx.addIssue({ code: 'custom', message: `"${value}" is not a trust domain name` });
   }),
   identity,
-  inbound: inbound.optional(),
+  inbound: inbounds.optional(),
   outbound: outbound.optional(),
   /** Serves the identity to a local Envoy (SecretDiscoveryService) and to SPIFFE-aware programs (Workload API). */
   sds: sdsEndpoint(hostPort('the SDS server', true)).optional(),
@@ -251,6 +285,16 @@ export const sidecarConfigSchema = strictObject({
   if (value.inbound === undefined && value.outbound === undefined && value.sds === undefined && value.workloadApi === undefined) {
     ctx.addIssue({ code: 'custom', message: 'give inbound, outbound, sds or workloadApi (any of them, or several): a sidecar with none has nothing to do' });
   }
+  const ports = new Map<number, InboundEntry>();
+  for (const entry of inboundEntries(value.inbound)) {
+    const { port } = entry.inbound.listen;
+    const first = ports.get(port);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [...entry.path, 'listen'], message: `port ${port} is ${formatPath(first.path)}'s already: each inbound listener needs a port of its own` });
+    } else if (port !== 0) {
+      ports.set(port, entry);
+    }
+  }
   const routes = value.outbound?.routes ?? [];
   routes.forEach((r, i) => {
     if (!r.spiffeId.startsWith(`spiffe://${value.trustDomain}/`)) {
@@ -267,6 +311,5 @@ export type SidecarConfig = z.output<typeof sidecarConfigSchema> & {
   /** Set by the loader: the config file's directory, where relative paths in filter settings start. */
   configDir?: string;
 };
-export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
 export type OutboundConfig = NonNullable<SidecarConfig['outbound']>;
 export type OutboundRouteConfig = OutboundConfig['routes'][number];

@@ -1,4 +1,4 @@
-import { ConfigError, FieldError, type InboundConfig, type OutboundConfig, type SidecarConfig } from '../config/index.js';
+import { ConfigError, FieldError, formatPath, inboundEntries, type InboundConfig, type OutboundConfig, type SidecarConfig } from '../config/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { authz, type AuthzSettings } from './authz/authz-filter.js';
 import { chainOf, type Chain } from './chain.js';
@@ -33,12 +33,13 @@ export interface InboundChain extends FilterSet {
 export interface OutboundChains extends FilterSet {
   /** Runs before routing: the route is chosen by the host it checks. */
   readonly headerChecks: HttpFilter;
-  /** The chain of a routed host's requests (its route's changes applied). */
-  chainFor(host: string): Chain;
+  /** The chain of a routed host's requests (its route's changes applied): the route for host:port, else for host. */
+  chainFor(host: string, port: number): Chain;
 }
 
-export async function buildInboundChain(inbound: InboundConfig, env: FilterEnvironment): Promise<InboundChain> {
-  const planned = await planInbound(inbound);
+/** `path`: where the listener is in the config (`inbound`, or `inbound[1]` in a list), for the errors. */
+export async function buildInboundChain(inbound: InboundConfig, env: FilterEnvironment, path: ReadonlyArray<string | number> = ['inbound']): Promise<InboundChain> {
+  const planned = await planInbound(inbound, path);
   return built(env, async (make) => {
     const http = inbound.app.protocol === 'tcp' ? [] : [await make(headerChecks, { headersWithUnderscores: inbound.headersWithUnderscores })];
     const fixed = [...http, await make(limits, inbound.limits), await make(peerAuthentication, {})];
@@ -66,7 +67,7 @@ export async function buildOutboundChains(outbound: OutboundConfig, env: FilterE
       }
       byHost.set(route.host, chainOf(filters));
     }
-    return { headerChecks: checks, chainFor: (host: string) => byHost.get(host) ?? base };
+    return { headerChecks: checks, chainFor: (host: string, port: number) => byHost.get(`${host}:${port}`) ?? byHost.get(host) ?? base };
   });
 }
 
@@ -74,33 +75,34 @@ export async function buildOutboundChains(outbound: OutboundConfig, env: FilterE
  * `meshward sidecar --check-config`: builds every listener's chains as the sidecar would (files read, modules loaded,
  * settings checked) and closes them again. Throws what is wrong; returns each listener's filters, in order.
  */
-export async function checkChains(config: SidecarConfig, logger: Logger): Promise<{ inbound?: string[]; outbound?: string[] }> {
+export async function checkChains(config: SidecarConfig, logger: Logger): Promise<Record<string, string[]>> {
   const env = (listener: 'inbound' | 'outbound', tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls });
   const names = (chain: Chain) => chain.filters.map((f) => f.name);
-  const checked: { inbound?: string[]; outbound?: string[] } = {};
-  if (config.inbound) {
-    const inbound = await buildInboundChain(config.inbound, env('inbound', true));
-    checked.inbound = names(inbound.chain);
-    await inbound.close();
+  // Keyed by where each listener is in the config: `inbound`, or `inbound[0]`, `inbound[1]`... in a list.
+  const checked: Record<string, string[]> = {};
+  for (const { inbound, path } of inboundEntries(config.inbound)) {
+    const built = await buildInboundChain(inbound, env('inbound', true), path);
+    checked[formatPath(path)] = names(built.chain);
+    await built.close();
   }
   if (config.outbound) {
     const outbound = await buildOutboundChains(config.outbound, env('outbound', false));
-    checked.outbound = [outbound.headerChecks.name, ...names(outbound.chainFor(''))];
+    checked.outbound = [outbound.headerChecks.name, ...names(outbound.chainFor('', 0))];
     await outbound.close();
   }
   return checked;
 }
 
-async function planInbound(inbound: InboundConfig): Promise<PlannedFilter[]> {
+async function planInbound(inbound: InboundConfig, path: ReadonlyArray<string | number>): Promise<PlannedFilter[]> {
   const problems = new ConfigProblems();
   // inbound.policy and inbound.extAuthz are shorthand for the authz filter's settings.
   const field = inbound.extAuthz !== undefined ? 'extAuthz' : inbound.policy !== undefined ? 'policy' : undefined;
   const settings: AuthzSettings = inbound.extAuthz !== undefined ? { extAuthz: inbound.extAuthz } : { policy: inbound.policy! };
   const shorthand = field === undefined ? undefined : { settings, from: `inbound.${field}` };
-  const at = ['inbound', 'filters'];
+  const at = [...path, 'filters'];
   const { planned } = await planFilterList(inbound.filters ?? [], at, problems, shorthand ? { authz: shorthand } : {});
   if (!planned.some((p) => p.factory.name === authz.name)) {
-    if (field !== undefined) planned.push({ factory: authz, settings, at: ['inbound', field] });
+    if (field !== undefined) planned.push({ factory: authz, settings, at: [...path, field] });
     else problems.add(at, 'an inbound chain must authorize: add an authz filter, or give inbound.policy or inbound.extAuthz (meshward denies by default)');
   }
   if (inbound.app.protocol === 'tcp') {

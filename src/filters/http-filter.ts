@@ -2,6 +2,7 @@ import type { ZodType } from 'zod';
 import type { LocalReply } from './local-reply.js';
 import type { Logger } from '../telemetry/index.js';
 import type { HopContext } from './chain.js';
+import type { PolicyFiles } from './authz/policy-files.js';
 
 // The contract every filter of a listener's chain implements (issue 15), built-in or a custom module's
 // (`- module: ./my-filter.mjs` exports a FilterFactory as its default export). Envoy's decodeHeaders /
@@ -73,6 +74,11 @@ export interface FilterEnvironment {
   readonly tls: boolean;
   /** Where decisions are measured (the process's metrics); absent where nothing is measured (`--check-config`). */
   readonly metrics?: FilterMetrics;
+  /**
+   * The process's policy files, shared by every listener that names one (loaded, watched and reloaded once, by their
+   * owner). Absent: a filter loads its policy file itself, and reloads and closes it.
+   */
+  readonly policies?: PolicyFiles;
 }
 
 export interface FilterMetrics {

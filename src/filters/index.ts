@@ -4,3 +4,4 @@ export { chainOf, replyResponse, runRequestSide, runResponseSide, type BodyReade
 export type { FilterEnvironment, FilterFactory, FilterMetrics, FilterResponse, HttpFilter } from './http-filter.js';
 export { registry } from './registry.js';
 export { requestAuthority, requestHeaderChecks, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from './request-header-checks.js';
+export { PolicyFiles } from './authz/policy-files.js';

@@ -1,4 +1,5 @@
 import { capturesInboundPort, parseCaptureSettings, type CaptureOptions, type CaptureSettings } from '../capture/index.js';
+import type { InboundListener } from './app-port.js';
 import { isObject, ManifestError, type JsonObject, type ManifestPath } from './manifest.js';
 import { containersOf } from './pod-templates.js';
 import { ANNOTATIONS, PORTS, PROXY_UID } from './sidecar-layout.js';
@@ -14,9 +15,10 @@ const SETTING_ANNOTATIONS = {
 } as const satisfies Partial<Record<keyof CaptureSettings, string>>;
 
 /**
- * The pod's capture: every inbound port but the excluded ones (and the sidecar's admin port, which the kubelet
- * probes) to the inbound listener, outbound port 80 to the outbound listener, unless the annotations say
- * otherwise; undefined when `meshward.io/capture: "false"` leaves it to a CNI plugin.
+ * The pod's capture as its annotations ask: every inbound port but the excluded ones (and the sidecar's admin port,
+ * which the kubelet probes) to the inbound listener, outbound port 80 to the outbound listener, unless they say
+ * otherwise; undefined when `meshward.io/capture: "false"` leaves it to a CNI plugin. Which listener each app port
+ * goes to is injection's to say (withInboundListeners).
  */
 export function captureOf(annotations: Record<string, unknown>, annotationsPath: ManifestPath): CaptureOptions | undefined {
   const enabled = annotations[ANNOTATIONS.capture];
@@ -34,15 +36,34 @@ export function captureOf(annotations: Record<string, unknown>, annotationsPath:
   const parsed = parseCaptureSettings(settings);
   if (!parsed.ok) throw new ManifestError([...annotationsPath, SETTING_ANNOTATIONS[parsed.setting as keyof typeof SETTING_ANNOTATIONS]], parsed.error);
   const options = parsed.value;
-  const inboundPath = [...annotationsPath, ANNOTATIONS.captureInboundPorts];
-  const listeners = options.inbound.kind === 'all' ? [options.inbound.listener] : options.inbound.mappings.map((m) => m.listener);
-  const other = listeners.find((l) => l !== PORTS.inbound.port);
-  if (other !== undefined) throw new ManifestError(inboundPath, `the injected sidecar has one inbound listener, ${PORTS.inbound.port}; ${other} is not it`);
-  if (options.inbound.kind === 'ports' && options.inbound.mappings.some((m) => m.port === PORTS.admin.port)) {
-    throw new ManifestError(inboundPath, `port ${PORTS.admin.port} is the sidecar's admin port, which the kubelet probes; it cannot be captured`);
+  if (options.inbound.mappings.some((m) => m.port === PORTS.admin.port)) {
+    throw new ManifestError([...annotationsPath, ANNOTATIONS.captureInboundPorts], `port ${PORTS.admin.port} is the sidecar's admin port, which the kubelet probes; it cannot be captured`);
   }
   if (!options.excludeInboundPorts.includes(PORTS.admin.port)) options.excludeInboundPorts.push(PORTS.admin.port);
   return options;
+}
+
+/**
+ * Capture with each app port sent to its own inbound listener, and every other captured port to the first (as a
+ * pod with one app port has every port sent to its one listener). A listener written in the annotation must be the
+ * one injection gives that port.
+ */
+export function withInboundListeners(options: CaptureOptions, listeners: readonly InboundListener[], annotationsPath: ManifestPath): CaptureOptions {
+  const first = PORTS.inbound.port;
+  const where = [...annotationsPath, ANNOTATIONS.captureInboundPorts];
+  const listenerOf = (port: number) => listeners.find((l) => l.app.port === port)?.port ?? first;
+  const { mappings, others } = options.inbound;
+  for (const m of mappings) {
+    // A listener not written reads as 15006: that one stands for "the one injection gives it".
+    if (m.listener !== first && m.listener !== listenerOf(m.port)) throw new ManifestError(where, `the injected sidecar's inbound listener for port ${m.port} is ${listenerOf(m.port)}; ${m.listener} is not it`);
+  }
+  if (others !== undefined && others !== first) throw new ManifestError(where, `every other port goes to the injected sidecar's first inbound listener, ${first}; ${others} is not it`);
+  const mapped = mappings.map((m) => ({ port: m.port, listener: listenerOf(m.port) }));
+  if (others !== undefined && listeners.length > 1) {
+    const unlisted = listeners.filter((l) => !mapped.some((m) => m.port === l.app.port) && !options.excludeInboundPorts.includes(l.app.port));
+    mapped.push(...unlisted.map((l) => ({ port: l.app.port, listener: l.port })));
+  }
+  return { ...options, inbound: { ...options.inbound, mappings: mapped } };
 }
 
 const PROBES = ['startupProbe', 'readinessProbe', 'livenessProbe'] as const;

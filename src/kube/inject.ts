@@ -1,12 +1,13 @@
 import { parseSpiffeId } from '../spiffe/id.js';
-import { selectAppPort } from './app-port.js';
-import { captureOf, refuseCapturedProbes, refuseProxyUid } from './capture-settings.js';
+import { capturesInboundPort } from '../capture/index.js';
+import { selectAppPorts } from './app-port.js';
+import { captureOf, refuseCapturedProbes, refuseProxyUid, withInboundListeners } from './capture-settings.js';
 import { annotationsOf, arrayAt, isObject, ManifestError, objectAt, type JsonObject } from './manifest.js';
 import { parseOutboundRoutes } from './outbound-routes.js';
 import { containersOf, podTemplatesOf, type PodTemplateRef } from './pod-templates.js';
 import { sidecarConfigYaml } from './sidecar-config.js';
 import { initContainer, sidecarContainer, sidecarVolumes } from './sidecar-container.js';
-import { ANNOTATIONS, DEFAULT_POLICY_CONFIGMAP, INIT_CONTAINER, PORTS, SIDECAR_CONTAINER, VOLUMES } from './sidecar-layout.js';
+import { ANNOTATIONS, DEFAULT_POLICY_CONFIGMAP, INIT_CONTAINER, SIDECAR_CONTAINER, VOLUMES } from './sidecar-layout.js';
 
 export interface InjectOptions {
   trustDomain: string;
@@ -64,10 +65,11 @@ function injectPodTemplate({ path, template, workload }: PodTemplateRef, options
   }
   const annotations = annotationsOf(template.metadata);
   const annotationPath = [...path, 'metadata', 'annotations'];
-  const appPort = selectAppPort(path, annotations, spec);
+  const asked = captureOf(annotations, annotationPath);
+  const listeners = selectAppPorts(path, annotations, spec, (port) => asked === undefined || capturesInboundPort(asked, port));
+  const capture = asked && withInboundListeners(asked, listeners, annotationPath);
   const routes = parseOutboundRoutes(annotations[ANNOTATIONS.outboundRoutes], [...annotationPath, ANNOTATIONS.outboundRoutes]);
-  const policyConfigMap = appPort === undefined ? undefined : policyConfigMapName(annotations[ANNOTATIONS.policyConfigMap], [...annotationPath, ANNOTATIONS.policyConfigMap]);
-  const capture = captureOf(annotations, annotationPath);
+  const policyConfigMap = listeners.length === 0 ? undefined : policyConfigMapName(annotations[ANNOTATIONS.policyConfigMap], [...annotationPath, ANNOTATIONS.policyConfigMap]);
   refuseProxyUid(spec, specPath);
   if (capture) refuseCapturedProbes(spec, specPath, capture);
   const taken = containersOf(spec, specPath).find(({ container }) => container.name === INIT_CONTAINER);
@@ -87,13 +89,13 @@ function injectPodTemplate({ path, template, workload }: PodTemplateRef, options
     trustDomain: options.trustDomain,
     caAddress: options.caAddress,
     spiffeId: spiffeIdOf(workload, spec, options),
-    appPort,
+    listeners,
     routes,
   });
-  if (appPort !== undefined) writable[ANNOTATIONS.inbound] = `${PORTS.inbound.port} -> ${appPort}`;
+  if (listeners.length > 0) writable[ANNOTATIONS.inbound] = listeners.map((l) => `${l.port} -> ${l.app.port}`).join(', ');
 
   // In order: capture, then the sidecar (started before the app, and before any init container of the app's).
-  arrayAt(spec, 'initContainers', specPath).unshift(...(capture ? [initContainer(options.image, capture)] : []), sidecarContainer(options.image, appPort !== undefined));
+  arrayAt(spec, 'initContainers', specPath).unshift(...(capture ? [initContainer(options.image, capture)] : []), sidecarContainer(options.image, listeners));
   volumes.push(...sidecarVolumes(policyConfigMap));
   return true;
 }

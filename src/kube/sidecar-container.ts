@@ -1,4 +1,5 @@
 import { captureFlags, type CaptureOptions } from '../capture/index.js';
+import type { InboundListener } from './app-port.js';
 import type { JsonObject } from './manifest.js';
 import {
   ANNOTATIONS,
@@ -27,7 +28,7 @@ const probe = (path: string, periodSeconds: number, failureThreshold: number) =>
  * The security context meets the "restricted" Pod Security Standard. It runs as the proxy UID, whose own
  * connections capture lets pass, so that what it sends does not come back to it.
  */
-export function sidecarContainer(image: string, withInbound: boolean): JsonObject {
+export function sidecarContainer(image: string, listeners: readonly InboundListener[]): JsonObject {
   return {
     name: SIDECAR_CONTAINER,
     image,
@@ -36,7 +37,7 @@ export function sidecarContainer(image: string, withInbound: boolean): JsonObjec
     args: ['sidecar', '--config', FILES.config],
     env: [{ name: 'TMPDIR', value: VOLUMES.run.mountPath }],
     ports: [
-      ...(withInbound ? [{ name: PORTS.inbound.name, containerPort: PORTS.inbound.port, protocol: 'TCP' }] : []),
+      ...listeners.map((l) => ({ name: l.name, containerPort: l.port, protocol: 'TCP' })),
       { name: PORTS.admin.name, containerPort: PORTS.admin.port, protocol: 'TCP' },
     ],
     resources: {

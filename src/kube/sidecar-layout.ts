@@ -8,7 +8,10 @@ export const SIDECAR_CONTAINER = 'meshward-sidecar';
 export const INIT_CONTAINER = 'meshward-init';
 
 export const PORTS = {
-  /** The sidecar's mTLS listener: capture redirects the app's ports to it (or a Service's `targetPort: meshward-in`). */
+  /**
+   * The sidecar's mTLS listener: capture redirects the app's port to it (or a Service's `targetPort: meshward-in`).
+   * Where the app has several ports, each further one has a listener on the next port: 15007 `meshward-in-2`, ...
+   */
   inbound: { name: 'meshward-in', port: 15006 },
   /** The app's plain-HTTP egress listener, loopback only. */
   outbound: { port: 15001 },
@@ -37,7 +40,7 @@ export const FILES = {
 export const ANNOTATIONS = {
   /** "false" on the workload or its pod template: leave it alone. */
   inject: 'meshward.io/inject',
-  /** Optional: which containerPort (number or name) the sidecar forwards to; default the first declared one. */
+  /** Optional: the containerPorts (numbers or names, comma-separated) the sidecar serves; default every declared one. */
   appPort: 'meshward.io/app-port',
   /** Optional: the ConfigMap (key policy.yaml) holding the policy; default meshward-policy. */
   policyConfigMap: 'meshward.io/policy-configmap',
@@ -45,11 +48,11 @@ export const ANNOTATIONS = {
   outboundRoutes: 'meshward.io/outbound-routes',
   /** Written by injection: the sidecar's config, mounted as a file through the downward API. */
   sidecarConfig: 'meshward.io/sidecar-config',
-  /** Written by injection: "<sidecar port> -> <app port>": where the sidecar forwards what it receives. */
+  /** Written by injection: "<sidecar port> -> <app port>", comma-separated: where the sidecar forwards what it receives. */
   inbound: 'meshward.io/inbound',
   /** "false": no meshward-init container, for clusters whose CNI plugin redirects the traffic. */
   capture: 'meshward.io/capture',
-  /** `meshward capture --inbound-ports`: "*" (the default) or the app ports to capture. */
+  /** `meshward capture --inbound-ports`: "*" (the default) or the app ports to capture; injection picks each one's listener. */
   captureInboundPorts: 'meshward.io/capture-inbound-ports',
   /** `--exclude-inbound-ports`: ports reached directly (probes, metrics); the admin port always is. */
   captureExcludeInboundPorts: 'meshward.io/capture-exclude-inbound-ports',

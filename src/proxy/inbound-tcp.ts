@@ -37,9 +37,9 @@ export class InboundTcpListener {
   readonly openConnections: () => number;
 
   constructor(private readonly options: InboundTcpOptions) {
-    // allowHalfOpen on both legs: a peer that has finished writing still gets the rest of the app's answer;
-    // each direction's end is passed on by pipe(), and a socket closes once both of its directions are done.
-    this.server = tls.createServer({ ...options.tls, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true }, (socket) => this.handle(socket));
+    // Half-open only once the handshake is done (handle()): a peer whose FIN comes before the server's part of the
+    // handshake is finished would otherwise leave a connection that no event and no timeout ever closes.
+    this.server = tls.createServer({ ...options.tls, requestCert: true, rejectUnauthorized: true }, (socket) => this.handle(socket));
     this.server.maxConnections = options.limits.maxConnections;
     this.openConnections = connectionCounter(this.server);
     this.server.on('tlsClientError', (err: Error) => options.logger.debug({ err: err.message }, 'inbound TLS handshake refused'));
@@ -71,6 +71,9 @@ export class InboundTcpListener {
   private handle(socket: TLSSocket): void {
     const started = performance.now();
     const { options } = this;
+    // Half-open on both legs: a peer that has finished writing still gets the rest of the app's answer; each
+    // direction's end is passed on by pipe(), and a socket closes once both of its directions are done.
+    socket.allowHalfOpen = true;
     this.track(socket);
     socket.setTimeout(options.limits.idleTimeout, () => socket.destroy());
     const peer = peerIdentity(socket, options.trustDomain);

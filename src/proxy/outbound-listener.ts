@@ -31,8 +31,8 @@ import type { DownstreamResponse, Upstream } from './upstream.js';
 // so egress is denied unless configured.
 
 export interface OutboundRoutes {
-  /** The upstream for a host (lower case, no port) and the protocol the app spoke, or undefined. */
-  upstreamFor(host: string, http2: boolean): Upstream | undefined;
+  /** The upstream for a host (lower case, no port), the port the app called and the protocol it spoke, or undefined. */
+  upstreamFor(host: string, port: number, http2: boolean): Upstream | undefined;
 }
 
 export interface OutboundListenerOptions {
@@ -43,7 +43,7 @@ export interface OutboundListenerOptions {
   headerChecks: HttpFilter;
   routes: OutboundRoutes;
   /** The chain of a routed host's requests (its route's overrides applied). */
-  chainFor(host: string): Chain;
+  chainFor(host: string, port: number): Chain;
   observe: HopObserver;
   /** Where HTTP/2 peers cut off for abuse are reported (http2-session-guard.ts). */
   guardEvents: GuardEvents;
@@ -178,14 +178,14 @@ export class OutboundListener {
       done(refused.status);
       return;
     }
-    const upstream = options.routes.upstreamFor(host, overHttp2);
+    const upstream = options.routes.upstreamFor(host, portOf(authority), overHttp2);
     if (upstream === undefined) {
       const reply = replies.noRoute(requestId, host);
       sendReply(res, reply, true);
       done(reply.status);
       return;
     }
-    const chain = options.chainFor(host);
+    const chain = options.chainFor(host, portOf(authority));
     const answer = (reply: LocalReply, upstreamError?: string) => answerLocally(res, chain, ctx, reply, true, options.logger, (status) => done(status, upstreamError));
     const forward = () => {
       if (gone.aborted) {
@@ -224,6 +224,12 @@ export class OutboundListener {
       (err) => (gone.aborted ? done(0, abandoned(gone.reason).detail) : answer(chainFailure(err, ctx, options.logger))),
     );
   }
+}
+
+/** The port of Host / :authority; 80 when it names none (the app speaks plain HTTP to this listener). */
+export function portOf(authority: string): number {
+  const port = /:(\d{1,5})$/.exec(authority.slice(authority.lastIndexOf(']') + 1))?.[1];
+  return port === undefined ? 80 : Number(port);
 }
 
 /** Host / :authority without its port and trailing dot, lower case (as the policy compares hosts); IPv6 literals keep their brackets. */

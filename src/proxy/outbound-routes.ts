@@ -3,7 +3,7 @@ import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { formatHostPort, type Limits, type OutboundRouteConfig } from '../config/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import type { Logger } from '../telemetry/index.js';
-import type { OutboundRoutes } from './outbound-listener.js';
+import { hostOf, type OutboundRoutes } from './outbound-listener.js';
 import { expectSpiffeId } from './server-identity-check.js';
 import { secureContextOptions, type TlsVersion } from './tls-options.js';
 import { Http1Upstream } from './upstream-http1.js';
@@ -33,8 +33,8 @@ export class OutboundRouteTable implements OutboundRoutes {
     this.upstreams = this.build(snapshot);
   }
 
-  upstreamFor(host: string, http2: boolean): Upstream | undefined {
-    const route = this.upstreams.get(host);
+  upstreamFor(host: string, port: number, http2: boolean): Upstream | undefined {
+    const route = routeFor(this.upstreams, host, port);
     return route === undefined ? undefined : http2 ? route.http2 : route.http1;
   }
 
@@ -59,7 +59,7 @@ export class OutboundRouteTable implements OutboundRoutes {
       const tls: ConnectionOptions = {
         secureContext,
         // SNI carries a name, never an IP address; identity is checked by SPIFFE ID either way.
-        ...(isIP(route.host) === 0 ? { servername: route.host } : {}),
+        ...(isIP(hostOf(route.host)) === 0 ? { servername: hostOf(route.host) } : {}),
         checkServerIdentity: expectSpiffeId(route.spiffeId, this.trustDomain),
       };
       const address = formatHostPort(route.address);
@@ -70,6 +70,11 @@ export class OutboundRouteTable implements OutboundRoutes {
     }
     return table;
   }
+}
+
+/** A route written `HOST:PORT` is for calls to that port; one written `HOST` takes the host's calls to any other. */
+export function routeFor<T>(table: ReadonlyMap<string, T>, host: string, port: number): T | undefined {
+  return table.get(`${host}:${port}`) ?? table.get(host);
 }
 
 async function closeAll(table: Map<string, RouteUpstreams>): Promise<void> {

@@ -1,5 +1,6 @@
 import type { OutboundRouteConfig } from '../config/index.js';
 import type { OutboundRoutes } from './outbound-listener.js';
+import { routeFor } from './outbound-routes.js';
 import type { Upstream } from './upstream.js';
 
 // The outbound routes while the sidecar has no SVID yet (the CA is still being waited for): a request for a routed
@@ -12,6 +13,6 @@ const NO_IDENTITY: Upstream = {
 };
 
 export function routesWithoutIdentity(routes: readonly OutboundRouteConfig[]): OutboundRoutes {
-  const hosts = new Set(routes.map((r) => r.host));
-  return { upstreamFor: (host) => (hosts.has(host) ? NO_IDENTITY : undefined) };
+  const table = new Map(routes.map((r) => [r.host, NO_IDENTITY]));
+  return { upstreamFor: (host, port) => routeFor(table, host, port) };
 }

@@ -9,7 +9,7 @@ import type { Server, Socket } from 'node:net';
 // Either one passes by itself once connections close, and readiness comes back with it.
 
 export interface ListenerLoad {
-  /** "inbound" or "outbound": the config section whose limits.maxConnections applies. */
+  /** "inbound" (or "inbound[1]" in a list), "outbound": the config entry whose limits.maxConnections applies. */
   name: string;
   open(): number;
   maxConnections: number;

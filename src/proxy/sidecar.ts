@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { FieldError, fileProblem, formatHostPort, type InboundConfig, type SidecarConfig } from '../config/index.js';
-import { buildInboundChain, buildOutboundChains, sumReloads, type FilterEnvironment, type FilterSet } from '../filters/index.js';
+import type { Tracer } from '@opentelemetry/api';
+import { FieldError, fileProblem, formatHostPort, formatPath, inboundEntries, type InboundConfig, type InboundEntry, type SidecarConfig } from '../config/index.js';
+import { buildInboundChain, buildOutboundChains, PolicyFiles, sumReloads, type FilterEnvironment, type FilterSet } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
@@ -18,13 +19,24 @@ import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
 import type { Upstream } from './upstream.js';
 
-// `meshward sidecar`: an identity source, the inbound listener (mTLS → filter chain → app), the outbound listener
-// (app → route → mTLS), the identity served to local processes (SDS, Workload API), the admin listener and the
-// audit log, wired together. Identity changes flow one way: the source publishes a snapshot, and every TLS context
-// and outbound pool is rebuilt from it (and every SDS and Workload API stream is sent it).
+// `meshward sidecar`: an identity source, the inbound listeners (mTLS → filter chain → app; one per app port), the
+// outbound listener (app → route → mTLS), the identity served to local processes (SDS, Workload API), the admin
+// listener and the audit log, wired together. Identity changes flow one way: the source publishes a snapshot, and
+// every TLS context and outbound pool is rebuilt from it (and every SDS and Workload API stream is sent it).
+
+export interface SidecarAddresses {
+  /** The first inbound listener's address (the only one's, in most configs). */
+  inbound?: string;
+  /** Every inbound listener's address, in the config's order. */
+  inbounds?: string[];
+  outbound?: string;
+  sds?: string;
+  workloadApi?: string;
+  admin: string;
+}
 
 export interface Sidecar {
-  readonly addresses: { inbound?: string; outbound?: string; sds?: string; workloadApi?: string; admin: string };
+  readonly addresses: SidecarAddresses;
   reloadPolicy(): Promise<void>;
   /** Drains (stops accepting, finishes requests in flight for up to the drain timeout) and stops. */
   close(): Promise<void>;
@@ -76,12 +88,15 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     }
     /** Every listener's filters: SIGHUP reloads them, the metrics count their policy reloads. */
     const filterSets: FilterSet[] = [];
+    // A policy file named by several inbound listeners is loaded, watched and reloaded once.
+    const policies = new PolicyFiles(logger);
+    cleanup.push(() => policies.close());
     const metrics = createSidecarMetrics({
       svidNotAfter: () => snapshot?.svid.notAfter,
       svidRotationFailures: () => failedRotations(),
-      policyReloads: () => sumReloads(filterSets.map((set) => set.reloadStats())),
+      policyReloads: () => sumReloads([policies.stats(), ...filterSets.map((set) => set.reloadStats())]),
     });
-    const filterEnv = (listener: FilterEnvironment['listener'], tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls, metrics });
+    const filterEnv = (listener: FilterEnvironment['listener'], tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls, metrics, policies });
     cleanup.push(() => metrics.shutdown());
     const observe = hopObserver(audit, metrics, logger);
     const tracing = tracingSettings ? await startTracing(tracingSettings, 'meshward-sidecar') : undefined;
@@ -92,7 +107,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     const tracer = tracing?.tracer;
 
     let draining = false;
-    const addresses: Sidecar['addresses'] = { admin: '' };
+    const addresses: SidecarAddresses = { admin: '' };
     /** Called with the first identity and every change after it. */
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
     const loads: ListenerLoad[] = [];
@@ -112,27 +127,24 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     // The admin listener stops last, so that /readyz answers "not ready" while the data plane drains.
     cleanup.unshift(() => admin.close());
 
-    if (config.inbound) {
-      const inbound = config.inbound;
-      const { chain, ...filters } = await buildInboundChain(inbound, filterEnv('inbound', true));
-      filterSets.push(filters);
-      cleanup.push(() => filters.close());
-      // No certificate until the identity arrives (updateTls below): until then every handshake fails.
-      const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
-      const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: config.trustDomain, limits: inbound.limits, chain, observe, logger, ...(tracer ? { tracer } : {}) };
-      let listener: InboundHttpListener | InboundTcpListener;
-      if (inbound.app.protocol === 'tcp') {
-        listener = new InboundTcpListener({ ...common, app: inbound.app.address });
-      } else {
-        const app = appUpstream(inbound);
-        cleanup.push(() => app.destroy());
-        listener = new InboundHttpListener({ ...common, ownId: () => snapshot!.svid.spiffeId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c', guardEvents: reportCutOffs('inbound', logger, metrics) });
-      }
-      addresses.inbound = await listenAt(listener, ['inbound', 'listen']);
-      loads.push({ name: 'inbound', open: listener.openConnections, maxConnections: inbound.limits.maxConnections });
+    const inbound: InboundShared = {
+      trustDomain: config.trustDomain,
+      observe,
+      logger,
+      metrics,
+      env: filterEnv('inbound', true),
+      ownId: () => snapshot!.svid.spiffeId,
+      ...(tracer ? { tracer } : {}),
+    };
+    for (const entry of inboundEntries(config.inbound)) {
+      const listener = await startInbound(entry, inbound, cleanup);
+      filterSets.push(listener.filters);
+      (addresses.inbounds ??= []).push(listener.address);
+      loads.push(listener.load);
       drains.push(() => listener.close(config.drainTimeout));
-      updaters.push((s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)));
+      updaters.push(listener.updateTls);
     }
+    if (addresses.inbounds) addresses.inbound = addresses.inbounds[0];
     if (config.outbound) {
       const outbound = config.outbound;
       let routes: OutboundRouteTable | undefined;
@@ -147,7 +159,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         limits: outbound.limits,
         headerChecks,
         chainFor,
-        routes: { upstreamFor: (host, http2) => (routes ?? waiting).upstreamFor(host, http2) },
+        routes: { upstreamFor: (...args) => (routes ?? waiting).upstreamFor(...args) },
         observe,
         guardEvents: reportCutOffs('outbound', logger, metrics),
         logger,
@@ -189,7 +201,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     return {
       addresses,
       reloadPolicy: async () => {
-        await Promise.all(filterSets.map((set) => set.reload()));
+        await Promise.all([policies.reload(), ...filterSets.map((set) => set.reload())]);
       },
       close: async () => {
         draining = true;
@@ -203,12 +215,62 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
 }
 
 /** Binds a listener; a port that cannot be had is an error about the config field that names it. */
-async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: string[]): Promise<string> {
+async function listenAt(listener: { listen(): Promise<AddressInfo> }, field: ReadonlyArray<string | number>): Promise<string> {
   try {
     return formatAddress(await listener.listen());
   } catch (err) {
     throw new FieldError(field, (err as Error).message);
   }
+}
+
+interface InboundShared {
+  trustDomain: string;
+  observe: (record: HopRecord) => void;
+  logger: Logger;
+  metrics: SidecarMetrics;
+  /** What the inbound chains' filters are built with. */
+  env: FilterEnvironment;
+  tracer?: Tracer;
+  /** The sidecar's own SPIFFE ID, once it has an identity. */
+  ownId: () => string;
+}
+
+interface StartedInbound {
+  address: string;
+  load: ListenerLoad;
+  filters: FilterSet;
+  close(drainTimeoutMs: number): Promise<void>;
+  updateTls(snapshot: IdentitySnapshot): void;
+}
+
+/**
+ * One inbound listener (mTLS → filter chain → its app), bound to its port. What it holds is put on `cleanup` as soon
+ * as it is held, so that a later failure releases it. Errors name the entry (`inbound[1].listen: ...`).
+ */
+async function startInbound({ inbound, path }: InboundEntry, shared: InboundShared, cleanup: Array<() => Promise<void> | void>): Promise<StartedInbound> {
+  const { logger, metrics, tracer } = shared;
+  const { chain, ...filters } = await buildInboundChain(inbound, shared.env, path);
+  cleanup.push(() => filters.close());
+  // No certificate until the identity arrives (updateTls below): until then every handshake fails.
+  const tls = { minVersion: inbound.minTlsVersion, handshakeTimeout: inbound.limits.handshakeTimeout };
+  const common = { host: inbound.listen.host, port: inbound.listen.port, tls, trustDomain: shared.trustDomain, limits: inbound.limits, chain, observe: shared.observe, logger, ...(tracer ? { tracer } : {}) };
+  let listener: InboundHttpListener | InboundTcpListener;
+  if (inbound.app.protocol === 'tcp') {
+    listener = new InboundTcpListener({ ...common, app: inbound.app.address });
+  } else {
+    const app = appUpstream(inbound);
+    cleanup.push(() => app.destroy());
+    listener = new InboundHttpListener({ ...common, ownId: shared.ownId, upstream: app, appIsHttp2: inbound.app.protocol === 'h2c', guardEvents: reportCutOffs('inbound', logger, metrics) });
+  }
+  const address = await listenAt(listener, [...path, 'listen']);
+  return {
+    address,
+    filters,
+    // Named as in the config, so that /readyz points at the limits.maxConnections that applies.
+    load: { name: formatPath(path), open: listener.openConnections, maxConnections: inbound.limits.maxConnections },
+    close: (drainTimeoutMs) => listener.close(drainTimeoutMs),
+    updateTls: (s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)),
+  };
 }
 
 function appUpstream(inbound: InboundConfig): Upstream {

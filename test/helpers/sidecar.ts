@@ -53,6 +53,8 @@ export interface RunningSidecar {
   child: ChildProcess;
   configFile: string;
   inbound?: string;
+  /** Every inbound listener, in the config's order (the first is `inbound`). */
+  inbounds?: string[];
   outbound?: string;
   admin: string;
   output: () => string;
@@ -64,11 +66,12 @@ export async function runSidecar(dir: string, name: string, config: object, env:
   const configFile = join(dir, `${name}.yaml`);
   writeFileSync(configFile, stringify(config));
   const { child, output, match } = await startCli(['sidecar', '--config', configFile], /^.*"msg":"sidecar ready".*$/m, { env, ...options });
-  const ready = JSON.parse(match[0]) as { inbound?: string; outbound?: string; admin: string };
+  const ready = JSON.parse(match[0]) as { inbound?: string; inbounds?: string[]; outbound?: string; admin: string };
   return {
     child,
     configFile,
     ...(ready.inbound ? { inbound: ready.inbound } : {}),
+    ...(ready.inbounds ? { inbounds: ready.inbounds } : {}),
     ...(ready.outbound ? { outbound: ready.outbound } : {}),
     admin: ready.admin,
     output,

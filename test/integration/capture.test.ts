@@ -16,15 +16,19 @@ const PROXY_UID = 1337;
 const NODE = process.execPath;
 const meshward = (...args: string[]) => [NODE, MESHWARD_BIN, ...args];
 
-// orders's app: the service on 8080, a health endpoint on 8081 (excluded from capture, as a kubelet probe port
-// is), and a metrics port 9090 that nothing excludes. It logs every request it sees, so a test can tell that a
+// orders's app serves two ports, each behind an inbound listener of its own (issue 14: Node.js cannot read a
+// redirected connection's original port, so the listener's port tells the sidecar which app port was called):
+// HTTP/1.1 on 8080 and HTTP/2 without TLS (h2c, as a gRPC server speaks) on 9090. Besides them, a health endpoint
+// on 8081 (excluded from capture, as a kubelet probe port is) and a port 7000 that nobody lists, which capture
+// takes to the first listener like every other port. It logs every request it sees, so a test can tell that a
 // request never reached it.
 const ORDERS_APP = `
 const http = require('node:http');
-for (const port of [8080, 8081, 9090]) {
-  http.createServer((req, res) => {
+const http2 = require('node:http2');
+for (const [port, create] of [[8080, http.createServer], [8081, http.createServer], [9090, http2.createServer], [7000, http.createServer]]) {
+  create((req, res) => {
     console.log('seen ' + port + ' ' + req.method + ' ' + req.url);
-    const body = JSON.stringify({ port, path: req.url, xfcc: req.headers['x-forwarded-client-cert'] ?? null, principal: req.headers['x-meshward-principal'] ?? null });
+    const body = JSON.stringify({ port, httpVersion: req.httpVersion, path: req.url, xfcc: req.headers['x-forwarded-client-cert'] ?? null, principal: req.headers['x-meshward-principal'] ?? null });
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(body);
   }).listen(port, '0.0.0.0', () => console.log('listening ' + port));
@@ -39,8 +43,9 @@ interface Answer {
 }
 
 /** curl as a client in a pod: a real HTTP client, which knows nothing of the mesh. */
-async function curl(netns: string, url: string, options: { uid?: number; method?: string } = {}): Promise<Answer> {
-  const r = await runIn(netns, ['curl', '-sS', '-i', '--noproxy', '*', '-m', '5', '-X', options.method ?? 'GET', url], { uid: options.uid });
+async function curl(netns: string, url: string, options: { uid?: number; method?: string; h2c?: boolean } = {}): Promise<Answer> {
+  const version = options.h2c ? ['--http2-prior-knowledge'] : [];
+  const r = await runIn(netns, ['curl', '-sS', '-i', '--noproxy', '*', '-m', '5', ...version, '-X', options.method ?? 'GET', url], { uid: options.uid });
   const [head = '', body = ''] = r.stdout.split(/\r\n\r\n/, 2);
   return { status: Number(/^HTTP\/[\d.]+ (\d{3})/.exec(head)?.[1] ?? 0), headers: head, body, curlExit: r.code };
 }
@@ -109,14 +114,25 @@ describe.sequential('meshward capture: two pods, real packets', () => {
       return { cert: files.cert, key: files.key, bundle: mesh.bundle };
     };
     writeFileSync(join(dir.dir, 'policy.yaml'), ALLOW_WEB_GET_ORDERS);
+    const policy = join(dir.dir, 'policy.yaml');
     const ordersConfig = config('orders', {
       identity: { files: await svid('orders', ORDERS_ID) },
-      inbound: { listen: '0.0.0.0:15006', app: 'http://127.0.0.1:8080', policy: join(dir.dir, 'policy.yaml') },
+      inbound: [
+        { listen: '0.0.0.0:15006', app: 'http://127.0.0.1:8080', policy },
+        { listen: '0.0.0.0:15007', app: 'h2c://127.0.0.1:9090', policy },
+      ],
     });
-    // The route's address is orders's own app port, as a Service's would be: capture takes it to the sidecar there.
+    // The routes' addresses are orders's own app ports, as a Service's would be: capture takes each to its listener
+    // there. A call to orders:9090 takes the route for that port; a call to orders on any other port the other.
     const webConfig = config('web', {
       identity: { files: await svid('web', WEB_ID) },
-      outbound: { listen: '127.0.0.1:15001', routes: [{ host: 'orders', address: '10.77.0.2:8080', spiffeId: ORDERS_ID }] },
+      outbound: {
+        listen: '127.0.0.1:15001',
+        routes: [
+          { host: 'orders:9090', address: '10.77.0.2:9090', spiffeId: ORDERS_ID },
+          { host: 'orders', address: '10.77.0.2:8080', spiffeId: ORDERS_ID },
+        ],
+      },
     });
 
     pods = await createPodPair(['orders', 'payments']);
@@ -125,7 +141,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
       expect((await run(['ip', '-n', pod.netns, 'address', 'add', address, 'dev', 'eth0'])).code).toBe(0);
     }
     await Promise.all([seedForeignRules(pods.web.netns), seedForeignRules(pods.orders.netns)]);
-    ordersApp = startIn(pods.orders.netns, [NODE, '-e', ORDERS_APP], /(?=[\s\S]*listening 8080)(?=[\s\S]*listening 8081)[\s\S]*listening 9090/);
+    ordersApp = startIn(pods.orders.netns, [NODE, '-e', ORDERS_APP], /(?=[\s\S]*listening 8080)(?=[\s\S]*listening 8081)(?=[\s\S]*listening 9090)[\s\S]*listening 7000/);
     const env = { ...process.env, MESHWARD_LOG_LEVEL: 'info' };
     for (const [pod, file] of [[pods.orders, ordersConfig], [pods.web, webConfig]] as const) {
       sidecars.push(startIn(pod.netns, meshward('sidecar', '--config', file), /"msg":"sidecar ready"/, { uid: PROXY_UID, env }));
@@ -154,11 +170,11 @@ describe.sequential('meshward capture: two pods, real packets', () => {
   });
 
   for (const backend of ['iptables-nft', 'iptables-legacy', 'nft']) {
-    it(`${backend}: web's app is meshed unchanged, orders's app cannot be reached around its sidecar, and --clean restores the tables`, { timeout: 120_000 }, async () => {
+    it(`${backend}: web's app is meshed unchanged on both of orders's ports, orders's app cannot be reached around its sidecar, and --clean restores the tables`, { timeout: 120_000 }, async () => {
       const before = await Promise.all([tables(pods.web.netns), tables(pods.orders.netns)]);
       const installs = [
-        [pods.orders.netns, ['--backend', backend, '--exclude-inbound-ports', '8081']],
-        [pods.web.netns, ['--backend', backend, '--outbound-ports', '80,8080', '--exclude-outbound-cidrs', '10.77.1.0/24']],
+        [pods.orders.netns, ['--backend', backend, '--inbound-ports', '8080:15006,9090:15007,*:15006', '--exclude-inbound-ports', '8081']],
+        [pods.web.netns, ['--backend', backend, '--outbound-ports', '80,8080,9090', '--exclude-outbound-cidrs', '10.77.1.0/24']],
       ] as const;
       try {
         // Twice: the second run replaces the first.
@@ -174,6 +190,8 @@ describe.sequential('meshward capture: two pods, real packets', () => {
         const perFamily = backend === 'nft' ? 1 : 2;
         expect(installed.match(/jump MESHWARD_OUTPUT|-j MESHWARD_OUTPUT/g)).toHaveLength(perFamily);
         expect(installed.match(/--dport 8080 -j REDIRECT|tcp dport 8080 redirect/g)).toHaveLength(perFamily);
+        const ordersRules = await backendView(pods.orders.netns, backend);
+        expect(ordersRules.match(/--dport 9090 -j REDIRECT --to-ports 15007|tcp dport 9090 redirect to :15007/g)).toHaveLength(perFamily);
 
         // web's app calls orders by name on its own port, as it would without a mesh: it arrives through both sidecars.
         const meshed = await curl(pods.web.netns, 'http://orders:8080/api/orders/1');
@@ -184,15 +202,22 @@ describe.sequential('meshward capture: two pods, real packets', () => {
         expect(seen.xfcc).toContain(`URI=${WEB_ID}`);
         expect(seen.xfcc).toContain(`By=${ORDERS_ID}`);
 
+        // The same app's gRPC-style port, by the same name on its own port, over HTTP/2 without TLS: through web's
+        // sidecar and orders's second inbound listener to the h2c server on 9090, which sees HTTP/2 and web.
+        const second = await curl(pods.web.netns, 'http://orders:9090/api/orders/2', { h2c: true });
+        expect(second.status, second.headers).toBe(200);
+        expect(JSON.parse(second.body)).toMatchObject({ port: 9090, httpVersion: '2.0', path: '/api/orders/2', principal: WEB_ID });
+
         // No way around: plain HTTP to orders's pod address meets the inbound listener, which wants mTLS. Sent as
         // the proxy UID (web's capture lets it pass, as a pod without capture would) and to a port web does not
         // capture. The policy still decides: denied is 403 from orders's sidecar; a host without a route is 502
         // from web's. The excluded health port reaches the app directly. An excluded block and loopback are not
         // taken to web's sidecar (which would answer 502, having no route for them): the first meets orders's
         // capture directly, the second finds nothing listening.
-        const [around8080, around9090, denied, unrouted, health, excluded, loopback] = await Promise.all([
+        const [around8080, around9090, around7000, denied, unrouted, health, excluded, loopback] = await Promise.all([
           curl(pods.web.netns, ordersUrl(8080, '/api/around-8080'), { uid: PROXY_UID }),
-          curl(pods.web.netns, ordersUrl(9090, '/api/around-9090')),
+          curl(pods.web.netns, ordersUrl(9090, '/api/around-9090'), { uid: PROXY_UID, h2c: true }),
+          curl(pods.web.netns, ordersUrl(7000, '/api/around-7000')),
           curl(pods.web.netns, 'http://orders:8080/api/orders/1', { method: 'DELETE' }),
           curl(pods.web.netns, 'http://payments/pay'),
           curl(pods.web.netns, ordersUrl(8081, '/healthz')),
@@ -201,11 +226,11 @@ describe.sequential('meshward capture: two pods, real packets', () => {
         ]);
         for (const answer of [excluded, loopback]) expect(answer.status, answer.headers).toBe(0);
         expect(loopback.curlExit).toBe(7); // connection refused
-        for (const answer of [around8080, around9090]) {
+        for (const answer of [around8080, around9090, around7000]) {
           expect(answer.status).toBe(0);
           expect(answer.curlExit).not.toBe(0);
         }
-        expect(ordersApp.output()).not.toMatch(/around-(8080|9090)|excluded/);
+        expect(ordersApp.output()).not.toMatch(/around-(8080|9090|7000)|excluded/);
         expect(denied.status).toBe(403);
         expect(denied.headers).toMatch(/^x-meshward-denied-by: default\r?$/im);
         expect(unrouted.status).toBe(502);
@@ -221,6 +246,7 @@ describe.sequential('meshward capture: two pods, real packets', () => {
       expect(await Promise.all([tables(pods.web.netns), tables(pods.orders.netns)])).toEqual(before);
       // And with the rules gone, the way around is open again: it was capture that closed it.
       expect((await curl(pods.web.netns, ordersUrl(8080, '/api/around-again'), { uid: PROXY_UID })).status).toBe(200);
+      expect((await curl(pods.web.netns, ordersUrl(9090, '/api/around-again'), { uid: PROXY_UID, h2c: true })).status).toBe(200);
     });
   }
 });

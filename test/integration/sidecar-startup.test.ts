@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -63,6 +63,36 @@ describe('sidecar start-up: config errors name the config as given and the field
         '',
       ].join('\n'),
     );
+  });
+
+  it('several inbound listeners: two on one port, a policy file that is not there and a port already taken are each named by the entry', { timeout: 60_000 }, async () => {
+    // A mesh of its own: the next test makes one in the directory itself.
+    const mesh = await makeMesh(mkdtempSync(join(dir, 'several-')));
+    const svid = await mesh.issue('orders', ORDERS_ID);
+    writeFileSync(join(dir, 'policy.yaml'), ALLOW_WEB_GET_ORDERS);
+    const base = { trustDomain: TD, identity: { files: { cert: svid.cert, key: svid.key, bundle: mesh.bundle } }, admin: { listen: '127.0.0.1:0' } };
+    const http = { listen: '127.0.0.1:0', app: 'http://127.0.0.1:8080', policy: 'policy.yaml' };
+    const grpc = { listen: '127.0.0.1:0', app: 'h2c://127.0.0.1:9090', policy: 'policy.yaml' };
+
+    const port = await freePort();
+    const twice = await run('twice', { ...base, inbound: [{ ...http, listen: `127.0.0.1:${port}` }, { ...grpc, listen: `0.0.0.0:${port}` }] });
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toBe(`meshward sidecar: invalid configuration\n./twice.yaml: inbound[1].listen: port ${port} is inbound[0]'s already: each inbound listener needs a port of its own\n`);
+
+    const missing = await run('missing', { ...base, inbound: [http, { ...grpc, policy: 'grpc-policy.yaml' }] });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(`meshward sidecar: invalid configuration\n./missing.yaml: inbound[1].policy: file "grpc-policy.yaml" not found (resolved to ${join(dir, 'grpc-policy.yaml')})\n`);
+
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = `127.0.0.1:${(blocker.address() as AddressInfo).port}`;
+    try {
+      const busy = await run('busy', { ...base, inbound: [http, { ...grpc, listen: taken }] });
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toContain(`./busy.yaml: inbound[1].listen: cannot listen on ${taken}`);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
   });
 
   it('what shows only at start: a state directory that cannot be made, a token that is not there', async () => {

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TD } from '../helpers/ca.js';
-import { tempDir } from '../helpers/cli.js';
-import { makeMesh, ORDERS_ID, readJsonLines, runSidecar, WEB_ID, type Mesh, type RunningSidecar, type SvidFiles } from '../helpers/sidecar.js';
+import { stopChild, tempDir } from '../helpers/cli.js';
+import { httpRequest, makeMesh, ORDERS_ID, readJsonLines, runSidecar, WEB_ID, type Mesh, type RunningSidecar, type SvidFiles } from '../helpers/sidecar.js';
 
 // A tcp:// app behind the inbound sidecar: after the mTLS handshake the peer is judged by its principal alone, and
 // an allowed connection is spliced to the app byte for byte. The app is an echo server; clients are openssl
@@ -260,5 +260,67 @@ describe('sidecar: a tcp:// app that is down', () => {
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ principal: WEB_ID, decision: { outcome: 'allow', rule: 'web-connects' }, status: 503 });
     expect(records[0]!.upstreamError).toEqual(expect.stringContaining('ECONNREFUSED'));
+  });
+});
+
+describe('sidecar: a tcp:// client that leaves during the handshake', () => {
+  const { dir, cleanup } = tempDir();
+  let orders: RunningSidecar;
+  let app: net.Server;
+  let client: { ca: Buffer; cert: Buffer; key: Buffer };
+  let address: { host: string; port: number };
+
+  beforeAll(async () => {
+    app = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const mesh = await makeMesh(dir);
+    const ordersSvid = await mesh.issue('orders', ORDERS_ID);
+    const web = await mesh.issue('web', WEB_ID);
+    client = { ca: readFileSync(mesh.bundle), cert: readFileSync(web.cert), key: readFileSync(web.key) };
+    const policyFile = join(dir, 'policy.yaml');
+    writeFileSync(policyFile, POLICY);
+    // One connection at a time: a connection left behind would keep out everyone after it.
+    orders = await runSidecar(dir, 'orders', {
+      trustDomain: TD,
+      identity: { files: { cert: ordersSvid.cert, key: ordersSvid.key, bundle: mesh.bundle } },
+      inbound: { listen: '127.0.0.1:0', app: `tcp://127.0.0.1:${(app.address() as AddressInfo).port}`, policy: policyFile, limits: { maxConnections: 1 } },
+      admin: { listen: '127.0.0.1:0' },
+      drainTimeout: '1s',
+    });
+    const at = orders.inbound!.lastIndexOf(':');
+    address = { host: orders.inbound!.slice(0, at), port: Number(orders.inbound!.slice(at + 1)) };
+  });
+
+  afterAll(async () => {
+    await orders?.stop();
+    app?.close();
+    cleanup();
+  });
+
+  it('lets the connection go, so it neither holds a place under maxConnections nor holds up SIGTERM', { timeout: 30_000 }, async () => {
+    // The client's part of the handshake is done, and at once its FIN, before the sidecar has finished its own part.
+    await new Promise<void>((resolve) => {
+      const leaving = tls.connect({ ...address, ...client, servername: 'localhost' }, () => leaving.destroy());
+      leaving.on('close', () => resolve());
+    });
+    // /readyz counts the listener's connections: ask until the sidecar has seen this one end (bounded).
+    const deadline = performance.now() + 10_000;
+    let readyz = await httpRequest(orders.admin, '/readyz');
+    while (readyz.status !== 200 && performance.now() < deadline) readyz = await httpRequest(orders.admin, '/readyz');
+    expect(JSON.parse(readyz.body)).toEqual({ status: 'ready' });
+
+    // The one place is free again: an allowed client is echoed.
+    const echoed = await new Promise<string>((resolve) => {
+      let received = '';
+      const socket = tls.connect({ ...address, ...client, servername: 'localhost' }, () => socket.end('still here\n'));
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(received));
+    });
+    expect(echoed).toBe('still here\n');
+    expect(await stopChild(orders.child, 'SIGTERM')).toBe(0);
   });
 });

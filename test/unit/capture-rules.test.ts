@@ -25,7 +25,7 @@ function refusal(settings: CaptureSettings): string {
 describe('capture settings', () => {
   it('defaults: every inbound port to 15006, outbound port 80 to 15001, the sidecar as UID 1337', () => {
     expect(options()).toEqual({
-      inbound: { kind: 'all', listener: 15006 },
+      inbound: { mappings: [], others: 15006 },
       excludeInboundPorts: [],
       outbound: { kind: 'ports', ports: [80] },
       outboundListenerPort: 15001,
@@ -34,17 +34,25 @@ describe('capture settings', () => {
     });
   });
 
-  it('maps each app port to its own listener, 15006 unless given', () => {
-    expect(options({ inboundPorts: '8080' }).inbound).toEqual({ kind: 'ports', mappings: [{ port: 8080, listener: 15006 }] });
+  it('maps each app port to its own listener, 15006 unless given, and every other port to the listener * names', () => {
+    expect(options({ inboundPorts: '8080' }).inbound).toEqual({ mappings: [{ port: 8080, listener: 15006 }] });
     expect(options({ inboundPorts: '8080:15006, 9090:15007' }).inbound).toEqual({
-      kind: 'ports',
       mappings: [
         { port: 8080, listener: 15006 },
         { port: 9090, listener: 15007 },
       ],
     });
-    expect(options({ inboundPorts: '*:16006' }).inbound).toEqual({ kind: 'all', listener: 16006 });
-    expect(options({ inboundPorts: 'none' }).inbound).toEqual({ kind: 'ports', mappings: [] });
+    expect(options({ inboundPorts: '*:16006' }).inbound).toEqual({ mappings: [], others: 16006 });
+    // An app with several ports: each to its listener, and whatever else arrives to the first, not around the sidecar.
+    expect(options({ inboundPorts: '8080:15006,9090:15007,*:15006' }).inbound).toEqual({
+      mappings: [
+        { port: 8080, listener: 15006 },
+        { port: 9090, listener: 15007 },
+      ],
+      others: 15006,
+    });
+    expect(options({ inboundPorts: '9090:15007, *' }).inbound).toEqual({ mappings: [{ port: 9090, listener: 15007 }], others: 15006 });
+    expect(options({ inboundPorts: 'none' }).inbound).toEqual({ mappings: [] });
     expect(options({ outboundPorts: '*' }).outbound).toEqual({ kind: 'all' });
     expect(options({ outboundPorts: 'none' }).outbound).toEqual({ kind: 'ports', ports: [] });
   });
@@ -58,9 +66,9 @@ describe('capture settings', () => {
   });
 
   it.each<[CaptureSettings, string]>([
-    [{ inboundPorts: '8080,*' }, 'inboundPorts: "*" (every port) cannot be combined with a list of ports'],
+    [{ inboundPorts: '8080,*,*:15007' }, 'inboundPorts: "*:15007" is listed twice'],
     [{ inboundPorts: '8080:0' }, 'inboundPorts: "0" is not a port from 1 to 65535'],
-    [{ inboundPorts: '8080:15006:1' }, 'inboundPorts: "8080:15006:1" is not PORT or PORT:LISTENER'],
+    [{ inboundPorts: '8080:15006:1' }, 'inboundPorts: "8080:15006:1" is not PORT, PORT:LISTENER, * or *:LISTENER'],
     [{ inboundPorts: '8080,8080:15007' }, 'inboundPorts: "8080:15007" is listed twice'],
     [{ inboundPorts: '' }, 'inboundPorts: give "*", "none" or a list of PORT[:LISTENER]'],
     [{ inboundPorts: '*:x' }, 'inboundPorts: "x" is not a port from 1 to 65535'],
@@ -82,6 +90,8 @@ describe('capture settings', () => {
     expect([8080, 9090, 8081, 15000].map((p) => capturesInboundPort(all, p))).toEqual([true, true, false, false]);
     const listed = options({ inboundPorts: '8080' });
     expect([8080, 9090].map((p) => capturesInboundPort(listed, p))).toEqual([true, false]);
+    const rest = options({ inboundPorts: '9090:15007,*', excludeInboundPorts: '8081' });
+    expect([9090, 7000, 8081].map((p) => capturesInboundPort(rest, p))).toEqual([true, true, false]);
   });
 
   it('spells every option out as flags that parse back to the same options', () => {
@@ -93,7 +103,7 @@ describe('capture settings', () => {
       '--exclude-outbound-cidrs': 'excludeOutboundCidrs',
       '--proxy-uid': 'proxyUid',
     };
-    for (const settings of [{}, { inboundPorts: 'none', outboundPorts: 'none' }, { inboundPorts: '8080:15006,9090:15007', excludeOutboundCidrs: '10.0.0.0/8,fd00::/8', proxyUid: '2000', outboundPorts: '*' }]) {
+    for (const settings of [{}, { inboundPorts: 'none', outboundPorts: 'none' }, { inboundPorts: '8080:15006,9090:15007', excludeOutboundCidrs: '10.0.0.0/8,fd00::/8', proxyUid: '2000', outboundPorts: '*' }, { inboundPorts: '*,9090:15007' }]) {
       const flags = captureFlags(options(settings));
       const back: CaptureSettings = {};
       for (let i = 0; i < flags.length; i += 2) back[settingOf[flags[i]!]!] = flags[i + 1]!;
@@ -140,6 +150,13 @@ describe('iptables-restore rendering', () => {
       '-A MESHWARD_INBOUND -p tcp -m tcp --dport 9090 -j REDIRECT --to-ports 15007',
     ]);
     expect(rules(options({ inboundPorts: 'none' }))).toEqual([]);
+    // The rest after the listed ports: a port nobody listed still meets the sidecar, never the app.
+    expect(rules(options({ inboundPorts: '*:15006,8080:15006,9090:15007', excludeInboundPorts: '8081' }))).toEqual([
+      '-A MESHWARD_INBOUND -p tcp -m tcp --dport 8081 -j RETURN',
+      '-A MESHWARD_INBOUND -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 15006',
+      '-A MESHWARD_INBOUND -p tcp -m tcp --dport 9090 -j REDIRECT --to-ports 15007',
+      '-A MESHWARD_INBOUND -p tcp -j REDIRECT --to-ports 15006',
+    ]);
   });
 
   // What iptables-save prints for a pod where meshward ran before, next to a CNI's rules: a foreign chain, a

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { sidecarConfigSchema } from '../../src/config/index.js';
 import { parse } from 'yaml';
 import { injectSidecar, ManifestError, type JsonObject } from '../../src/kube/index.js';
+import { protocolOfPortName } from '../../src/kube/app-port.js';
 import { fixtureDocuments, OPTIONS } from '../helpers/kube.js';
 import { kubernetesSchemaErrors } from '../helpers/kube-schema.js';
 
@@ -34,16 +35,18 @@ function thrown(fn: () => unknown): ManifestError {
 }
 
 describe('injectSidecar: every workload kind', () => {
-  const cases: [kind: string, spiffeId: string, appPort: number | undefined][] = [
-    ['Pod', 'spiffe://cluster.local/ns/tools/sa/default', 9000],
-    ['StatefulSet', 'spiffe://cluster.local/ns/shop/sa/ledger', 7443],
-    ['DaemonSet', 'spiffe://cluster.local/ns/ops/sa/default', 9100],
-    ['ReplicaSet', 'spiffe://cluster.local/ns/default/sa/default', 3000],
+  // The app's one port, as the sidecar's inbound listener reaches it; its name says what it speaks (ledger's is "grpc").
+  const cases: [kind: string, spiffeId: string, app: string | undefined][] = [
+    ['Pod', 'spiffe://cluster.local/ns/tools/sa/default', 'http://127.0.0.1:9000'],
+    ['StatefulSet', 'spiffe://cluster.local/ns/shop/sa/ledger', 'h2c://127.0.0.1:7443'],
+    ['DaemonSet', 'spiffe://cluster.local/ns/ops/sa/default', 'http://127.0.0.1:9100'],
+    ['ReplicaSet', 'spiffe://cluster.local/ns/default/sa/default', 'http://127.0.0.1:3000'],
     ['Job', 'spiffe://cluster.local/ns/shop/sa/migrator', undefined],
     ['CronJob', 'spiffe://cluster.local/ns/shop/sa/default', undefined],
   ];
 
-  it.each(cases)('%s gets the sidecar, its volumes and its config (%s)', (kind, spiffeId, appPort) => {
+  it.each(cases)('%s gets the sidecar, its volumes and its config (%s)', (kind, spiffeId, app) => {
+    const appPort = app === undefined ? undefined : Number(app.slice(app.lastIndexOf(':') + 1));
     const input = byKind(kind);
     const before = structuredClone(input);
     const { changed, manifest } = injectSidecar(input, OPTIONS);
@@ -119,7 +122,7 @@ describe('injectSidecar: every workload kind', () => {
       expect(sidecar.ports!.map((p) => p.name)).toEqual(['meshward-admin']);
       expect(pod.metadata!.annotations!['meshward.io/inbound']).toBeUndefined();
     } else {
-      expect(config.inbound).toEqual({ listen: '0.0.0.0:15006', app: `http://127.0.0.1:${appPort}`, policy: '/etc/meshward/policy.yaml' });
+      expect(config.inbound).toEqual({ listen: '0.0.0.0:15006', app, policy: '/etc/meshward/policy.yaml' });
       expect(sidecar.ports!.map((p) => [p.name, p.containerPort])).toEqual([['meshward-in', 15006], ['meshward-admin', 15000]]);
       expect(pod.metadata!.annotations!['meshward.io/inbound']).toBe(`15006 -> ${appPort}`);
     }
@@ -218,7 +221,9 @@ describe('injectSidecar: app port', () => {
     pod.metadata!.annotations = { 'meshward.io/app-port': 'metrics' };
     expect(sidecarConfig(podOf(injectSidecar(sts, OPTIONS).manifest)).inbound!.app).toBe('http://127.0.0.1:9090');
     pod.metadata!.annotations = { 'meshward.io/app-port': '7443' };
-    expect(sidecarConfig(podOf(injectSidecar(sts, OPTIONS).manifest)).inbound!.app).toBe('http://127.0.0.1:7443');
+    expect(sidecarConfig(podOf(injectSidecar(sts, OPTIONS).manifest)).inbound!.app).toBe('h2c://127.0.0.1:7443');
+    pod.metadata!.annotations = { 'meshward.io/app-port': '7000' };
+    expect(sidecarConfig(podOf(injectSidecar(sts, OPTIONS).manifest)).inbound!.app).toBe('http://127.0.0.1:7000');
   });
 
   it('refuses, naming the path, what would collide with the sidecar', () => {
@@ -238,6 +243,27 @@ describe('injectSidecar: app port', () => {
     const missing = byKind('StatefulSet');
     podOf(missing).metadata!.annotations = { 'meshward.io/app-port': 'admin' };
     expect(thrown(() => injectSidecar(missing, OPTIONS)).message).toBe('spec.template.metadata.annotations.meshward.io/app-port: no containerPort is named "admin"');
+  });
+
+  it('says what each port speaks by its name, as Istio\'s users name ports', () => {
+    const names = ['http', 'http-api', undefined, 'grpc', 'grpc-orders', 'GRPC', 'grpc-web', 'http2', 'h2c-x', 'tcp', 'tcp-redis', 'redis', 'tls', 'https', 'metrics'];
+    expect(names.map((n) => [n, protocolOfPortName(n)])).toEqual([
+      ['http', 'http'],
+      ['http-api', 'http'],
+      [undefined, 'http'],
+      ['grpc', 'h2c'],
+      ['grpc-orders', 'h2c'],
+      ['GRPC', 'h2c'],
+      ['grpc-web', 'http'],
+      ['http2', 'h2c'],
+      ['h2c-x', 'h2c'],
+      ['tcp', 'tcp'],
+      ['tcp-redis', 'tcp'],
+      ['redis', 'tcp'],
+      ['tls', 'tcp'],
+      ['https', 'tcp'],
+      ['metrics', 'http'],
+    ]);
   });
 
   it('refuses a malformed outbound-routes annotation, naming the route', () => {
@@ -292,7 +318,8 @@ describe('injectSidecar: capture', () => {
     ['a switch that is not true or false', { 'meshward.io/capture': 'no' }, 'spec.template.metadata.annotations.meshward.io/capture: must be "true" or "false"'],
     ['a port that is not one', { 'meshward.io/capture-outbound-ports': '80,http' }, 'spec.template.metadata.annotations.meshward.io/capture-outbound-ports: "http" is not a port from 1 to 65535'],
     ['a block that is not one', { 'meshward.io/capture-exclude-outbound-cidrs': '10.0.0.0/40' }, 'spec.template.metadata.annotations.meshward.io/capture-exclude-outbound-cidrs: "10.0.0.0/40" is not an IPv4 or IPv6 CIDR block (ADDRESS/PREFIX)'],
-    ['a listener the sidecar does not have', { 'meshward.io/capture-inbound-ports': '7443:15007' }, 'spec.template.metadata.annotations.meshward.io/capture-inbound-ports: the injected sidecar has one inbound listener, 15006; 15007 is not it'],
+    ['a listener the sidecar does not give that port', { 'meshward.io/capture-inbound-ports': '7443:15007' }, "spec.template.metadata.annotations.meshward.io/capture-inbound-ports: the injected sidecar's inbound listener for port 7443 is 15006; 15007 is not it"],
+    ['the rest to a listener other than the first', { 'meshward.io/capture-inbound-ports': '7443,*:15007' }, "spec.template.metadata.annotations.meshward.io/capture-inbound-ports: every other port goes to the injected sidecar's first inbound listener, 15006; 15007 is not it"],
     ['the admin port captured', { 'meshward.io/capture-inbound-ports': '7443,15000' }, 'spec.template.metadata.annotations.meshward.io/capture-inbound-ports: port 15000 is the sidecar\'s admin port, which the kubelet probes; it cannot be captured'],
     ['a port both captured and excluded', { 'meshward.io/capture-inbound-ports': '7443', 'meshward.io/capture-exclude-inbound-ports': '7443' }, 'spec.template.metadata.annotations.meshward.io/capture-exclude-inbound-ports: port 7443 is also listed to be captured'],
   ])('refuses %s, naming the annotation', (_what, annotations, message) => {
@@ -332,5 +359,80 @@ describe('injectSidecar: capture', () => {
     const sts = byKind('StatefulSet');
     podOf(sts).spec.initContainers = [{ name: 'meshward-init', image: 'x' }];
     expect(thrown(() => injectSidecar(sts, OPTIONS)).message).toBe('spec.template.spec.initContainers[0].name: the container name "meshward-init" is reserved for meshward');
+  });
+});
+
+describe('injectSidecar: an app with several ports', () => {
+  /** orders: HTTP on 8080, gRPC on 9090, a health port 8081 that capture leaves alone. */
+  const orders = (annotations: Record<string, string> = {}) => {
+    const sts = byKind('StatefulSet');
+    const pod = podOf(sts);
+    pod.metadata!.annotations = { 'meshward.io/capture-exclude-inbound-ports': '8081', ...annotations };
+    pod.spec.containers[0]!.ports = [
+      { name: 'http', containerPort: 8080 },
+      { name: 'grpc', containerPort: 9090 },
+      { name: 'health', containerPort: 8081 },
+    ];
+    return sts;
+  };
+  const injected = (annotations: Record<string, string> = {}) => podOf(injectSidecar(orders(annotations), OPTIONS).manifest);
+  const initArgs = (pod: PodTemplate) => pod.spec.initContainers![0]!.args as string[];
+
+  it('gives each app port an inbound listener of its own, and capture sends each port to its listener and the rest to the first', () => {
+    const pod = injected();
+    const config = sidecarConfig(pod);
+    expect(config.inbound).toEqual([
+      { listen: '0.0.0.0:15006', app: 'http://127.0.0.1:8080', policy: '/etc/meshward/policy.yaml' },
+      { listen: '0.0.0.0:15007', app: 'h2c://127.0.0.1:9090', policy: '/etc/meshward/policy.yaml' },
+    ]);
+    expect(sidecarConfigSchema.safeParse(config).error?.issues).toBeUndefined();
+    const [init, sidecar] = pod.spec.initContainers as [Container, Container];
+    expect(sidecar.ports!.map((p) => [p.name, p.containerPort])).toEqual([['meshward-in', 15006], ['meshward-in-2', 15007], ['meshward-admin', 15000]]);
+    expect(pod.metadata!.annotations!['meshward.io/inbound']).toBe('15006 -> 8080, 15007 -> 9090');
+    expect(init.args).toEqual(['capture', '--inbound-ports', '8080:15006,9090:15007,*:15006', '--exclude-inbound-ports', '8081,15000', '--outbound-ports', '80', '--outbound-listener-port', '15001', '--proxy-uid', '1337']);
+  });
+
+  it('follows the annotations: the app ports named, or only the ports captured', () => {
+    const named = injected({ 'meshward.io/app-port': 'grpc, 8080' });
+    expect(sidecarConfig(named).inbound).toMatchObject([{ listen: '0.0.0.0:15006', app: 'h2c://127.0.0.1:9090' }, { listen: '0.0.0.0:15007', app: 'http://127.0.0.1:8080' }]);
+    expect(initArgs(named).slice(1, 3)).toEqual(['--inbound-ports', '9090:15006,8080:15007,*:15006']);
+
+    const listed = injected({ 'meshward.io/capture-inbound-ports': '8080,9090' });
+    expect(sidecarConfig(listed).inbound).toMatchObject([{ listen: '0.0.0.0:15006' }, { listen: '0.0.0.0:15007' }]);
+    expect(initArgs(listed).slice(1, 3)).toEqual(['--inbound-ports', '8080:15006,9090:15007']);
+
+    // One port captured: one listener, exactly as for an app with one port.
+    const one = injected({ 'meshward.io/capture-inbound-ports': '9090' });
+    expect(sidecarConfig(one).inbound).toEqual({ listen: '0.0.0.0:15006', app: 'h2c://127.0.0.1:9090', policy: '/etc/meshward/policy.yaml' });
+    expect(initArgs(one).slice(1, 3)).toEqual(['--inbound-ports', '9090:15006']);
+    const excluded = injected({ 'meshward.io/capture-exclude-inbound-ports': '8081,9090' });
+    expect(sidecarConfig(excluded).inbound).toMatchObject({ listen: '0.0.0.0:15006', app: 'http://127.0.0.1:8080' });
+    expect(initArgs(excluded).slice(1, 3)).toEqual(['--inbound-ports', '*:15006']);
+
+    // Without capture (a CNI plugin's), every declared port gets its listener; Services point at meshward-in-N.
+    const cni = injected({ 'meshward.io/capture': 'false' });
+    expect(cni.spec.initContainers!.map((c) => c.name)).toEqual(['meshward-sidecar']);
+    expect(sidecarConfig(cni).inbound).toMatchObject([{ app: 'http://127.0.0.1:8080' }, { app: 'h2c://127.0.0.1:9090' }, { listen: '0.0.0.0:15008', app: 'http://127.0.0.1:8081' }]);
+  });
+
+  it('refuses a port or port name the next listeners need, naming the path', () => {
+    const port = orders();
+    podOf(port).spec.containers[0]!.ports!.push({ containerPort: 15007 });
+    expect(thrown(() => injectSidecar(port, OPTIONS)).message).toBe(
+      "spec.template.spec.containers[0].ports[3].containerPort: port 15007 is the meshward sidecar's inbound listener for app port 9090; move the app to another one",
+    );
+    const name = orders();
+    podOf(name).spec.containers[0]!.ports![2]!.name = 'meshward-in-2';
+    expect(thrown(() => injectSidecar(name, OPTIONS)).message).toBe(
+      "spec.template.spec.containers[0].ports[2].name: the port name \"meshward-in-2\" is the meshward sidecar's inbound listener for app port 9090; move the app to another one",
+    );
+    expect(thrown(() => injectSidecar(orders({ 'meshward.io/app-port': '8080,15007' }), OPTIONS)).message).toBe(
+      "spec.template.metadata.annotations.meshward.io/app-port: port 15007 is the meshward sidecar's inbound listener for app port 15007; move the app to another one",
+    );
+  });
+
+  it('the injected pod, with and without capture, matches the Kubernetes schema', async () => {
+    const objects = [orders(), orders({ 'meshward.io/capture': 'false' })].map((d, i) => ({ label: `several ports ${i + 1}`, object: injectSidecar(d, OPTIONS).manifest }));
+    expect(await kubernetesSchemaErrors(objects)).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { sidecarConfigSchema } from '../../src/config/index.js';
+import { inboundEntries, sidecarConfigSchema, type InboundConfig } from '../../src/config/index.js';
 import { sidecarConfigProblems as problems } from '../helpers/config-problems.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
@@ -25,8 +25,9 @@ const minimal = {
 describe('sidecar config', () => {
   it('accepts the example in README, with the meaning it describes', () => {
     const config = sidecarConfigSchema.parse(parse(readmeExample()));
-    expect(config.inbound!.app).toEqual({ protocol: 'http', address: { host: '127.0.0.1', port: 8080 } });
-    expect(config.inbound!.limits).toMatchObject({ maxHeaderBytes: 16384, maxBodyBytes: 10485760, headersTimeout: 10_000, requestTimeout: 30_000 });
+    const inbound = config.inbound as InboundConfig;
+    expect(inbound.app).toEqual({ protocol: 'http', address: { host: '127.0.0.1', port: 8080 } });
+    expect(inbound.limits).toMatchObject({ maxHeaderBytes: 16384, maxBodyBytes: 10485760, headersTimeout: 10_000, requestTimeout: 30_000 });
     expect(config.outbound!.routes).toEqual([
       { host: 'orders', address: { host: '127.0.0.1', port: 16006 }, spiffeId: 'spiffe://example.org/ns/default/sa/orders' },
     ]);
@@ -35,8 +36,9 @@ describe('sidecar config', () => {
 
   it('fills in the defaults a user would expect', () => {
     const config = sidecarConfigSchema.parse(minimal);
-    expect(config.inbound!.minTlsVersion).toBe('TLSv1.3');
-    expect(config.inbound!.limits).toEqual({
+    const inbound = config.inbound as InboundConfig;
+    expect(inbound.minTlsVersion).toBe('TLSv1.3');
+    expect(inbound.limits).toEqual({
       maxHeaderBytes: 16384,
       maxBodyBytes: 10485760,
       headersTimeout: 10_000,
@@ -57,7 +59,7 @@ describe('sidecar config', () => {
 
   it('reads a filters: list as one filter per entry, a name with its settings or a module', () => {
     const config = sidecarConfigSchema.parse({ ...minimal, inbound: { ...minimal.inbound, filters: [{ cors: { origins: ['https://a.example'] } }, { jwt: null }, { module: './f.mjs', settings: { a: 1 } }] } });
-    expect(config.inbound!.filters).toEqual([
+    expect((config.inbound as InboundConfig).filters).toEqual([
       { name: 'cors', settings: { origins: ['https://a.example'] } },
       { name: 'jwt', settings: {} },
       { module: './f.mjs', settings: { a: 1 } },
@@ -87,6 +89,16 @@ describe('sidecar config', () => {
     expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [route, { ...route, host: 'orders' }] } })).toEqual([
       'sidecar.yaml: outbound.routes[1].host: "orders" has a route already',
     ]);
+    // A route may name the port it is for; the same host on another port is another route.
+    expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [route, { ...route, host: 'orders:9090' }, { ...route, host: '[fd00::1]:9090' }] } })).toEqual([]);
+    expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [{ ...route, host: 'orders:9090' }, { ...route, host: 'ORDERS:9090' }] } })).toEqual([
+      'sidecar.yaml: outbound.routes[1].host: "orders:9090" has a route already',
+    ]);
+    for (const host of ['orders:0', 'orders:65536', 'orders:']) {
+      expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [{ ...route, host }] } })).toEqual([
+        `sidecar.yaml: outbound.routes[0].host: "${host}" is not NAME or NAME:PORT (a port from 1 to 65535)`,
+      ]);
+    }
     expect(problems({ ...minimal, outbound: { listen: '127.0.0.1:0', routes: [{ ...route, spiffeId: 'spiffe://other.org/sa/x' }] } })).toEqual([
       'sidecar.yaml: outbound.routes[0].spiffeId: spiffe://other.org/sa/x is not in the trust domain example.org',
     ]);
@@ -124,6 +136,39 @@ describe('sidecar config', () => {
     ]);
     expect(problems({ ...minimal, inbound: { ...minimal.inbound, policy: '' } })).toEqual(['sidecar.yaml: inbound.policy: must not be empty']);
     expect(problems([minimal])).toEqual(['sidecar.yaml: must be a mapping (key: value), not a list']);
+  });
+
+  it('inbound: one listener, or a list of them (one per app port), each checked on its own and named by its index', () => {
+    const second = { listen: '127.0.0.1:15007', app: 'h2c://127.0.0.1:9090', extAuthz: { address: '127.0.0.1:9001' }, limits: { maxConnections: 5 } };
+    const config = sidecarConfigSchema.parse({ ...minimal, inbound: [minimal.inbound, second] });
+    const entries = inboundEntries(config.inbound);
+    expect(entries.map((e) => e.path)).toEqual([['inbound', 0], ['inbound', 1]]);
+    expect(entries[0]!.inbound).toEqual(sidecarConfigSchema.parse(minimal).inbound);
+    expect(entries[1]!.inbound).toMatchObject({ app: { protocol: 'h2c', address: { host: '127.0.0.1', port: 9090 } }, limits: { maxConnections: 5, maxBodyBytes: 10485760 } });
+    // A single mapping stays as written, named "inbound" in errors as before.
+    expect(inboundEntries(sidecarConfigSchema.parse(minimal).inbound).map((e) => e.path)).toEqual([['inbound']]);
+
+    expect(problems({ ...minimal, inbound: [minimal.inbound, { ...second, app: 'grpc://127.0.0.1:9090', limits: { maxConnections: 0 } }] })).toEqual([
+      'sidecar.yaml: inbound[1].app: "grpc://127.0.0.1:9090" is not http://HOST:PORT, h2c://HOST:PORT or tcp://HOST:PORT',
+      'sidecar.yaml: inbound[1].limits.maxConnections: must be at least 1',
+    ]);
+    expect(problems({ ...minimal, inbound: [minimal.inbound, { ...second, policy: 'policy.yaml' }] })).toEqual([
+      'sidecar.yaml: inbound[1]: give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)',
+    ]);
+    expect(problems({ ...minimal, inbound: [minimal.inbound, { ...second, polcy: 'x' }] })).toEqual([
+      'sidecar.yaml: inbound[1]: unknown field "polcy" (did you mean "policy"?); known fields: listen, app, headersWithUnderscores, policy, extAuthz, minTlsVersion, limits',
+    ]);
+    expect(problems({ ...minimal, inbound: [minimal.inbound, 'x'] })).toEqual(['sidecar.yaml: inbound[1]: must be a mapping (key: value), not "x"']);
+    expect(problems({ ...minimal, inbound: [] })).toEqual(['sidecar.yaml: inbound: must have at least one entry']);
+    expect(problems({ ...minimal, inbound: 'x' })).toEqual(['sidecar.yaml: inbound: must be a mapping (key: value) or a list, not "x"']);
+  });
+
+  it('inbound: two listeners on one port are refused, naming both; port 0 (a free port each) may repeat', () => {
+    const at = (listen: string, app: string) => ({ ...minimal.inbound, listen, app });
+    expect(problems({ ...minimal, inbound: [at('127.0.0.1:15006', 'http://127.0.0.1:8080'), at('0.0.0.0:15007', 'h2c://127.0.0.1:9090'), at('0.0.0.0:15006', 'tcp://127.0.0.1:6379')] })).toEqual([
+      "sidecar.yaml: inbound[2].listen: port 15006 is inbound[0]'s already: each inbound listener needs a port of its own",
+    ]);
+    expect(problems({ ...minimal, inbound: [at('127.0.0.1:0', 'http://127.0.0.1:8080'), at('127.0.0.1:0', 'h2c://127.0.0.1:9090')] })).toEqual([]);
   });
 
   it('identity.ca: a start deadline of 5 minutes unless given; the state directory is left to the loader', () => {

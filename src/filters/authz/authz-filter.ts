@@ -32,7 +32,12 @@ export const authz: FilterFactory<AuthzSettings> = {
       const client = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger: env.logger });
       return { ...extAuthzAuthorization(client, failOpen, observeLatency), close: () => client.close() };
     }
-    const policy = await PolicyReloader.start(resolve(env.configDir, given.policy!), policyEngineLoader(env.logger), env.logger);
+    const file = resolve(env.configDir, given.policy!);
+    if (env.policies !== undefined) {
+      const shared = await env.policies.get(file);
+      return policyAuthorization(() => shared.current, observeLatency);
+    }
+    const policy = await PolicyReloader.start(file, policyEngineLoader(env.logger), env.logger);
     return {
       ...policyAuthorization(() => policy.current, observeLatency),
       reload: () => policy.reload('SIGHUP'),
