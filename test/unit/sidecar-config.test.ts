@@ -156,7 +156,7 @@ describe('sidecar config', () => {
       'sidecar.yaml: inbound[1]: give exactly one of policy (the in-process engine) or extAuthz (a remote ext_authz server)',
     ]);
     expect(problems({ ...minimal, inbound: [minimal.inbound, { ...second, polcy: 'x' }] })).toEqual([
-      'sidecar.yaml: inbound[1]: unknown field "polcy" (did you mean "policy"?); known fields: listen, app, headersWithUnderscores, policy, extAuthz, minTlsVersion, limits',
+      'sidecar.yaml: inbound[1]: unknown field "polcy" (did you mean "policy"?); known fields: listen, app, headersWithUnderscores, policy, extAuthz, minTlsVersion, limits, filters',
     ]);
     expect(problems({ ...minimal, inbound: [minimal.inbound, 'x'] })).toEqual(['sidecar.yaml: inbound[1]: must be a mapping (key: value), not "x"']);
     expect(problems({ ...minimal, inbound: [] })).toEqual(['sidecar.yaml: inbound: must have at least one entry']);
