@@ -2,11 +2,9 @@
 // keeps the last good one when a new one is invalid. Readers take `current` once per use, so that a reload never
 // mixes two versions inside one decision. The policy (authz) and the rate-limit config (ratelimit) both use it.
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { isWatchedFileEvent } from './watch-filter.js';
+import { watchFiles } from './file-watch.js';
 
 /** Loads a file; throws a ConfigError (file: path: reason) when it is invalid. */
 export type FileLoader<T> = (file: string) => T | Promise<T>;
@@ -31,8 +29,7 @@ const DEFAULT_DEBOUNCE_MS = 150;
 
 export class FileReloader<T> {
   private readonly counters: ReloadStats = { reloads: 0, rejected: 0 };
-  private watcher: FSWatcher | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  private stopWatching: () => void = () => undefined;
   /** Reloads run one after another, never overlapping. */
   private reloads: Promise<void> = Promise.resolve();
 
@@ -75,8 +72,7 @@ export class FileReloader<T> {
   }
 
   close(): void {
-    clearTimeout(this.debounce);
-    this.watcher?.close();
+    this.stopWatching();
   }
 
   private async reloadOnce(trigger: ReloadTrigger): Promise<void> {
@@ -97,22 +93,9 @@ export class FileReloader<T> {
     }
   }
 
-  /**
-   * Watches the directory, not the file: editors and ConfigMaps replace the file (a new inode), which a
-   * watch on the file itself would stop seeing.
-   */
   private watch(debounceMs: number): void {
-    try {
-      const names = new Set([basename(this.file)]);
-      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, filename) => {
-        if (!isWatchedFileEvent(filename, names)) return;
-        clearTimeout(this.debounce);
-        this.debounce = setTimeout(() => void this.reload('file change'), debounceMs);
-      });
-      this.watcher.on('error', (err) => this.logger.warn({ file: this.file, err: err.message }, `${this.what} watch failed; reload with SIGHUP`));
-    } catch (err) {
-      this.logger.warn({ file: this.file, err: (err as Error).message }, `cannot watch the ${this.what} file; reload with SIGHUP`);
-    }
+    const failed = (_directory: string, err: Error) => this.logger.warn({ file: this.file, err: err.message }, `cannot watch the ${this.what} file; reload with SIGHUP`);
+    this.stopWatching = watchFiles([this.file], debounceMs, () => void this.reload('file change'), failed);
   }
 }
 

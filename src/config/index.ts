@@ -6,6 +6,7 @@ export * from './strict-object.js';
 export * from './sidecar-config.js';
 export * from './sidecar-schema.js';
 export * from './watch-filter.js';
+export * from './file-watch.js';
 export * from './socket-endpoint.js';
 export * from './loopback.js';
 export * from './file-reloader.js';

@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import { ConfigError, fileProblem, isWatchedFileEvent } from '../config/index.js';
+import { ConfigError, fileProblem, watchFiles } from '../config/index.js';
 import type { Logger } from '../telemetry/index.js';
 
 // A file a filter takes its data from (API key hashes, an OpenAPI document, an IP list), reloaded when it changes.
@@ -24,8 +22,7 @@ interface WatchedFileEvents {
 }
 
 export class WatchedFile<T> extends EventEmitter<WatchedFileEvents> {
-  private watcher: FSWatcher | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  private stopWatching: () => void = () => undefined;
   /** Reloads run one after another, never overlapping. */
   private reloads: Promise<void> = Promise.resolve();
 
@@ -69,8 +66,7 @@ export class WatchedFile<T> extends EventEmitter<WatchedFileEvents> {
   }
 
   close(): void {
-    clearTimeout(this.debounce);
-    this.watcher?.close();
+    this.stopWatching();
     this.removeAllListeners();
   }
 
@@ -100,19 +96,9 @@ export class WatchedFile<T> extends EventEmitter<WatchedFileEvents> {
     this.emit('rejected', reason);
   }
 
-  /** The directory, not the file: writers rename over files (a new inode), which a watch on the file would miss. */
   private watch(debounceMs: number): void {
-    const names = new Set([basename(this.file)]);
-    try {
-      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, filename) => {
-        if (!isWatchedFileEvent(filename, names)) return;
-        clearTimeout(this.debounce);
-        this.debounce = setTimeout(() => void this.reload(), debounceMs);
-      });
-      this.watcher.on('error', (err) => this.logger.warn({ file: this.file, err: err.message }, `watching the ${this.what} failed; changes are not picked up`));
-    } catch (err) {
-      this.logger.warn({ file: this.file, err: (err as Error).message }, `cannot watch the ${this.what}; changes are not picked up`);
-    }
+    const failed = (_directory: string, err: Error) => this.logger.warn({ file: this.file, err: err.message }, `cannot watch the ${this.what}; changes are not picked up`);
+    this.stopWatching = watchFiles([this.file], debounceMs, () => void this.reload(), failed);
   }
 }
 

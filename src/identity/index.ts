@@ -11,3 +11,5 @@ export { checkSvidFiles, FileSvidSource, type FileSvidSourceOptions, type FileSv
 export { renewalDelayMs, retryDelayMs } from './renewal-schedule.js';
 export { SvidStore } from './svid-store.js';
 export type { IdentitySnapshot, Svid, SvidSource } from './svid-source.js';
+export { checkServerCertificate, loadServerCertificate, watchServerCertificate, type ServerCertificate, type ServerCertificateFiles } from './server-certificate.js';
+export type { WatchedFileSet } from './watched-file-set.js';
