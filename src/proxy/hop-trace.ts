@@ -1,5 +1,6 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { traceContextOf, traceparentOf, redactedPath, type TraceContext } from '../telemetry/index.js';
+import { traceContextOf, traceparentOf, redactedPath, type HopDirection, type TraceContext } from '../telemetry/index.js';
+import type { HopContext } from '../filters/chain.js';
 
 // The trace of one hop. Without a tracer (tracing off, the default) it only carries the W3C trace id: the caller's,
 // or a new unsampled one the sidecar starts (trace-context.ts). With a tracer it records the spans of the hop: the
@@ -17,7 +18,7 @@ export class HopTrace {
   constructor(
     header: string | string[] | undefined,
     private readonly tracer: Tracer | undefined,
-    listener: 'inbound' | 'outbound',
+    listener: HopDirection,
     request: { method: string; host: string; path: string; sourceIp?: string | undefined },
   ) {
     const context = traceContextOf(header);
@@ -104,4 +105,15 @@ function httpSpanAttributes(method: string, host: string, path: string, sourceIp
     'url.path': redactedPath(path),
     ...(sourceIp !== undefined ? { 'client.address': sourceIp } : {}),
   };
+}
+
+/** The attributes a hop's span ends with: the request id, and who the chain found the caller to be and what it decided. */
+export function hopSpanAttributes(ctx: HopContext): Record<string, string> {
+  const attributes: Record<string, string> = { 'meshward.request_id': ctx.requestId };
+  if (ctx.request.principal !== undefined) attributes['meshward.principal'] = ctx.request.principal;
+  if (ctx.decision !== undefined) {
+    attributes['meshward.decision'] = ctx.decision.outcome;
+    attributes['meshward.rule'] = ctx.decision.rule;
+  }
+  return attributes;
 }

@@ -1,8 +1,8 @@
-import type { Logger, SidecarMetrics } from '../telemetry/index.js';
+import type { HopDirection, Logger, SidecarMetrics } from '../telemetry/index.js';
 import type { GuardEvents } from './http2-session-guard.js';
 
 /** One warning and one count per peer cut off; a count (and a debug line) per connection closed. */
-export function reportCutOffs(direction: 'inbound' | 'outbound', logger: Logger, metrics: Pick<SidecarMetrics, 'recordHttp2PeerCutOff' | 'recordHttp2ConnectionCut'>): GuardEvents {
+export function reportCutOffs(direction: HopDirection, logger: Logger, metrics: Pick<SidecarMetrics, 'recordHttp2PeerCutOff' | 'recordHttp2ConnectionCut'>): GuardEvents {
   return {
     peerCutOff({ peer, maxResets, cooldownMs }) {
       metrics.recordHttp2PeerCutOff(direction);

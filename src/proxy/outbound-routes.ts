@@ -3,7 +3,8 @@ import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { formatHostPort, type Limits, type OutboundRouteConfig } from '../config/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import type { Logger } from '../telemetry/index.js';
-import { hostOf, type OutboundRoutes } from './outbound-listener.js';
+import { hostOf } from './authority.js';
+import type { OutboundRoutes } from './outbound-listener.js';
 import { expectSpiffeId } from './server-identity-check.js';
 import { secureContextOptions, type TlsVersion } from './tls-options.js';
 import { Http1Upstream } from './upstream-http1.js';
@@ -35,6 +36,11 @@ export class OutboundRouteTable implements OutboundRoutes {
 
   upstreamFor(host: string, port: number, http2: boolean): Upstream | undefined {
     const route = routeFor(this.upstreams, host, port);
+    return route === undefined ? undefined : http2 ? route.http2 : route.http1;
+  }
+
+  upstreamOf(routeHost: string, http2: boolean): Upstream | undefined {
+    const route = this.upstreams.get(routeHost);
     return route === undefined ? undefined : http2 ? route.http2 : route.http1;
   }
 

@@ -22,6 +22,11 @@ export function hasBody(req: DownstreamRequest): boolean {
   return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
 }
 
+/** A body the client is still sending (HTTP/1.1): answering without reading it means the connection must close. */
+export function hasUnreadBody(req: DownstreamRequest): boolean {
+  return !isHttp2(req) && hasBody(req) && !req.readableEnded;
+}
+
 export function requestBody(req: DownstreamRequest, maxBytes: number): Readable | null {
   if (!hasBody(req)) return null;
   if (!isHttp2(req) && req.headers['content-length'] !== undefined) return req;

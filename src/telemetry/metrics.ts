@@ -13,9 +13,12 @@ import { CountTable, createPrometheusMeter } from './prometheus.js';
 // per inbound request: ~2.5 µs with synchronous counters, ~0.4 µs this way (most of it the latency histogram,
 // which stays synchronous: buckets are the SDK's job).
 
+/** The listener a request went through: the mesh's callers, the app's calls, clients outside the mesh. */
+export type HopDirection = 'inbound' | 'outbound' | 'ingress';
+
 /** What metrics need of a hop record (the proxy's HopRecord has more). */
 export interface HopSample {
-  direction: 'inbound' | 'outbound';
+  direction: HopDirection;
   decision?: { outcome: string; rule: string };
   /** 0 when the connection was cut before an answer. */
   status: number;
@@ -45,9 +48,9 @@ export interface SidecarMetrics {
   /** A caller's denials jumped well above its own baseline (denial-spikes.ts). */
   recordDenialSpike(): void;
   /** An HTTP/2 peer was cut off for too many stream resets (proxy/http2-session-guard.ts). */
-  recordHttp2PeerCutOff(direction: 'inbound' | 'outbound'): void;
+  recordHttp2PeerCutOff(direction: HopDirection): void;
   /** An HTTP/2 connection was closed by the guard, and why. */
-  recordHttp2ConnectionCut(direction: 'inbound' | 'outbound', reason: string): void;
+  recordHttp2ConnectionCut(direction: HopDirection, reason: string): void;
   /** Serves the Prometheus text exposition. */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -61,7 +64,7 @@ export const AUTHZ_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.000
 export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
   const { meter, handle, shutdown } = createPrometheusMeter('meshward-sidecar');
 
-  const requests = requestCounters(meter, ['inbound', 'outbound'], 'Requests by direction, authorization decision and status code (0: connection cut before an answer).');
+  const requests = requestCounters(meter, ['inbound', 'outbound', 'ingress'], 'Requests by direction, authorization decision and status code (0: connection cut before an answer).');
   const decisions = authzDecisionMetrics(meter);
   const duration = meter.createHistogram('meshward_request_duration_seconds', {
     description: 'Hop latency: from the request reaching the listener to the answer being sent.',
@@ -87,7 +90,7 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
     .addCallback((result) => result.observe(gauges.svidRotationFailures()));
   policyReloadCounters(meter, () => gauges.policyReloads());
 
-  const directionAttrs = { inbound: { direction: 'inbound' }, outbound: { direction: 'outbound' } };
+  const directionAttrs = { inbound: { direction: 'inbound' }, outbound: { direction: 'outbound' }, ingress: { direction: 'ingress' } };
 
   return {
     recordHop(sample) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostOf, portOf } from '../../src/proxy/outbound-listener.js';
+import { hostOf, portOf } from '../../src/proxy/authority.js';
 import { routeFor } from '../../src/proxy/outbound-routes.js';
 
 // Outbound routes by host and port (issue 14): a service with several ports has a listener per port at the
