@@ -1,5 +1,6 @@
 import { FieldError, loadSidecarConfig, type SidecarConfig } from '../config/index.js';
 import { checkChains } from '../filters/index.js';
+import { loadServerCertificate } from '../identity/index.js';
 import { startSidecar, type Sidecar } from '../proxy/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, required, type Command } from './command.js';
@@ -9,15 +10,16 @@ Usage: meshward sidecar --config FILE [--check-config]
 
 Runs the sidecar: an inbound mTLS listener in front of the app, one per app port (every request authenticated by
 its SPIFFE ID and authorized by the policy), an outbound listener that routes the app's requests by host over
-mTLS, and an admin listener (/healthz, /readyz, /certs, /config). The config's format is in README.md ("The
-sidecar").
+mTLS, an ingress listener for clients outside the mesh (TLS, routed by path and method to outbound routes), and an
+admin listener (/healthz, /readyz, /certs, /config). The config's format is in README.md ("The sidecar").
 
 Options:
   --config FILE   the sidecar's YAML config; paths inside it are relative to its directory
   --check-config  check the config and exit (0: it is good; 1: every problem, named by its path): the schema, the
-                  files it reads, the directories of its sockets and the groups it names, and every listener's
-                  filters built as the sidecar would build them (custom modules loaded, settings checked) and closed
-                  again; nothing listens and no identity is fetched
+                  files it reads (the ingress certificate and key checked as a pair), the directories of its sockets
+                  and the groups it names, and every listener's filters built as the sidecar would build them
+                  (custom modules loaded, settings checked) and closed again; nothing listens and no identity is
+                  fetched
 
 With identity.ca, the join token is redeemed only after everything else has been checked and every listener bound,
 and the SVID is kept in identity.ca.stateDir so that a restart within its life needs no token. A CA that is not up
@@ -78,6 +80,8 @@ async function checkConfig(configFile: string, config: SidecarConfig): Promise<n
   const chains = await checkChains(config, createLogger('sidecar', { level: 'warn' })).catch((err: unknown) => {
     throw err instanceof FieldError ? err.inFile(configFile) : err;
   });
+  const certificate = config.ingress && (await loadServerCertificate(config.ingress.tls));
+  if (certificate && !certificate.ok) throw new FieldError(['ingress', 'tls'], certificate.error).inFile(configFile);
   const listed = Object.entries(chains).map(([listener, names]) => `${listener}: ${names.join(' → ')}`);
   process.stdout.write(`${configFile}: OK${listed.length > 0 ? `; ${listed.join('; ')}` : ''}\n`);
   return 0;

@@ -43,6 +43,11 @@ export function loadSidecarConfig(file: string): SidecarConfig {
     modulesOf(inbound.filters, path);
   }
   modulesOf(config.outbound?.filters, ['outbound']);
+  const edge = config.ingress;
+  if (edge) {
+    edge.tls = { ...edge.tls, cert: input(['ingress', 'tls', 'cert'], edge.tls.cert), key: input(['ingress', 'tls', 'key'], edge.tls.key) };
+    modulesOf(edge.filters, ['ingress']);
+  }
   if (config.audit) config.audit.path = at(config.audit.path);
   Object.assign(config, checkSocketEndpoints(config, at, problems));
   if (problems.length > 0) throw new ConfigError(file, problems);

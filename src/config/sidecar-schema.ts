@@ -235,6 +235,42 @@ const outbound = strictObject({
   });
 });
 
+/** An ingress route's path prefix: a normalised absolute path (what requests are matched with), or it never matches. */
+const pathPrefix = z.string().superRefine((prefix, ctx) => {
+  const segments = prefix.split('/').slice(1);
+  const normalised = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/.test(prefix) && !segments.some((s, i) => s === '.' || s === '..' || (s === '' && i < segments.length - 1));
+  if (!normalised) {
+    ctx.addIssue({ code: 'custom', message: `"${prefix}" is not a normalised path ("/", "/api", "/api/"): no "." or ".." segments, no "//", no percent-encoding, query or fragment` });
+  }
+});
+
+const ingressRoute = strictObject({
+  /** Matched against the normalised path, whole segments: /api matches /api and /api/x, never /apix. */
+  prefix: pathPrefix,
+  /** Absent: any method. */
+  methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an HTTP method in capitals (GET, POST, ...)')).min(1).optional(),
+  /** The outbound route (its host, as written there) whose destination gets the request, over mTLS. */
+  to: z.string().min(1, 'must name an outbound route\'s host').transform((h) => h.toLowerCase()),
+  /** This route's changes to the listener's filters, as an outbound route's. */
+  filters: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** The edge: clients outside the mesh, over server-authenticated TLS, routed by path and method to mesh destinations. */
+const ingress = strictObject({
+  listen,
+  tls: strictObject({
+    /** The certificate chain (leaf first, e.g. an ACME CA's fullchain.pem) and its key; watched, reloaded on change. */
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    /** TLS 1.2 by default: clients outside the mesh are not all on 1.3. */
+    minVersion: tlsVersion.default('TLSv1.2'),
+  }),
+  routes: z.array(ingressRoute).min(1, 'must list at least one route'),
+  filters,
+  headersWithUnderscores,
+  limits: limits.default(defaultLimits),
+});
+
 const identity = strictObject({
   files: strictObject({ cert: z.string().min(1), key: z.string().min(1), bundle: z.string().min(1) }).optional(),
   ca: strictObject({
@@ -266,6 +302,7 @@ export const sidecarConfigSchema = strictObject({
   identity,
   inbound: inbounds.optional(),
   outbound: outbound.optional(),
+  ingress: ingress.optional(),
   /** Serves the identity to a local Envoy (SecretDiscoveryService) and to SPIFFE-aware programs (Workload API). */
   sds: sdsEndpoint(hostPort('the SDS server', true)).optional(),
   workloadApi: workloadApiEndpoint.optional(),
@@ -282,7 +319,8 @@ export const sidecarConfigSchema = strictObject({
   /** SIGTERM: how long in-flight requests may take to finish before connections are closed. */
   drainTimeout: duration('drainTimeout').default(10_000),
 }).superRefine((value, ctx) => {
-  if (value.inbound === undefined && value.outbound === undefined && value.sds === undefined && value.workloadApi === undefined) {
+  // (An ingress alone is refused below: its routes name outbound routes.)
+  if (value.inbound === undefined && value.outbound === undefined && value.ingress === undefined && value.sds === undefined && value.workloadApi === undefined) {
     ctx.addIssue({ code: 'custom', message: 'give inbound, outbound, sds or workloadApi (any of them, or several): a sidecar with none has nothing to do' });
   }
   const ports = new Map<number, InboundEntry>();
@@ -301,6 +339,13 @@ export const sidecarConfigSchema = strictObject({
       ctx.addIssue({ code: 'custom', path: ['outbound', 'routes', i, 'spiffeId'], message: `${r.spiffeId} is not in the trust domain ${value.trustDomain}` });
     }
   });
+  const routed = new Set(routes.map((r) => r.host));
+  value.ingress?.routes.forEach((r, i) => {
+    if (!routed.has(r.to)) {
+      const none = value.outbound === undefined ? ' (there is no outbound listener: its routes are where ingress routes go)' : '';
+      ctx.addIssue({ code: 'custom', path: ['ingress', 'routes', i, 'to'], message: `no outbound route for host "${r.to}"${none}` });
+    }
+  });
   const ca = value.identity.ca;
   if (ca && !ca.spiffeId.startsWith(`spiffe://${value.trustDomain}/`)) {
     ctx.addIssue({ code: 'custom', path: ['identity', 'ca', 'spiffeId'], message: `${ca.spiffeId} is not in the trust domain ${value.trustDomain}` });
@@ -313,3 +358,5 @@ export type SidecarConfig = z.output<typeof sidecarConfigSchema> & {
 };
 export type OutboundConfig = NonNullable<SidecarConfig['outbound']>;
 export type OutboundRouteConfig = OutboundConfig['routes'][number];
+export type IngressConfig = NonNullable<SidecarConfig['ingress']>;
+export type IngressRouteConfig = IngressConfig['routes'][number];

@@ -1,4 +1,4 @@
-import { ConfigError, FieldError, formatPath, inboundEntries, type InboundConfig, type OutboundConfig, type SidecarConfig } from '../config/index.js';
+import { ConfigError, FieldError, formatPath, inboundEntries, type FilterEntry, type IngressConfig, type InboundConfig, type OutboundConfig, type SidecarConfig } from '../config/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { authz, type AuthzSettings } from './authz/authz-filter.js';
 import { chainOf, type Chain } from './chain.js';
@@ -15,8 +15,9 @@ import { limits } from './request-limits.js';
 //   and the limits; inbound, peer authentication follows; a `filters:` list comes after them and cannot name them;
 // - an inbound chain authorizes: `authz` is in its list, or added at its end from `policy` / `extAuthz`; a chain
 //   without it is refused (default deny). A tcp:// app's chain has nothing but authz after the peer check;
-// - outbound, the header checks run before routing (the route is chosen by the host they check); a route may turn a
-//   filter of the list off (`NAME: false`) or give it other settings, never add or move one.
+// - outbound and ingress, the header checks run before routing (the route is chosen by the host, or the path, they
+//   check); a route may turn a filter of the list off (`NAME: false`) or give it other settings, never add or move
+//   one. Ingress has no peer authentication: its clients are outside the mesh and hold no SVID.
 
 export interface FilterSet {
   /** SIGHUP: every filter reads its files again. */
@@ -37,6 +38,15 @@ export interface OutboundChains extends FilterSet {
   chainFor(host: string, port: number): Chain;
 }
 
+export interface IngressChains extends FilterSet {
+  /** Runs before routing, as outbound. */
+  readonly headerChecks: HttpFilter;
+  /** The chain of each route, in the config's order (its changes applied). */
+  readonly routeChains: readonly Chain[];
+  /** The listener's own chain, no route's changes applied. */
+  readonly base: Chain;
+}
+
 /** `path`: where the listener is in the config (`inbound`, or `inbound[1]` in a list), for the errors. */
 export async function buildInboundChain(inbound: InboundConfig, env: FilterEnvironment, path: ReadonlyArray<string | number> = ['inbound']): Promise<InboundChain> {
   const planned = await planInbound(inbound, path);
@@ -50,24 +60,43 @@ export async function buildInboundChain(inbound: InboundConfig, env: FilterEnvir
 }
 
 export async function buildOutboundChains(outbound: OutboundConfig, env: FilterEnvironment): Promise<OutboundChains> {
-  const { listed, routes } = await planOutbound(outbound);
+  const { headerChecks, base, routeChains, ...set } = await buildRoutedChains(outbound, 'outbound', env);
+  const byHost = new Map(outbound.routes.map((route, i) => [route.host, routeChains[i]!]));
+  return { ...set, headerChecks, chainFor: (host: string, port: number) => byHost.get(`${host}:${port}`) ?? byHost.get(host) ?? base };
+}
+
+export async function buildIngressChains(ingress: IngressConfig, env: FilterEnvironment): Promise<IngressChains> {
+  return buildRoutedChains(ingress, 'ingress', env);
+}
+
+/** A listener that routes (outbound, ingress): its header checks, the chain of its list, and each route's. */
+async function buildRoutedChains(
+  listener: RoutedListenerConfig,
+  name: 'outbound' | 'ingress',
+  env: FilterEnvironment,
+): Promise<FilterSet & { headerChecks: HttpFilter; base: Chain; routeChains: Chain[] }> {
+  const { listed, routes } = await planRouted(listener, name);
   return built(env, async (make) => {
-    const checks = await make(headerChecks, { headersWithUnderscores: outbound.headersWithUnderscores });
-    const first = await make(limits, outbound.limits);
+    const checks = await make(headerChecks, { headersWithUnderscores: listener.headersWithUnderscores });
+    const first = await make(limits, listener.limits);
     const shared: HttpFilter[] = [];
     for (const filter of listed) shared.push(await make(filter.factory, filter.settings, filter.at));
     const base = chainOf([first, ...shared]);
-    const byHost = new Map<string, Chain>();
-    for (const route of routes) {
+    const routeChains: Chain[] = [];
+    for (const changes of routes) {
+      if (changes.size === 0) {
+        routeChains.push(base);
+        continue;
+      }
       const filters = [first];
       for (const [i, filter] of listed.entries()) {
-        const change = route.changes.get(filter.factory.name);
+        const change = changes.get(filter.factory.name);
         if (change === undefined) filters.push(shared[i]!);
         else if (change.off !== true) filters.push(await make(filter.factory, change.settings, change.at));
       }
-      byHost.set(route.host, chainOf(filters));
+      routeChains.push(chainOf(filters));
     }
-    return { headerChecks: checks, chainFor: (host: string, port: number) => byHost.get(`${host}:${port}`) ?? byHost.get(host) ?? base };
+    return { headerChecks: checks, base, routeChains };
   });
 }
 
@@ -76,7 +105,7 @@ export async function buildOutboundChains(outbound: OutboundConfig, env: FilterE
  * settings checked) and closes them again. Throws what is wrong; returns each listener's filters, in order.
  */
 export async function checkChains(config: SidecarConfig, logger: Logger): Promise<Record<string, string[]>> {
-  const env = (listener: 'inbound' | 'outbound', tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls });
+  const env = (listener: FilterEnvironment['listener'], tls: boolean): FilterEnvironment => ({ configDir: config.configDir ?? process.cwd(), logger, listener, tls });
   const names = (chain: Chain) => chain.filters.map((f) => f.name);
   // Keyed by where each listener is in the config: `inbound`, or `inbound[0]`, `inbound[1]`... in a list.
   const checked: Record<string, string[]> = {};
@@ -89,6 +118,11 @@ export async function checkChains(config: SidecarConfig, logger: Logger): Promis
     const outbound = await buildOutboundChains(config.outbound, env('outbound', false));
     checked.outbound = [outbound.headerChecks.name, ...names(outbound.chainFor('', 0))];
     await outbound.close();
+  }
+  if (config.ingress) {
+    const ingress = await buildIngressChains(config.ingress, env('ingress', true));
+    checked.ingress = [ingress.headerChecks.name, ...names(ingress.base)];
+    await ingress.close();
   }
   return checked;
 }
@@ -114,34 +148,37 @@ async function planInbound(inbound: InboundConfig, path: ReadonlyArray<string | 
   return planned;
 }
 
-interface RouteChanges {
-  host: string;
-  changes: Map<string, { off: true } | { off?: false; settings: unknown; at: ReadonlyArray<PropertyKey> }>;
+type RouteChanges = Map<string, { off: true } | { off?: false; settings: unknown; at: ReadonlyArray<PropertyKey> }>;
+
+interface RoutedListenerConfig {
+  filters?: FilterEntry[] | undefined;
+  routes: ReadonlyArray<{ filters?: Record<string, unknown> | undefined }>;
+  headersWithUnderscores: IngressConfig['headersWithUnderscores'];
+  limits: IngressConfig['limits'];
 }
 
-async function planOutbound(outbound: OutboundConfig): Promise<{ listed: PlannedFilter[]; routes: RouteChanges[] }> {
+/** The listener's list, and each route's changes to it (empty for a route that changes nothing), in order. */
+async function planRouted(listener: RoutedListenerConfig, name: 'outbound' | 'ingress'): Promise<{ listed: PlannedFilter[]; routes: RouteChanges[] }> {
   const problems = new ConfigProblems();
-  const { planned: listed, known } = await planFilterList(outbound.filters ?? [], ['outbound', 'filters'], problems);
-  const routes: RouteChanges[] = [];
-  outbound.routes.forEach((route, r) => {
-    if (route.filters === undefined) return;
-    const changes: RouteChanges['changes'] = new Map();
-    for (const [name, given] of Object.entries(route.filters)) {
-      const at = ['outbound', 'routes', r, 'filters', name];
-      const factory = known.get(name);
+  const { planned: listed, known } = await planFilterList(listener.filters ?? [], [name, 'filters'], problems);
+  const routes = listener.routes.map((route, r) => {
+    const changes: RouteChanges = new Map();
+    for (const [filterName, given] of Object.entries(route.filters ?? {})) {
+      const at = [name, 'routes', r, 'filters', filterName];
+      const factory = known.get(filterName);
       if (factory === undefined) {
         const names = [...known.keys()];
-        problems.add(at, `the outbound listener has no "${name}" filter for this route to change (${names.length === 0 ? 'its filters list is empty' : `it has ${names.join(', ')}`})`);
+        problems.add(at, `the ${name} listener has no "${filterName}" filter for this route to change (${names.length === 0 ? 'its filters list is empty' : `it has ${names.join(', ')}`})`);
       } else if (given === false) {
-        changes.set(name, { off: true });
+        changes.set(filterName, { off: true });
       } else if (given === null || typeof given !== 'object') {
         problems.add(at, `must be false (off for this route) or the filter's settings for this route`);
       } else {
         const settings = checkSettings(factory, given, at, problems);
-        if (settings.ok) changes.set(name, { settings: settings.value, at });
+        if (settings.ok) changes.set(filterName, { settings: settings.value, at });
       }
     }
-    routes.push({ host: route.host, changes });
+    return changes;
   });
   problems.throwIfAny();
   return { listed, routes };

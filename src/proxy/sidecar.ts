@@ -10,6 +10,7 @@ import { prepareIdentitySource } from './identity-source.js';
 import { reportCutOffs } from './http2-cutoff-report.js';
 import { InboundHttpListener } from './inbound-http.js';
 import { InboundTcpListener } from './inbound-tcp.js';
+import { prepareIngress } from './ingress-start.js';
 import { OutboundListener } from './outbound-listener.js';
 import { OutboundRouteTable } from './outbound-routes.js';
 import { routesWithoutIdentity } from './routes-without-identity.js';
@@ -20,7 +21,8 @@ import { Http2Upstream } from './upstream-http2.js';
 import type { Upstream } from './upstream.js';
 
 // `meshward sidecar`: an identity source, the inbound listeners (mTLS → filter chain → app; one per app port), the
-// outbound listener (app → route → mTLS), the identity served to local processes (SDS, Workload API), the admin
+// outbound listener (app → route → mTLS), the ingress listener (TLS clients outside the mesh → filter chain → an
+// outbound route's mTLS), the identity served to local processes (SDS, Workload API), the admin
 // listener and the audit log, wired together. Identity changes flow one way: the source publishes a snapshot, and
 // every TLS context and outbound pool is rebuilt from it (and every SDS and Workload API stream is sent it).
 
@@ -30,6 +32,7 @@ export interface SidecarAddresses {
   /** Every inbound listener's address, in the config's order. */
   inbounds?: string[];
   outbound?: string;
+  ingress?: string;
   sds?: string;
   workloadApi?: string;
   admin: string;
@@ -145,11 +148,12 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       updaters.push(listener.updateTls);
     }
     if (addresses.inbounds) addresses.inbound = addresses.inbounds[0];
+    // The outbound routes' mTLS pools, once there is an identity: the outbound and ingress listeners send through them.
+    let routes: OutboundRouteTable | undefined;
+    const waiting = routesWithoutIdentity(config.outbound?.routes ?? []);
     if (config.outbound) {
       const outbound = config.outbound;
-      let routes: OutboundRouteTable | undefined;
       cleanup.push(() => routes?.destroy());
-      const waiting = routesWithoutIdentity(outbound.routes);
       const { headerChecks, chainFor, ...filters } = await buildOutboundChains(outbound, filterEnv('outbound', false));
       filterSets.push(filters);
       cleanup.push(() => filters.close());
@@ -172,6 +176,14 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
         if (routes) routes.update(s);
         else routes = new OutboundRouteTable(outbound.routes, config.trustDomain, outbound.minTlsVersion, outbound.limits, s, logger);
       });
+    }
+    if (config.ingress) {
+      const shared = { env: filterEnv('ingress', true), observe, logger, metrics, ...(tracer ? { tracer } : {}) };
+      const { listener, filters } = await prepareIngress(config.ingress, shared, { upstreamOf: (...args) => (routes ?? waiting).upstreamOf(...args) }, cleanup);
+      filterSets.push(filters);
+      addresses.ingress = await listenAt(listener, ['ingress', 'listen']);
+      loads.push({ name: 'ingress', open: listener.openConnections, maxConnections: config.ingress.limits.maxConnections });
+      drains.push(() => listener.close(config.drainTimeout));
     }
     if (config.sds || config.workloadApi) {
       // gRPC is loaded only by a sidecar that serves its identity to other processes.

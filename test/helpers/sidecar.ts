@@ -56,6 +56,7 @@ export interface RunningSidecar {
   /** Every inbound listener, in the config's order (the first is `inbound`). */
   inbounds?: string[];
   outbound?: string;
+  ingress?: string;
   admin: string;
   output: () => string;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
@@ -66,13 +67,14 @@ export async function runSidecar(dir: string, name: string, config: object, env:
   const configFile = join(dir, `${name}.yaml`);
   writeFileSync(configFile, stringify(config));
   const { child, output, match } = await startCli(['sidecar', '--config', configFile], /^.*"msg":"sidecar ready".*$/m, { env, ...options });
-  const ready = JSON.parse(match[0]) as { inbound?: string; inbounds?: string[]; outbound?: string; admin: string };
+  const ready = JSON.parse(match[0]) as { inbound?: string; inbounds?: string[]; outbound?: string; ingress?: string; admin: string };
   return {
     child,
     configFile,
     ...(ready.inbound ? { inbound: ready.inbound } : {}),
     ...(ready.inbounds ? { inbounds: ready.inbounds } : {}),
     ...(ready.outbound ? { outbound: ready.outbound } : {}),
+    ...(ready.ingress ? { ingress: ready.ingress } : {}),
     admin: ready.admin,
     output,
     stop: (signal) => stopBounded(child, configFile, signal),
