@@ -1,21 +1,25 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiKey } from '../../src/filters/api-key.js';
-import type { HttpFilter } from '../../src/filters/http-filter.js';
-import { runCli, tempDir } from '../helpers/cli.js';
-import { filterEnv, serveChain, startApp, type Harness, type TestFilterEnvironment } from '../helpers/filter-harness.js';
+import { REPO_ROOT, runCli, tempDir } from '../helpers/cli.js';
+import { startEdge, type Edge } from '../helpers/edge.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpRequest, makeMesh, outputContaining, readJsonLines } from '../helpers/sidecar.js';
 
-// The apiKey filter in front of a real app over real HTTP, with keys made by the real `meshward apikey create`.
+// apiKey at the edge: a real `meshward sidecar` ingress in front of a mesh service, with keys made by the real
+// `meshward apikey create`. A custom filter after apiKey (the tag fixture) tells the app which principal the chain saw.
 
-describe('apiKey through real sockets', () => {
+const TAG_MODULE = join(REPO_ROOT, 'test/fixtures/filters/tag-filter.mjs');
+
+describe('apiKey through a real ingress listener', () => {
   const { dir, cleanup } = tempDir('meshward-apikey-sockets-');
   const keysFile = join(dir, 'keys.yaml');
-  let app: Harness;
-  let edge: Harness;
-  let filter: HttpFilter;
-  let env: TestFilterEnvironment;
+  const auditFile = join(dir, 'edge-audit.jsonl');
+  let app: http.Server;
+  let edge: Edge;
   let billingKey: string;
-  const seen: Array<{ url: string; headers: Record<string, unknown> }> = [];
+  const seen: Array<{ url: string; headers: http.IncomingHttpHeaders }> = [];
 
   async function createKey(name: string): Promise<string> {
     const r = await runCli(['apikey', 'create', '--name', name, '--file', keysFile]);
@@ -25,65 +29,74 @@ describe('apiKey through real sockets', () => {
 
   beforeAll(async () => {
     billingKey = await createKey('billing');
-    app = await startApp((req, res) => {
+    app = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers });
       res.setHeader('content-type', 'application/json');
       res.end('{"ok":true}');
     });
-    env = filterEnv({ configDir: dir });
-    filter = await apiKey.create(apiKey.settings.parse({ keysFile: 'keys.yaml', queryParameter: 'api_key' }), env);
-    // A filter after apiKey shows the app which principal the chain saw.
-    const principal: HttpFilter = {
-      name: 'principal-probe',
-      onRequest: (ctx) => {
-        ctx.setHeaders.push(['x-test-principal', ctx.request.principal ?? '(none)']);
-        return undefined;
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    edge = await startEdge(await makeMesh(dir), {
+      app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+      ingress: {
+        routes: [{ prefix: '/', to: 'orders' }],
+        filters: [{ apiKey: { keysFile: 'keys.yaml', queryParameter: 'api_key' } }, { module: TAG_MODULE }],
       },
-    };
-    edge = await serveChain([filter, principal], app.port);
-  });
+      outboundFilters: [{ apiKey: { keysFile: 'keys.yaml', queryParameter: 'api_key' } }],
+      webExtra: { audit: { path: auditFile } },
+      // Every request's record is logged at debug: the key must be in none of them.
+      webEnv: { MESHWARD_LOG_LEVEL: 'debug' },
+    });
+  }, 120_000);
   afterAll(async () => {
-    await edge.close();
-    await app.close();
-    await filter.close?.();
+    await edge?.stop();
+    await new Promise<void>((resolve) => app.close(() => resolve()));
     cleanup();
   });
 
   it('lets a caller with a key through as apikey:NAME; the key reaches neither the app nor the log', async () => {
     seen.length = 0;
-    const res = await fetch(`${edge.url}/orders?page=2`, { headers: { 'X-API-Key': billingKey } });
-    expect(res.status).toBe(200);
-    const query = await fetch(`${edge.url}/orders?api_key=${billingKey}&page=3`);
-    expect(query.status).toBe(200);
+    expect((await edge.fetch('/orders?page=2', { headers: { 'X-API-Key': billingKey } })).status).toBe(200);
+    expect((await edge.fetch(`/orders?api_key=${billingKey}&page=3`)).status).toBe(200);
     // A WSGI or CGI app reads x_api_key as x-api-key: that spelling must not carry the key past the filter either.
-    const underscored = await fetch(`${edge.url}/orders?page=4`, { headers: { 'x-api-key': billingKey, 'x_api_key': billingKey } });
-    expect(underscored.status).toBe(200);
+    expect((await edge.fetch('/orders?page=4', { headers: { 'x-api-key': billingKey, x_api_key: billingKey } })).status).toBe(200);
     expect(seen.map((s) => s.url)).toEqual(['/orders?page=2', '/orders?page=3', '/orders?page=4']);
     for (const request of seen) {
-      expect(request.headers['x-test-principal']).toBe('apikey:billing');
+      expect(request.headers['x-tag-principal']).toBe('apikey:billing');
       expect(JSON.stringify(request)).not.toContain(billingKey);
     }
-    expect(env.lines.join('\n')).not.toContain(billingKey);
+    await outputContaining(edge.web, '"path":"/orders?page=4"');
+    expect(edge.web.output()).toContain('"principal":"apikey:billing"');
+    expect(edge.web.output()).not.toContain(billingKey);
   });
 
-  it('answers 401 as JSON with a challenge when the key is missing or unknown; the app never hears of it', async () => {
+  it('takes the key out of the path on the outbound listener too: the destination gets the path the filters left', async () => {
+    seen.length = 0;
+    const res = await httpRequest(edge.web.outbound!, `/orders?api_key=${billingKey}&page=5`, { headers: { host: 'orders' } });
+    expect(res.status).toBe(200);
+    expect(seen.map((s) => s.url)).toEqual(['/orders?page=5']);
+  });
+
+  it('answers 401 as JSON with a challenge when the key is missing or unknown, audits it, and the app never hears of it', async () => {
     seen.length = 0;
     for (const headers of [{}, { 'x-api-key': `${billingKey}x` }]) {
-      const res = await fetch(`${edge.url}/orders`, { headers });
+      const res = await edge.fetch('/orders', { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('content-type')).toBe('application/json');
       expect(res.headers.get('www-authenticate')).toBe('ApiKey realm="meshward", header="x-api-key", query="api_key"');
       expect(await res.json()).toMatchObject({ error: 'unauthenticated' });
     }
     expect(seen).toEqual([]);
+    const refusals = () => readJsonLines(auditFile).filter((r) => r.direction === 'ingress' && (r.decision as { outcome?: string } | undefined)?.outcome === 'unauthenticated');
+    expect(await eventually(() => refusals().length === 2, 10_000)).toBe(true);
+    expect(refusals()[0]).toMatchObject({ type: 'authz', method: 'GET', path: '/orders', status: 401, decision: { outcome: 'unauthenticated', rule: 'apiKey' }, sourceIp: '127.0.0.1' });
+    expect(readJsonLines(auditFile).map((r) => JSON.stringify(r)).join('\n')).not.toContain(billingKey);
   });
 
   it('accepts a key created while it runs, once the file is reloaded', async () => {
     const reportsKey = await createKey('reports');
-    await env.waitFor(/API keys reloaded/);
+    await outputContaining(edge.web, 'API keys reloaded');
     seen.length = 0;
-    const res = await fetch(`${edge.url}/reports`, { headers: { 'x-api-key': reportsKey } });
-    expect(res.status).toBe(200);
-    expect(seen[0]?.headers['x-test-principal']).toBe('apikey:reports');
+    expect((await edge.fetch('/reports', { headers: { 'x-api-key': reportsKey } })).status).toBe(200);
+    expect(seen[0]?.headers['x-tag-principal']).toBe('apikey:reports');
   });
 });

@@ -1,40 +1,51 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { headers } from '../../src/filters/headers.js';
-import type { HttpFilter } from '../../src/filters/http-filter.js';
-import { filterEnv, serveChain, startApp, type Harness } from '../helpers/filter-harness.js';
+import { tempDir } from '../helpers/cli.js';
+import { startEdge, type Edge } from '../helpers/edge.js';
+import { makeMesh } from '../helpers/sidecar.js';
 
-// The headers filter in front of a real app over real HTTP: what the app gets, and what the client gets back.
+// headers at the edge: a real `meshward sidecar` ingress (a TLS listener, so the preset includes HSTS) in front of a
+// mesh service: what the app gets, and what the client gets back.
 
-describe('headers through real sockets', () => {
-  let app: Harness;
-  let edge: Harness;
-  let filter: HttpFilter;
+describe('headers through a real ingress listener', () => {
+  const { dir, cleanup } = tempDir('meshward-headers-');
+  let app: http.Server;
+  let edge: Edge;
 
   beforeAll(async () => {
-    app = await startApp((req, res) => {
+    app = http.createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', server: 'gunicorn/22', 'x-powered-by': 'Flask' });
       res.end(JSON.stringify(req.rawHeaders));
     });
-    filter = await headers.create(
-      headers.settings.parse({
-        request: { remove: ['cookie'], set: { 'x-team': 'payments' }, append: { 'x-forwarded-proto': 'https' } },
-        response: { set: { 'cache-control': 'no-store' } },
-        securityHeaders: true,
-      }),
-      filterEnv({ tls: true }),
-    );
-    edge = await serveChain([filter], app.port);
-  });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    edge = await startEdge(await makeMesh(dir), {
+      app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+      ingress: {
+        routes: [{ prefix: '/', to: 'orders' }],
+        filters: [
+          {
+            headers: {
+              request: { remove: ['cookie'], set: { 'x-team': 'payments' }, append: { via: 'meshward-edge' } },
+              response: { set: { 'cache-control': 'no-store' } },
+              securityHeaders: true,
+            },
+          },
+        ],
+      },
+    });
+  }, 120_000);
   afterAll(async () => {
-    await edge.close();
-    await app.close();
+    await edge?.stop();
+    await new Promise<void>((resolve) => app.close(() => resolve()));
+    cleanup();
   });
 
   it('changes what the app gets and what the client gets back', async () => {
-    const res = await fetch(`${edge.url}/`, { headers: { cookie: 'session=secret', 'x-team': 'spoofed', 'x-forwarded-proto': 'http' } });
+    const res = await edge.fetch('/', { headers: { cookie: 'session=secret', 'x-team': 'spoofed', via: '1.1 client' } });
     const received = (await res.json()) as string[];
     const pairs = received.flatMap((v, i) => (i % 2 === 0 ? [`${v.toLowerCase()}: ${received[i + 1]}`] : []));
-    expect(pairs).toEqual(expect.arrayContaining(['x-team: payments', 'x-forwarded-proto: http', 'x-forwarded-proto: https']));
+    expect(pairs).toEqual(expect.arrayContaining(['x-team: payments', 'via: 1.1 client', 'via: meshward-edge']));
     expect(pairs.filter((p) => p.startsWith('cookie') || p.includes('spoofed'))).toEqual([]);
     expect(res.headers.get('server')).toBeNull();
     expect(res.headers.get('x-powered-by')).toBeNull();

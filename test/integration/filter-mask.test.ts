@@ -1,28 +1,32 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HttpFilter } from '../../src/filters/http-filter.js';
-import { mask } from '../../src/filters/mask.js';
-import { filterEnv, serveChain, startApp, type Harness } from '../helpers/filter-harness.js';
+import { tempDir } from '../helpers/cli.js';
+import { startEdge, type Edge } from '../helpers/edge.js';
+import { makeMesh } from '../helpers/sidecar.js';
 
-// mask in front of a real app over real HTTP: masked JSON with a right content-length, a 502 instead of an answer it
-// cannot mask (too big, compressed), and answers that are not JSON streaming by untouched.
+// mask at the edge: a real `meshward sidecar` ingress in front of a mesh service. Masked JSON with a right
+// content-length, a 502 instead of an answer it cannot mask (too big, compressed), and answers that are not JSON
+// streaming by untouched. Routes under /pass/ give the filter `onOversize: pass`.
 
 const BIG = 64 * 1024;
+const FIELDS = [{ name: 'ssn' }, { path: '$.card.number', mode: 'partial' }];
 
-describe('mask through real sockets', () => {
-  let app: Harness;
-  const edges: Harness[] = [];
-  const filters: HttpFilter[] = [];
+describe('mask through a real ingress listener', () => {
+  const { dir, cleanup } = tempDir('meshward-mask-');
   const acceptEncodings: Array<string | undefined> = [];
+  let app: http.Server;
+  let edge: Edge;
 
   beforeAll(async () => {
-    app = await startApp((req, res) => {
+    app = http.createServer((req, res) => {
       acceptEncodings.push(req.headers['accept-encoding']);
       const json = (body: string | Buffer, headers: Record<string, string> = {}) => {
         res.writeHead(200, { 'content-type': 'application/json', ...headers });
         res.end(body);
       };
-      switch (req.url) {
+      switch (req.url!.slice(req.url!.lastIndexOf('/'))) {
         case '/account':
           // Written by hand: JSON.stringify would round the id, which is past 2^53.
           return json('{ "id": 9007199254740993, "ssn": "123-45-6789", "card": { "number": "4111111111111111", "brand": "visa" } }');
@@ -37,24 +41,27 @@ describe('mask through real sockets', () => {
           return res.end(`ssn 123-45-6789 ${'y'.repeat(BIG)}`);
       }
     });
-  });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    edge = await startEdge(await makeMesh(dir), {
+      app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+      ingress: {
+        routes: [
+          { prefix: '/pass', to: 'orders', filters: { mask: { fields: FIELDS, maxBytes: 4096, onOversize: 'pass' } } },
+          { prefix: '/', to: 'orders' },
+        ],
+        filters: [{ mask: { fields: FIELDS, maxBytes: 4096 } }],
+      },
+    });
+  }, 120_000);
   afterAll(async () => {
-    for (const e of edges) await e.close();
-    await app.close();
+    await edge?.stop();
+    await new Promise<void>((resolve) => app.close(() => resolve()));
+    cleanup();
   });
-
-  async function edge(settings: Record<string, unknown>): Promise<string> {
-    const filter = await mask.create(mask.settings.parse({ fields: [{ name: 'ssn' }, { path: '$.card.number', mode: 'partial' }], maxBytes: 4096, ...settings }), filterEnv());
-    filters.push(filter);
-    const served = await serveChain([filter], app.port);
-    edges.push(served);
-    return served.url;
-  }
 
   it('masks fields of a JSON answer, with a content-length that fits and every digit of the other numbers', async () => {
-    const url = await edge({});
     acceptEncodings.length = 0;
-    const res = await fetch(`${url}/account`, { headers: { 'accept-encoding': 'gzip, deflate, br' } });
+    const res = await edge.fetch('/account', { headers: { 'accept-encoding': 'gzip, deflate, br' } });
     const text = await res.text();
     expect(text).toBe('{"id":9007199254740993,"ssn":"***","card":{"number":"***1111","brand":"visa"}}');
     expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
@@ -62,9 +69,8 @@ describe('mask through real sockets', () => {
   });
 
   it('answers 502 for a JSON answer over the cap or compressed, and never sends it', async () => {
-    const url = await edge({});
     for (const path of ['/big', '/gzip']) {
-      const res = await fetch(`${url}${path}`);
+      const res = await edge.fetch(path);
       expect(res.status, path).toBe(502);
       const body = await res.text();
       expect(JSON.parse(body)).toMatchObject({ error: 'bad_gateway' });
@@ -72,16 +78,14 @@ describe('mask through real sockets', () => {
     }
   });
 
-  it('with onOversize: pass, lets an answer over the cap through unmasked', async () => {
-    const url = await edge({ onOversize: 'pass' });
-    const res = await fetch(`${url}/big`);
+  it('with onOversize: pass (a route of its own), lets an answer over the cap through unmasked', async () => {
+    const res = await edge.fetch('/pass/big');
     expect(res.status).toBe(200);
     expect((await res.json()) as { ssn: string }).toMatchObject({ ssn: '123-45-6789' });
   });
 
   it('streams an answer that is not JSON, whatever its size', async () => {
-    const url = await edge({});
-    const res = await fetch(`${url}/download`);
+    const res = await edge.fetch('/download');
     expect(res.status).toBe(200);
     expect((await res.text()).length).toBe(16 + BIG);
   });

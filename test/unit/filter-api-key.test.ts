@@ -5,7 +5,7 @@ import { apiKey, presentedApiKey, withoutQueryParameter } from '../../src/filter
 import { apiKeyHash, ApiKeySet, newApiKey, parseApiKeys, withApiKey } from '../../src/filters/api-key-store.js';
 import type { HttpFilter } from '../../src/filters/http-filter.js';
 import { tempDir } from '../helpers/cli.js';
-import { filterEnv, hopContext } from '../helpers/filter-harness.js';
+import { filterEnv, hopContext } from '../helpers/filter-context.js';
 
 const KEY = 'mw_test-key-for-billing-0123456789abcdefghijk';
 const OTHER = 'mw_test-key-for-reports-0123456789abcdefghijk';

@@ -4,7 +4,8 @@ import { cors } from '../../src/filters/cors.js';
 import { applyCorsHeaders, corsPolicy, corsSettings, originAllowed, preflightReply } from '../../src/filters/cors-policy.js';
 import type { FilterResponse, HttpFilter } from '../../src/filters/http-filter.js';
 import type { LocalReply } from '../../src/filters/local-reply.js';
-import { filterEnv, hopContext, replyResponse } from '../helpers/filter-harness.js';
+import { replyResponse } from '../../src/filters/chain.js';
+import { filterEnv, hopContext } from '../helpers/filter-context.js';
 
 const policyOf = (settings: Record<string, unknown>) => corsPolicy(corsSettings.parse(settings));
 const APP = 'https://app.example.com';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { plainIssueMessage } from '../../src/config/issue-message.js';
 import { headers } from '../../src/filters/headers.js';
 import type { FilterResponse, HttpFilter } from '../../src/filters/http-filter.js';
-import { filterEnv, hopContext } from '../helpers/filter-harness.js';
+import { filterEnv, hopContext } from '../helpers/filter-context.js';
 
 function make(settings: Record<string, unknown>, tls = false): HttpFilter {
   return headers.create(headers.settings.parse(settings), filterEnv({ tls })) as HttpFilter;

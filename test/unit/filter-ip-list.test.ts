@@ -8,7 +8,7 @@ import type { HttpFilter } from '../../src/filters/http-filter.js';
 import { clientAddress, ipList, ipRefusal } from '../../src/filters/ip-list.js';
 import type { LocalReply } from '../../src/filters/local-reply.js';
 import { tempDir } from '../helpers/cli.js';
-import { filterEnv, hopContext } from '../helpers/filter-harness.js';
+import { filterEnv, hopContext } from '../helpers/filter-context.js';
 
 const ip = (text: string) => parseIpAddress(text)!;
 const set = (...blocks: string[]) => CidrSet.of(blocks.map(cidrBlock));

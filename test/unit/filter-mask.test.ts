@@ -4,7 +4,7 @@ import type { FilterResponse, HttpFilter } from '../../src/filters/http-filter.j
 import { jsonMasker, maskValue } from '../../src/filters/json-mask.js';
 import { jsonPathProblem, mask } from '../../src/filters/mask.js';
 import { isJsonContentType } from '../../src/filters/media-type.js';
-import { filterEnv, hopContext } from '../helpers/filter-harness.js';
+import { filterEnv, hopContext } from '../helpers/filter-context.js';
 
 describe('masking a value', () => {
   it('full: "***" for anything but null', () => {

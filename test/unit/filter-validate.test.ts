@@ -7,7 +7,7 @@ import { checkRequest, type RequestFacts, type RequestVerdict } from '../../src/
 import { validate } from '../../src/filters/validate.js';
 import type { LocalReply } from '../../src/filters/local-reply.js';
 import { tempDir } from '../helpers/cli.js';
-import { filterEnv, hopContext } from '../helpers/filter-harness.js';
+import { filterEnv, hopContext } from '../helpers/filter-context.js';
 
 const FIXTURES = resolve(import.meta.dirname, '../fixtures/openapi');
 const ORDERS = readFileSync(join(FIXTURES, 'orders-3.0.yaml'), 'utf8');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WatchedFile } from '../../src/filters/watched-file.js';
 import { tempDir } from '../helpers/cli.js';
-import { memoryLogger } from '../helpers/filter-harness.js';
+import { memoryLogger } from '../helpers/filter-context.js';
 
 // The file behind apiKey, validate and ipList: loaded at start, reloaded on change, the last good content kept.
 
