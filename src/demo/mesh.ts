@@ -61,6 +61,8 @@ export interface RunningOrders {
 
 export interface RunningWeb {
   outbound: string;
+  /** The edge: web's ingress listener, for clients outside the mesh. */
+  ingress: string;
   /** unix:PATH of the SPIFFE Workload API web's sidecar serves web's SVID on. */
   workloadApi: string;
   admin: string;
@@ -104,19 +106,21 @@ export async function startOrders(ctx: MeshContext, ca: RunningCa): Promise<Runn
 
 /**
  * web's sidecar: an outbound listener for web's app, with one route, to orders, whose server must prove ORDERS_ID;
- * and web's SVID on the SPIFFE Workload API, for a SPIFFE-aware program of web's that does its own mTLS.
+ * web's SVID on the SPIFFE Workload API, for a SPIFFE-aware program of web's that does its own mTLS; and the edge,
+ * an ingress listener (`ingress`, edge.ts) whose clients outside the mesh reach orders through that route.
  */
-export async function startWeb(ctx: MeshContext, ca: RunningCa, ordersInbound: string): Promise<RunningWeb> {
+export async function startWeb(ctx: MeshContext, ca: RunningCa, ordersInbound: string, ingress: object): Promise<RunningWeb> {
   const configFile = await writeSidecarConfig(ctx, 'web', {
     trustDomain: TRUST_DOMAIN,
     identity: await caIdentity(ctx, ca, 'web', WEB_ID),
     outbound: { listen: '127.0.0.1:0', routes: [{ host: 'orders', address: ordersInbound, spiffeId: ORDERS_ID }] },
+    ingress,
     workloadApi: { listen: 'unix:web-workload.sock' },
     admin: { listen: '127.0.0.1:0' },
     drainTimeout: '1s',
   });
   const sidecar = await runSidecar(ctx, 'web', configFile);
-  return { outbound: sidecar.addresses.outbound!, workloadApi: sidecar.addresses.workloadApi!, admin: sidecar.addresses.admin, configFile };
+  return { outbound: sidecar.addresses.outbound!, ingress: sidecar.addresses.ingress!, workloadApi: sidecar.addresses.workloadApi!, admin: sidecar.addresses.admin, configFile };
 }
 
 /** `identity.ca` with a one-time join token (as `meshward ca token` mints it) in a 0600 file next to the config. */

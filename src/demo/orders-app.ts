@@ -2,7 +2,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 // The orders app: plain HTTP on loopback, knowing nothing of TLS or identities. It answers with the order asked for
-// and with what its sidecar told it about the caller, so the demo can show what reached the app.
+// (and the card it was paid with) and with what its sidecar told it about the caller, so the demo can show what
+// reached the app.
+
+/** The card number every order is paid with: mesh callers see it; clients outside the mesh get it masked. */
+export const ORDER_CARD = '4111111111111111';
 
 export interface RunningApp {
   url: string;
@@ -14,7 +18,7 @@ export async function startOrdersApp(listen: { host: string; port: number } = { 
   const server = http.createServer((req, res) => {
     const id = /^\/api\/orders\/([^/?]+)$/.exec(req.url ?? '')?.[1];
     const body = JSON.stringify({
-      ...(id !== undefined ? { order: id, status: 'shipped' } : { error: 'not_found' }),
+      ...(id !== undefined ? { order: id, status: 'shipped', card: ORDER_CARD } : { error: 'not_found' }),
       caller: req.headers['x-meshward-principal'] ?? null,
       xfcc: req.headers['x-forwarded-client-cert'] ?? null,
     });

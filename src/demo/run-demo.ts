@@ -7,6 +7,7 @@ import { verifyChain } from '../telemetry/audit-chain.js';
 import { captureLeftOut, captureRows, startCapturePods } from './capture-step.js';
 import { CAPTURE_DEFAULTS } from '../capture/index.js';
 import { componentLogs } from './component-logs.js';
+import { apiKeyCall, corsPreflight, EdgeClient, maskedField, prepareEdge, schemaRejection } from './edge.js';
 import { keepHints } from './keep-hints.js';
 import { createCa, serveCa, startOrders, startWeb, SVID_TTL, TRUST_DOMAIN, type MeshContext } from './mesh.js';
 import { formatElapsed, Progress } from './progress.js';
@@ -39,7 +40,7 @@ export async function runDemo(options: DemoOptions, out: NodeJS.WritableStream =
   const leftOut = await captureLeftOut();
   const progress = new Progress(leftOut === undefined ? 7 : 6, out);
   out.write(
-    `meshward demo: a CA, two apps (web, orders) and their sidecars, on 127.0.0.1 only` +
+    `meshward demo: a CA, two apps (web, orders) and their sidecars, web's with an edge for clients outside the mesh, on 127.0.0.1 only` +
       `${leftOut === undefined ? '; then, as root, the same two as pods in network namespaces of their own, with transparent capture' : ''}\n` +
       `working directory ${dir} (removed at the end${logs.file ? `; component logs in ${logs.file}` : ''})\n` +
       `${leftOut === undefined ? '' : `transparent capture left out: ${leftOut}\n`}\n`,
@@ -105,11 +106,18 @@ async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions &
   const created = await progress.step(`creating a CA for spiffe://${TRUST_DOMAIN}`, () => createCa(ctx));
   const ca = await progress.step('starting the CA (gRPC over TLS)', () => serveCa(ctx, created), (c) => c.address);
   const orders = await progress.step('starting the orders app and its sidecar (SVID from the CA, via a join token)', () => startOrders(ctx, ca), (o) => `inbound ${o.inbound}`);
-  const web = await progress.step("starting web's sidecar (SVID from the CA, via a join token)", () => startWeb(ctx, ca, orders.inbound), (w) => `outbound ${w.outbound}`);
+  const edgeConfig = await prepareEdge(ctx, ca);
+  const web = await progress.step(
+    "starting web's sidecar (SVID from the CA, via a join token) with an edge for clients outside the mesh",
+    () => startWeb(ctx, ca, orders.inbound, edgeConfig.ingress),
+    (w) => `outbound ${w.outbound}, ingress ${w.ingress}`,
+  );
   // web's app: plain HTTP to its own sidecar's outbound listener, as any app in the mesh talks.
   const webApp = new Pool(`http://${web.outbound}`, { connections: 8 });
   ctx.resources.add("web's app", () => webApp.close());
-  const rows = await progress.step('sending requests: as web, without a certificate, with a forged header, with an SVID from the Workload API', async () => [
+  const edge = await EdgeClient.open(web.ingress, ca, edgeConfig.apiKey);
+  ctx.resources.add('the edge client', () => edge.close());
+  const rows = await progress.step('sending requests: as web, without a certificate, with a forged header, with an SVID from the Workload API, through the edge', async () => [
     await allowedRead(webApp, orders),
     await deniedRequest(webApp, 'POST', '/api/orders'),
     await deniedRequest(webApp, 'GET', '/api/admin'),
@@ -117,6 +125,10 @@ async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions &
     await noClientCertificate(ca, orders),
     await forgedClientCertHeader(webApp),
     await spiffeAwareCall(web, orders),
+    await corsPreflight(edge),
+    await apiKeyCall(edge),
+    await schemaRejection(edge),
+    await maskedField(edge),
   ]);
   const timeoutMs = options.rotationTimeoutMs ?? 25_000;
   rows.push(
@@ -136,7 +148,7 @@ async function mesh(ctx: MeshContext, progress: Progress, options: DemoOptions &
     }, (s) => s.pods);
     rows.push(...step.rows);
   }
-  return { rows, hints: keepHints(ctx.dir, ca, orders, web) };
+  return { rows, hints: keepHints(ctx.dir, ca, orders, web, edgeConfig.apiKey) };
 }
 
 /**

@@ -35,6 +35,11 @@ function expectChecksPassed(stdout: string): void {
   expect(stdout).toMatch(/^ok +GET \/api\/orders\/7, forged XFCC sa\/admin +\| web +\| 200, forged XFCC removed +\| app saw URI=spiffe:\/\/…\/ns\/default\/sa\/web$/m);
   // Issue 16: a SPIFFE-aware program reads web's SVID from the Workload API of web's sidecar and does its own mTLS.
   expect(stdout).toMatch(/^ok +GET \/api\/orders\/9, SVID from Workload API +\| web, own mTLS +\| 200 allowed +\| rule web-reads-orders$/m);
+  // Issue 15: the edge (web's ingress) for clients outside the mesh: CORS, an API key, the OpenAPI document, masking.
+  expect(stdout).toMatch(/^ok +OPTIONS \/api\/orders\/5, CORS preflight +\| page of https:\/\/shop\.example +\| 204, origin allowed +\| answered at the edge$/m);
+  expect(stdout).toMatch(/^ok +GET \/api\/orders\/5, API key, TLS +\| apikey:demo-client +\| 200 allowed +\| then mTLS: orders saw spiffe:\/\/…\/ns\/default\/sa\/web$/m);
+  expect(stdout).toMatch(/^ok +POST \/api\/orders \{…, "isAdmin": true\} +\| apikey:demo-client +\| 400 rejected +\| \/isAdmin: not in the schema$/m);
+  expect(stdout).toMatch(/^ok +GET \/api\/orders\/6, card number +\| apikey:demo-client +\| 200, card \*\*\*1111 +\| masked at the edge$/m);
   const rotation = /^ok +GET \/api\/orders\/N during renewal +\| web +\| (?:orders|web) (\w+)… -> (\w+)… +\| (\d+) requests, 0 failed$/m.exec(stdout);
   expect(rotation, stdout).not.toBeNull();
   expect(rotation![1]).not.toBe(rotation![2]);
@@ -106,6 +111,13 @@ describe('meshward demo (README: Start here)', () => {
       const curl = await run(match[1]!, { timeout: 10_000 });
       expect(curl.stdout).toMatch(/^HTTP\/1\.1 200 /);
       expect(curl.stdout).toContain('"order":"1"');
+      // The edge, as a client outside the mesh calls it: TLS, the API key the hints print, a masked card number.
+      const edgeCurl = /^ {2}(curl -i --cacert \S+ -H 'x-api-key: mw_[\w-]+' https:\/\/localhost:\d+\/api\/orders\/1)$/m.exec(output());
+      expect(edgeCurl, output()).not.toBeNull();
+      const edge = await run(edgeCurl![1]!, { timeout: 10_000 });
+      // (curl and the edge agree on HTTP/2 by ALPN.)
+      expect(edge.stdout).toMatch(/^HTTP\/2 200 /);
+      expect(edge.stdout).toContain('"card":"***1111"');
       const readyz = /http:\/\/127\.0\.0\.1:\d+\/readyz/.exec(output())![0];
       expect((await fetch(readyz)).status).toBe(200);
 
