@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { sidecarConfigSchema } from '../../src/config/index.js';
+import { REPO_ROOT } from '../helpers/cli.js';
 import { sidecarConfigProblems as problems } from '../helpers/config-problems.js';
 
 // `ingress:` in the sidecar's config (issue 15, section 2), checked without starting anything.
@@ -12,7 +16,24 @@ const base = {
 };
 const ingress = (extra: object = {}) => ({ ...base, ingress: { listen: '0.0.0.0:8443', tls: { cert: 'edge.pem', key: 'edge.key' }, routes: [{ prefix: '/api', to: 'orders' }], ...extra } });
 
+/** README's sidecar example, and its ingress example (the yaml block after "**Ingress (the edge).**"). */
+function readmeExamples(): { sidecar: Record<string, unknown>; ingress: Record<string, unknown> } {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const block = (from: string) => parse(/```yaml\n([\s\S]+?)```/.exec(readme.slice(readme.indexOf(from)))![1]!) as Record<string, unknown>;
+  return { sidecar: block('## The sidecar'), ingress: block('**Ingress (the edge).**') };
+}
+
 describe('ingress config', () => {
+  it('accepts the example in README, with the meaning it describes', () => {
+    const { sidecar, ingress: example } = readmeExamples();
+    const config = sidecarConfigSchema.parse({ ...sidecar, ...example });
+    expect(config.ingress).toMatchObject({
+      listen: { host: '0.0.0.0', port: 8443 },
+      tls: { minVersion: 'TLSv1.2' },
+      routes: [{ prefix: '/api/orders', methods: ['GET', 'POST'], to: 'orders' }, { prefix: '/health', to: 'orders', filters: { apiKey: false } }],
+    });
+  });
+
   it('fills in the defaults: TLS 1.2 and up, the limits every listener has, drop underscores', () => {
     const config = sidecarConfigSchema.parse(ingress({ routes: [{ prefix: '/api/', methods: ['GET'], to: 'ORDERS:9090', filters: { cors: false } }] }));
     expect(config.ingress).toMatchObject({
