@@ -1,6 +1,8 @@
 import { authz } from './authz/authz-filter.js';
 import type { FilterFactory } from './http-filter.js';
+import { jwt } from './jwt/jwt-filter.js';
 import { peerAuthentication } from './peer-authentication.js';
+import { rateLimit } from './rate-limit/rate-limit-filter.js';
 import { headerChecks } from './request-header-checks.js';
 import { limits } from './request-limits.js';
 
@@ -12,6 +14,8 @@ export const registry: Readonly<Record<string, FilterFactory>> = {
   limits,
   peerAuthentication,
   authz,
+  jwt,
+  rateLimit,
 };
 
 /** The factory a name stands for, or undefined (own properties only: `constructor` is no filter). */

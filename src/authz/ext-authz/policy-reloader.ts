@@ -7,7 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { isWatchedFileEvent } from '../../config/index.js';
 import type { Logger } from '../../telemetry/index.js';
-import { loadPolicyEngine, PolicyRuntime } from '../policy/index.js';
 import type { PolicyEngine } from '../types.js';
 
 export interface ActivePolicy {
@@ -115,15 +114,6 @@ export class PolicyReloader {
       this.logger.warn({ file: this.file, err: (err as Error).message }, 'cannot watch the policy file; reload with SIGHUP');
     }
   }
-}
-
-/** meshward's engine; one runtime for all reloads, so that rate-limit buckets and fetched JWKS survive them. */
-export function policyEngineLoader(logger: Logger): PolicyLoader {
-  const runtime = new PolicyRuntime();
-  return (file) => {
-    const { engine } = loadPolicyEngine(file, { runtime, logger });
-    return { engine, explainDenials: engine.explainDenials };
-  };
 }
 
 async function contentHash(file: string): Promise<string> {
