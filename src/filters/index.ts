@@ -2,6 +2,8 @@
 export { buildInboundChain, buildOutboundChains, checkChains, sumReloads, type FilterSet, type InboundChain, type OutboundChains } from './build-chain.js';
 export { chainOf, replyResponse, runRequestSide, runResponseSide, type BodyReader, type Chain, type FilterResult, type HopContext, type HopDecision, type ResponseBuffering } from './chain.js';
 export type { FilterEnvironment, FilterFactory, FilterMetrics, FilterResponse, HttpFilter } from './http-filter.js';
+export { createPolicyChain, loadPolicyChain, loadPolicyChainFromText, PolicyChain, policyChainLoader, type PolicyChainOptions } from './authz/policy-chain.js';
+export { PolicyRuntime, type PolicyRuntimeOptions } from './authz/policy-runtime.js';
 export { registry } from './registry.js';
 export { requestAuthority, requestHeaderChecks, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from './request-header-checks.js';
 export { PolicyFiles } from './authz/policy-files.js';

@@ -15,7 +15,8 @@ import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../grpc/grpc-framing.js';
 import { GrpcHttp2Server } from '../../grpc/grpc-http2-server.js';
-import { policyEngineLoader, PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
+import { policyChainLoader } from '../../filters/authz/policy-chain.js';
+import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
 import { readTlsFiles, type TlsFiles } from './tls-files.js';
 import { unaryRoute } from '../../grpc/unary-route.js';
@@ -23,7 +24,7 @@ import { hostGrpcService } from '../../grpc/grpc-service-host.js';
 
 export interface ExtAuthzServerOptions {
   policyFile: string;
-  /** How the policy file becomes an engine; meshward's policy engine unless a test substitutes one. */
+  /** How the policy file becomes an engine; the whole policy file (filters/authz/policy-chain.ts) unless a test substitutes one. */
   loadPolicy?: PolicyLoader;
   host: string;
   /** 0 picks a free port; the bound one is in `address`. */
@@ -57,7 +58,7 @@ export interface ExtAuthzServer {
 export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promise<ExtAuthzServer> {
   const { logger } = options;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const policy = await PolicyReloader.start(options.policyFile, options.loadPolicy ?? policyEngineLoader(logger), logger);
+  const policy = await PolicyReloader.start(options.policyFile, options.loadPolicy ?? policyChainLoader(logger), logger);
   // Undone newest first, on a failed start as on close.
   const cleanup: Array<(graceMs: number) => Promise<void> | void> = [() => policy.close()];
   const stop = async (graceMs: number) => {
