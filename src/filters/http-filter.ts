@@ -84,6 +84,8 @@ export interface FilterEnvironment {
 export interface FilterMetrics {
   /** The time one authorization decision took, failed ones included. */
   recordAuthzLatency(ms: number): void;
+  /** A rateLimit filter's Redis store failed or was too slow (meshward_ratelimit_store_errors_total). */
+  recordRateLimitStoreError(): void;
 }
 
 /**

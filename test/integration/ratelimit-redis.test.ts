@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli, stopChild, tempDir } from '../helpers/cli.js';
 import { OpensslPki } from '../helpers/openssl-pki.js';
 import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 import { rateLimitClient, shouldRateLimit, type RateLimitResponse } from '../conformance/rls-client.js';
 
 const LISTENING = /^.*"msg":"listening".*$/m;
@@ -55,18 +56,6 @@ const logged = (server: Running, msg: string) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => l.msg === msg);
-
-/** Polls until `probe` resolves to something `accept` takes; never a fixed sleep. */
-async function until<T>(what: string, probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (accept(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
 
 afterEach(async () => {
   for (const server of started.splice(0)) {

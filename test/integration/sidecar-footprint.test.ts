@@ -47,7 +47,7 @@ describe('sidecar footprint: packages loaded', () => {
     // The hook works: what the sidecars do need is listed.
     expect(orders).toEqual(expect.arrayContaining(['pino', 'undici', '@opentelemetry/sdk-metrics']));
     expect(web).toEqual(expect.arrayContaining(['pino', 'undici', '@opentelemetry/sdk-metrics']));
-    for (const unused of ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', '@peculiar/x509', '@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/exporter-trace-otlp-http', 'proper-lockfile']) {
+    for (const unused of ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', '@peculiar/x509', '@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/exporter-trace-otlp-http', 'proper-lockfile', 'ioredis']) {
       expect(orders, `orders loaded ${unused}`).not.toContain(unused);
       expect(web, `web loaded ${unused}`).not.toContain(unused);
     }

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock, type AuthzRequest } from '../../src/authz/index.js';
 import { loadPolicyChainFromText, PolicyRuntime } from '../../src/filters/index.js';
 import { MemoryRateLimitStore } from '../../src/filters/rate-limit/memory-store.js';
+import { rateLimit } from '../../src/filters/rate-limit/rate-limit-filter.js';
 import { RateLimiter } from '../../src/filters/rate-limit/rate-limiter.js';
+import { counterKey, WindowRateLimitStore } from '../../src/filters/rate-limit/window-store.js';
+import { MemoryCounterStore } from '../../src/ratelimit/memory-counter-store.js';
 
 const A = 'spiffe://example.org/ns/a/sa/a';
 const B = 'spiffe://example.org/ns/b/sa/b';
@@ -206,5 +209,24 @@ describe('the rateLimit filter\'s keys', () => {
     const byKey = limiter('apiKey');
     expect(byKey.take(request({ principal: 'spiffe://example.org/ns/a/sa/a' }))).toBeUndefined();
     expect(byKey.take(request({ principal: 'spiffe://example.org/ns/b/sa/b' }))).toMatchObject({ limit: 'l' });
+  });
+});
+
+describe('rateLimit limits per unit (quotas)', () => {
+  it('in memory: a bucket of requestsPerUnit refilled over the unit', () => {
+    const parsed = rateLimit.settings.parse({ limits: [{ name: 'q', requestsPerUnit: 1000, unit: 'day', per: 'principal' }] });
+    expect(parsed.limits[0]).toMatchObject({ requestsPerSecond: 1000 / 86_400, burst: 1000, window: { requests: 1000, seconds: 86_400 } });
+  });
+
+  it('in fixed windows of a counter store: N per window, then refused until the window ends; each key hashed', async () => {
+    let now = 30 * 86_400 * 700 + 5;
+    const store = new WindowRateLimitStore(new MemoryCounterStore(() => now), new Map([['q', { requests: 2, seconds: 30 * 86_400 }]]), 'deny');
+    const charge = [{ limit: limit(1, 1, 'q'), key: A }];
+    expect([await store.take(charge), await store.take(charge)]).toEqual([undefined, undefined]);
+    expect(await store.take(charge)).toEqual({ limit: 'q', retryAfterSeconds: 30 * 86_400 - 5 });
+    expect(await store.take([{ limit: limit(1, 1, 'q'), key: B }])).toBeUndefined();
+    now += 30 * 86_400;
+    expect(await store.take(charge)).toBeUndefined();
+    expect(counterKey('q', 60, A)).toMatch(/^meshward:rl:q:60:[A-Za-z0-9_-]{43}_$/);
   });
 });
