@@ -121,7 +121,7 @@ describe('Redis going away and coming back', () => {
     expect(refused.response_headers_to_add.map((h) => h.key)).toEqual(['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
     for (const server of [allow, deny]) {
       expect(await metric(server, 'meshward_ratelimit_store_errors_total')).toBeGreaterThanOrEqual(1);
-      expect(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again').length).toBeGreaterThanOrEqual(1);
+      await until('the store failure to be logged', () => Promise.resolve(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again')), (l) => l.length >= 1);
     }
 
     await redis.resume();
@@ -143,7 +143,9 @@ describe('Redis going away and coming back', () => {
       // rls-client's deadline is 5 s: without the timeout, this call would wait for Redis to thaw.
       const answer = await hit(server, 'frozen');
       expect(answer.statuses[0]).toMatchObject({ code: 'OK', limit_remaining: 3 });
-      expect(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again')[0]?.err).toMatch(/no answer within 1000 ms/);
+      // The warning crosses a pipe and may come after the answer.
+      const failures = await until('the store failure to be logged', () => Promise.resolve(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again')), (l) => l.length > 0);
+      expect(failures[0]?.err).toMatch(/no answer within 1000 ms/);
     } finally {
       redis.thaw();
     }
