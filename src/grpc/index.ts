@@ -5,4 +5,5 @@ export { GrpcHttp2Server, verifiedPeerCertificate, type GrpcHttp2ServerOptions, 
 export { sendStatus } from './grpc-response.js';
 export { decodeRequest, GrpcStatusError, unaryRoute, type UnaryBytesHandler } from './unary-route.js';
 export { hostGrpcService, type GrpcServiceHost, type GrpcServiceHostOptions } from './grpc-service-host.js';
+export { grpcServerOf, readTlsFiles, type TlsFiles } from './server-tls.js';
 export { loadProtoTypes, reflectedServices } from './proto-files.js';
