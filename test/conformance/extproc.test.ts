@@ -272,7 +272,7 @@ describe('meshward extproc: who called, from the attributes Envoy sends', () => 
   beforeAll(async () => {
     const policy = resolve(REPO_ROOT, 'test/fixtures/authz/policy.yaml');
     writeFileSync(join(dir, 'extproc.yaml'), ['filters:', '  - ipList: { deny: [10.0.0.0/8] }', `  - authz: { policy: ${JSON.stringify(policy)} }`, ''].join('\n'));
-    server = await startExtProc(join(dir, 'extproc.yaml'));
+    server = await startExtProc(join(dir, 'extproc.yaml'), ['--admin', '127.0.0.1:0']);
   });
   afterAll(async () => {
     await stop(server);
@@ -312,6 +312,27 @@ describe('meshward extproc: who called, from the attributes Envoy sends', () => 
     expect(immediate(await ask('/public/x')).body).toMatchObject({ reason: 'the client address is unknown' });
     // X-Forwarded-For is anyone's to send: it is no source address.
     expect(immediate(await ask('/public/x', undefined, { 'x-forwarded-for': '192.0.2.7' })).body).toMatchObject({ reason: 'the client address is unknown' });
+  });
+
+  it('answers messages Envoy sends without waiting (streamed body chunks) in order, behind a decision that takes a promise', async () => {
+    const exchange = new Exchange(server!.client);
+    const messages = [
+      requestHeaders({ headers: request('POST', '/public/upload'), endOfStream: false, attributes: { 'source.address': '192.0.2.7:40312' } }),
+      ...['a', 'b', 'c'].map((chunk) => requestBody(chunk, false)),
+      { request_trailers: { trailers: { headers: [] } } },
+    ];
+    const answers = await Promise.all(messages.map((message) => exchange.ask(message)));
+    expect(answers.map((a) => a.response)).toEqual(['request_headers', 'request_body', 'request_body', 'request_body', 'request_trailers']);
+    expect(await exchange.end()).toMatchObject({ code: 0 });
+  });
+
+  it('counts each request in meshward_requests_total{direction="extproc"} on the admin listener', async () => {
+    const { admin } = JSON.parse(LISTENING.exec(server!.output())![0]) as { admin: string };
+    await ask('/api/orders/1', { 'source.address': '192.0.2.7:40312', 'connection.uri_san_peer_certificate': WEB });
+    await ask('/public/x', { 'source.address': '10.1.2.3:5555' });
+    const metrics = await waitFor('the deny to be counted', async () => (await fetch(`http://${admin}/metrics`)).text(), (text) => text.includes('status="403"'));
+    expect(metrics).toMatch(/meshward_requests_total\{direction="extproc",decision="deny",status="403"\} [1-9]/);
+    expect(metrics).toMatch(/meshward_authz_decisions_total\{outcome="allow",rule="web-reads-orders"\} [1-9]/);
   });
 
   it('removes a forged x-meshward-principal when the caller has no identity', async () => {
