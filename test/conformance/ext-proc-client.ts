@@ -54,6 +54,34 @@ export interface ProcessingResponse {
   mode_override?: Record<string, string>;
 }
 
+const PROCESS = (envoy.envoy.service.ext_proc.v3.ExternalProcessor.service as unknown as Record<string, { path: string; requestSerialize(m: unknown): Buffer; responseDeserialize(b: Buffer): ProcessingResponse }>).Process!;
+
+/** The method's path, for a call made by hand (test/helpers/raw-grpc.ts). */
+export const PROCESS_PATH = PROCESS.path;
+
+/** Messages as one request body: each serialised and framed, so that they can be sent in one write. */
+export function framed(messages: unknown[]): Buffer {
+  return Buffer.concat(
+    messages.map((message) => {
+      const bytes = PROCESS.requestSerialize(message);
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(bytes.length, 1);
+      return Buffer.concat([prefix, bytes]);
+    }),
+  );
+}
+
+/** A response body's framed messages, decoded. */
+export function unframed(body: Buffer): ProcessingResponse[] {
+  const answers: ProcessingResponse[] = [];
+  for (let at = 0; at < body.length; ) {
+    const length = body.readUInt32BE(at + 1);
+    answers.push(PROCESS.responseDeserialize(body.subarray(at + 5, at + 5 + length)));
+    at += 5 + length;
+  }
+  return answers;
+}
+
 export function externalProcessorClient(address: string, credentials: ChannelCredentials = grpcCredentials.createInsecure(), options: ChannelOptions = {}): Client {
   return new envoy.envoy.service.ext_proc.v3.ExternalProcessor(address, credentials, options);
 }

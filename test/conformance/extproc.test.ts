@@ -1,6 +1,7 @@
 // `meshward extproc` as Envoy sees it: a real child process, driven over real gRPC by a client built from the
 // official Envoy protos (ext-proc-client.ts), one Process stream per HTTP request, as Envoy's ext_proc filter does.
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:http2';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { credentials, type Client } from '@grpc/grpc-js';
@@ -10,14 +11,18 @@ import { parse } from 'yaml';
 import { REQUEST_ATTRIBUTES } from '../../src/extproc/request-context.js';
 import { REPO_ROOT, runCli, startCli, stopChild, tempDir } from '../helpers/cli.js';
 import { waitFor } from '../helpers/eventually.js';
+import { rawGrpcCall } from '../helpers/raw-grpc.js';
 import {
   Exchange,
   externalProcessorClient,
+  framed,
+  PROCESS_PATH,
   requestBody,
   requestHeaders,
   responseBody,
   responseHeaders,
   setHeaders,
+  unframed,
   type ProcessingResponse,
 } from './ext-proc-client.js';
 import { makeTestCerts } from './certs.js';
@@ -31,11 +36,12 @@ const INVALID_ARGUMENT = 3;
 
 interface Running {
   child: ChildProcess;
+  address: string;
   client: Client;
   output: () => string;
 }
 
-async function startExtProc(configFile: string, flags: string[] = []): Promise<Running & { address: string }> {
+async function startExtProc(configFile: string, flags: string[] = []): Promise<Running> {
   const { child, match, output } = await startCli(['extproc', '--config', configFile, '--listen', '127.0.0.1:0', ...flags], LISTENING);
   const { address } = JSON.parse(match[0]) as { address: string };
   return { child, output, address, client: externalProcessorClient(address) };
@@ -315,15 +321,20 @@ describe('meshward extproc: who called, from the attributes Envoy sends', () => 
   });
 
   it('answers messages Envoy sends without waiting (streamed body chunks) in order, behind a decision that takes a promise', async () => {
-    const exchange = new Exchange(server!.client);
     const messages = [
       requestHeaders({ headers: request('POST', '/public/upload'), endOfStream: false, attributes: { 'source.address': '192.0.2.7:40312' } }),
       ...['a', 'b', 'c'].map((chunk) => requestBody(chunk, false)),
       { request_trailers: { trailers: { headers: [] } } },
     ];
-    const answers = await Promise.all(messages.map((message) => exchange.ask(message)));
-    expect(answers.map((a) => a.response)).toEqual(['request_headers', 'request_body', 'request_body', 'request_body', 'request_trailers']);
-    expect(await exchange.end()).toMatchObject({ code: 0 });
+    // All in one write, and the stream half-closed at once: they arrive together, while the policy still decides.
+    const session = connect(`http://${server!.address}`);
+    try {
+      const answer = await rawGrpcCall(session, PROCESS_PATH, framed(messages));
+      expect(answer.grpcStatus).toBe(0);
+      expect(unframed(answer.body).map((a) => a.response)).toEqual(['request_headers', 'request_body', 'request_body', 'request_body', 'request_trailers']);
+    } finally {
+      session.close();
+    }
   });
 
   it('counts each request in meshward_requests_total{direction="extproc"} on the admin listener', async () => {
