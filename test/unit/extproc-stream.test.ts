@@ -6,7 +6,8 @@ import type { ProcessingRequestMessage, ProcessingResponseMessage } from '../../
 import { requestChanges, responseHeaderMutation } from '../../src/extproc/mutations.js';
 import { ProcessStream } from '../../src/extproc/process-stream.js';
 import { addressOf, hopContextOf } from '../../src/extproc/request-context.js';
-import { chainOf, type HttpFilter } from '../../src/filters/index.js';
+import { buildExtProcChain, chainOf, type HttpFilter } from '../../src/filters/index.js';
+import { extProcConfigSchema } from '../../src/config/index.js';
 import { jsonReply } from '../../src/filters/local-reply.js';
 import { createLogger } from '../../src/telemetry/index.js';
 
@@ -196,5 +197,29 @@ describe('a Process stream', () => {
     const local = stream([{ name: 'reply', onRequest: () => jsonReply(429, { error: 'slow down' }) }]);
     await local.process.handle(headersMessage(REQUEST));
     expect(local.last().immediateResponse.status.code).toBe(429);
+  });
+});
+
+describe('the chain meshward extproc builds', () => {
+  const logger = createLogger('test', { level: 'silent' });
+
+  it('starts with the header checks and the config\'s limits: 431 and 413 before any filter of the list', async () => {
+    const config = { ...extProcConfigSchema.parse({ filters: [{ headers: { securityHeaders: true } }], limits: { maxHeaderBytes: 200, maxBodyBytes: 10 } }), configDir: process.cwd() };
+    const built = await buildExtProcChain(config, logger);
+    try {
+      expect(built.chain.filters.map((f) => f.name)).toEqual(['headerChecks', 'limits', 'headers']);
+      const answerTo = async (headers: Record<string, string>) => {
+        const sent: ProcessingResponseMessage[] = [];
+        const process = new ProcessStream({ chain: built.chain, maxBodyBytes: config.limits.maxBodyBytes, logger, send: (r) => sent.push(r) });
+        await process.handle({ request: 'requestHeaders', requestHeaders: { headers: raw(headers), endOfStream: false } });
+        return (sent[0] as { immediateResponse?: { status: { code: number } } }).immediateResponse?.status.code;
+      };
+      expect(await answerTo({ ...REQUEST, 'x-filler': 'x'.repeat(200) })).toBe(431);
+      expect(await answerTo({ ...REQUEST, 'content-length': '11' })).toBe(413);
+      expect(await answerTo({ ...REQUEST, ':authority': 'a.example', host: 'b.example' })).toBe(400);
+      expect(await answerTo(REQUEST)).toBeUndefined();
+    } finally {
+      await built.close();
+    }
   });
 });
