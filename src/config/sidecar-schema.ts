@@ -118,7 +118,7 @@ const limits = strictObject({
   }
 });
 
-const defaultLimits = limits.parse({});
+export const defaultLimits = limits.parse({});
 
 export type Limits = z.output<typeof limits>;
 
@@ -141,7 +141,7 @@ export type FilterEntry = { name: string; settings: unknown } | { module: string
  * (`settings: {...}`). Only the shape is checked here; what a name stands for and its settings are checked when the
  * chain is built (filters/filter-list.ts), with errors naming the same path.
  */
-const filterEntry = z.record(z.string(), z.unknown()).transform((entry, ctx): FilterEntry => {
+export const filterEntry = z.record(z.string(), z.unknown()).transform((entry, ctx): FilterEntry => {
   const keys = Object.keys(entry);
   if (typeof entry.module === 'string' && keys.every((k) => k === 'module' || k === 'settings')) {
     if (entry.module === '') ctx.addIssue({ code: 'custom', path: ['module'], message: 'must name an ES module file' });

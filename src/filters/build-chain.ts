@@ -167,10 +167,10 @@ function checkOrder(planned: readonly PlannedFilter[], problems: ConfigProblems)
 }
 
 type ReloadStats = { reloads: number; rejected: number };
-type Make = <S>(factory: FilterFactory<S>, settings: S, at?: ReadonlyArray<PropertyKey>) => Promise<HttpFilter>;
+export type Make = <S>(factory: FilterFactory<S>, settings: S, at?: ReadonlyArray<PropertyKey>) => Promise<HttpFilter>;
 
 /** Runs `build` with a maker that remembers every filter it made: to close them all if the build fails, or later. */
-async function built<T>(env: FilterEnvironment, build: (make: Make) => Promise<T>): Promise<T & FilterSet> {
+export async function built<T>(env: FilterEnvironment, build: (make: Make) => Promise<T>): Promise<T & FilterSet> {
   const made: HttpFilter[] = [];
   const set: FilterSet = {
     reload: async () => {
