@@ -1,10 +1,11 @@
 // Decision cost against policy size. The bar (issue 3): with 10,000 rules a decision costs at most 2x what it costs
 // with 10, because rules are indexed rather than scanned. The scaling runs use the generated rules without the rate
-// limit: a rate limit's cost follows how many distinct callers there are, not how many rules. Then the engine's own
-// decisions/s for the 200-rule policy, rate limit included, exactly as the ext_authz benchmark serves it.
+// limit: a rate limit's cost follows how many distinct callers there are, not how many rules. Then the decisions/s of
+// the 200-rule policy file, rate limit included (its rules, then its rateLimits filter: filters/authz/policy-chain.ts),
+// exactly as the ext_authz benchmark serves it.
 //
 //   npm run build && node bench/policy-decision.mjs
-import { loadPolicyEngineFromText } from '../dist/authz/index.js';
+import { loadPolicyChainFromText } from '../dist/filters/index.js';
 import { generatePolicyYaml, sampleRequests } from './fixtures/policy-generator.mjs';
 
 const SIZES = [10, 1_000, 10_000];
@@ -21,7 +22,7 @@ async function cpuNsPerDecision(engine, requests) {
 }
 
 async function subject(label, ruleCount, options) {
-  const { engine } = loadPolicyEngineFromText(generatePolicyYaml(ruleCount, options), { label });
+  const { chain: engine } = loadPolicyChainFromText(generatePolicyYaml(ruleCount, options), { label });
   const requests = sampleRequests(ruleCount, DISTINCT_REQUESTS);
   const kinds = {};
   for (const request of requests) {
@@ -52,7 +53,7 @@ console.log(`policy decision cost: CPU ns per decision, best and median of ${ROU
 console.log(`over ${DISTINCT_REQUESTS.toLocaleString('en')} distinct requests (node ${process.version})`);
 for (const s of subjects) {
   const mix = Object.entries(s.kinds).map(([k, n]) => `${k} ${Math.round((n / DISTINCT_REQUESTS) * 100)}%`).join(', ');
-  const { residual, worstCandidates } = s.engine.policy.index.stats;
+  const { residual, worstCandidates } = s.engine.engine.policy.index.stats;
   const figures = `${s.best.toFixed(0).padStart(5)} ns, median ${s.median.toFixed(0).padStart(5)} ns`;
   console.log(`  ${s.label.padStart(22)}: ${figures}   (${mix}; ${residual} unindexed, at most ${worstCandidates} candidates)`);
 }

@@ -19,6 +19,8 @@ export interface AuthzRequest {
   requestId?: string;
   /** Envoy's `context_extensions`, passed through for policies that want them. */
   contextExtensions?: Readonly<Record<string, string>>;
+  /** A verified JWT's claims, set by the JWT filter (never taken from the network); what `jwt.claims.*` conditions read. */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 /** Which rule decided, or `default` when none matched and `defaultAction` applied. */
@@ -41,6 +43,9 @@ export interface DryRunNote {
 }
 
 export interface PolicyEngine {
-  /** Never throws: any internal error becomes a deny (fail closed). */
-  decide(request: AuthzRequest): Promise<Decision>;
+  /**
+   * Never throws: any internal error becomes a deny (fail closed). Synchronous when nothing needs I/O (no JWT keys to
+   * fetch, no shared counter to ask): a request's decision then costs no promise.
+   */
+  decide(request: AuthzRequest): Decision | Promise<Decision>;
 }

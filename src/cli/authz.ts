@@ -1,7 +1,7 @@
 import { startExtAuthzServer } from '../authz/index.js';
-import { isLoopbackHost } from '../config/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
+import { servingTransport, transportUsage } from './grpc-transport.js';
 import { serveUntilSignal } from './serve-until-signal.js';
 
 /** How long SIGTERM waits for calls in flight before closing connections. */
@@ -17,13 +17,7 @@ with grpc.health.v1.Health and server reflection, on one gRPC listener.
 Options:
   --policy FILE     the policy file; watched, and reloaded on SIGHUP (an invalid change keeps the last good one)
   --listen ADDR     HOST:PORT, or [IPv6]:PORT; port 0 picks a free port (logged as "listening")
-  --tls-cert FILE   server certificate (PEM); with --tls-key and --tls-ca, serve mutual TLS (TLS 1.3):
-  --tls-key FILE    server private key (PEM)
-  --tls-ca FILE     CA bundle (PEM) that client certificates must chain to; clients without one are refused
-  --insecure-plaintext
-                    serve without TLS on an address other than loopback (127.0.0.0/8, ::1, localhost): anyone on
-                    the path could read the Checks and forge the answers. Without TLS flags and without this one,
-                    only a loopback --listen starts (with a warning)
+${transportUsage('the Checks')}
   --admin ADDR      an admin listener (plain HTTP; keep it on loopback or a private network): /healthz, /readyz
                     (503 once shutting down) and /metrics (Prometheus text, the sidecar's series with direction
                     "check"); port 0 picks a free port (logged as "admin" in the "listening" line)
@@ -51,37 +45,14 @@ export const authzCommand: Command = {
     });
     const policyFile = required(values.policy, 'policy');
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
-    const tls = tlsFlags(values['tls-cert'], values['tls-key'], values['tls-ca']);
-    const loopback = isLoopbackHost(host);
-    if (!tls && !loopback && !values['insecure-plaintext']) {
-      throw new Error(
-        `refusing to serve Check without TLS on ${host}, which is not a loopback address: anyone on the path could read the Checks and forge the answers. ` +
-          'Give --tls-cert, --tls-key and --tls-ca (mutual TLS), listen on loopback, or accept the risk with --insecure-plaintext',
-      );
-    }
+    const transport = servingTransport(host, values, 'Check');
     const admin = values.admin === undefined ? undefined : parseListenAddress(values.admin, 'admin');
     if (values.audit === '') throw new UsageError('--audit needs a file name');
     const audit = values.audit === undefined ? undefined : { path: values.audit };
 
     const logger = createLogger('authz');
-    const server = await startExtAuthzServer({ policyFile, host, port, logger, tls, admin, audit });
-    if (!tls) {
-      logger.warn(
-        { address: server.address },
-        loopback
-          ? 'serving Check without TLS, on loopback: any process on this machine can ask for decisions; give --tls-cert, --tls-key and --tls-ca for mutual TLS'
-          : 'serving Check without TLS on a non-loopback address (--insecure-plaintext): anyone on the path can read the Checks and forge the answers',
-      );
-    }
+    const server = await startExtAuthzServer({ policyFile, host, port, logger, tls: transport.tls, admin, audit });
+    transport.warn(logger, server.address);
     return serveUntilSignal(server, () => void server.reloadPolicy(), logger, SHUTDOWN_GRACE_MS);
   },
 };
-
-function tlsFlags(certFile?: string, keyFile?: string, caFile?: string) {
-  const given = [certFile, keyFile, caFile].filter((f) => f !== undefined).length;
-  if (given === 0) return undefined;
-  if (given !== 3 || !certFile || !keyFile || !caFile) {
-    throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
-  }
-  return { certFile, keyFile, caFile };
-}

@@ -7,6 +7,7 @@ const COMMANDS: Record<string, { summary: string; load?: () => Promise<Command> 
   ca: { summary: 'run and manage the built-in certificate authority', load: async () => (await import('./ca.js')).caCommand },
   sidecar: { summary: 'run the mTLS sidecar (inbound and outbound listeners)', load: async () => (await import('./sidecar.js')).sidecarCommand },
   authz: { summary: 'serve the policy engine as an Envoy ext_authz gRPC service', load: async () => (await import('./authz.js')).authzCommand },
+  extproc: { summary: "run a listener's filter chain for Envoy (ext_proc)", load: async () => (await import('./extproc.js')).extprocCommand },
   ratelimit: { summary: 'serve global rate limits (Envoy RLS, envoyproxy/ratelimit config, counts in Redis)', load: async () => (await import('./ratelimit.js')).ratelimitCommand },
   policy: { summary: 'check, explain and test policy files', load: async () => (await import('./policy.js')).policyCommand },
   capture: { summary: "redirect the pod's traffic through the sidecar (iptables or nft)", load: async () => (await import('./capture.js')).captureCommand },

@@ -3,15 +3,14 @@ import {
   foreignPrincipals,
   formatExplanation,
   loadPolicyCases,
-  loadPolicyEngine,
   ManualClock,
-  PolicyRuntime,
   runPolicyCases,
   summarisePolicy,
   tokenHeader,
   type AuthzRequest,
 } from '../authz/index.js';
 import { loadYamlFile, sidecarConfigSchema } from '../config/index.js';
+import { loadPolicyChain, PolicyRuntime } from '../filters/index.js';
 import { validateTrustDomain } from '../spiffe/index.js';
 import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
 
@@ -54,7 +53,8 @@ function check(argv: string[]): number {
   if (files.length !== 1) throw new UsageError('expected FILE');
   const file = files[0]!;
   const trustDomain = servedTrustDomain(values['trust-domain'], values.config);
-  const { policy } = loadPolicyEngine(file);
+  // The whole file, as a server would load it: a jwt.jwksFile that cannot be read is refused here too.
+  const { policy } = loadPolicyChain(file);
   process.stdout.write(`${basename(file)}: OK: ${summarisePolicy(policy)}\n`);
   if (trustDomain === undefined) return 0;
   for (const f of foreignPrincipals(policy, trustDomain)) {
@@ -101,7 +101,7 @@ async function explain(argv: string[]): Promise<number> {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port must be 1-65535, not "${values.port}"`);
   }
   let headers = keyValues(values.header, 'header', true);
-  const { engine, policy } = loadPolicyEngine(files[0]!);
+  const { chain, policy } = loadPolicyChain(files[0]!);
   if (values.jwt !== undefined) {
     if (!policy.jwt) throw new Error('--jwt needs a policy with a jwt section');
     const [name, value] = tokenHeader(policy.jwt, values.jwt);
@@ -117,7 +117,7 @@ async function explain(argv: string[]): Promise<number> {
     destinationPort: port,
     contextExtensions: values.context ? keyValues(values.context, 'context') : undefined,
   };
-  const explanation = await engine.explain(request);
+  const explanation = await chain.explain(request);
   process.stdout.write(values.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation, path));
   // Scriptable like `policy test`: 0 only when the request would be let through.
   return explanation.decision.kind === 'allow' ? 0 : 1;
@@ -127,9 +127,9 @@ async function test(argv: string[]): Promise<number> {
   const [file, casesFile] = positionals(argv, ['FILE', 'CASES.yaml']) as [string, string];
   // A clock that stands still: rate-limit cases give the same answer however fast the machine is.
   const runtime = new PolicyRuntime({ clock: new ManualClock() });
-  const { engine, policy } = loadPolicyEngine(file, { runtime });
+  const { chain, policy } = loadPolicyChain(file, { runtime });
   const cases = loadPolicyCases(casesFile, policy);
-  const results = await runPolicyCases(engine, policy, cases);
+  const results = await runPolicyCases(chain, policy, cases);
   for (const r of results) {
     process.stdout.write(r.passed ? `PASS  ${r.name}\n` : `FAIL  ${r.name}: expected ${r.expected}, got ${r.actual}\n`);
   }

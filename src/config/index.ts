@@ -5,6 +5,7 @@ export * from './load.js';
 export * from './strict-object.js';
 export * from './sidecar-config.js';
 export * from './sidecar-schema.js';
+export * from './extproc-config.js';
 export * from './watch-filter.js';
 export * from './file-watch.js';
 export * from './socket-endpoint.js';

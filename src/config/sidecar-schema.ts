@@ -56,6 +56,7 @@ const spiffeId = z.string().superRefine((value, ctx) => {
 });
 
 const DEFAULT_AUDIT_FILE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_WARM_UP_REQUESTS = 2000;
 
 const size = (what: string, max: number) =>
   z.number().int(`${what} must be a whole number of bytes`).min(1, `${what} must be at least 1 byte`).max(max, `${what} must be at most ${max} bytes`);
@@ -117,7 +118,7 @@ const limits = strictObject({
   }
 });
 
-const defaultLimits = limits.parse({});
+export const defaultLimits = limits.parse({});
 
 export type Limits = z.output<typeof limits>;
 
@@ -140,7 +141,7 @@ export type FilterEntry = { name: string; settings: unknown } | { module: string
  * (`settings: {...}`). Only the shape is checked here; what a name stands for and its settings are checked when the
  * chain is built (filters/filter-list.ts), with errors naming the same path.
  */
-const filterEntry = z.record(z.string(), z.unknown()).transform((entry, ctx): FilterEntry => {
+export const filterEntry = z.record(z.string(), z.unknown()).transform((entry, ctx): FilterEntry => {
   const keys = Object.keys(entry);
   if (typeof entry.module === 'string' && keys.every((k) => k === 'module' || k === 'settings')) {
     if (entry.module === '') ctx.addIssue({ code: 'custom', path: ['module'], message: 'must name an ES module file' });
@@ -318,6 +319,15 @@ export const sidecarConfigSchema = strictObject({
   log: strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
   /** SIGTERM: how long in-flight requests may take to finish before connections are closed. */
   drainTimeout: duration('drainTimeout').default(10_000),
+  /**
+   * Requests the sidecar sends through throwaway listeners of its own before /readyz says ready, so that real
+   * traffic meets optimised code (proxy/warm-up.ts); `requests: 0` turns it off. It stops at `deadline` whatever
+   * it has sent.
+   */
+  warmUp: strictObject({
+    requests: z.number().int('warmUp.requests must be a whole number').min(0).max(100_000).default(DEFAULT_WARM_UP_REQUESTS),
+    deadline: duration('warmUp.deadline').default(5_000),
+  }).default({ requests: DEFAULT_WARM_UP_REQUESTS, deadline: 5_000 }),
 }).superRefine((value, ctx) => {
   // (An ingress alone is refused below: its routes name outbound routes.)
   if (value.inbound === undefined && value.outbound === undefined && value.ingress === undefined && value.sds === undefined && value.workloadApi === undefined) {

@@ -6,6 +6,7 @@ import { checkSettings, ConfigProblems, planFilterList, type PlannedFilter } fro
 import type { FilterEnvironment, FilterFactory, HttpFilter } from './http-filter.js';
 import { peerAuthentication } from './peer-authentication.js';
 import { headerChecks } from './request-header-checks.js';
+import { rateLimit, type RateLimitSettings } from './rate-limit/rate-limit-filter.js';
 import { limits } from './request-limits.js';
 
 // A listener's chains, built from its config at start-up (and by `meshward sidecar --check-config`, which builds them
@@ -139,6 +140,7 @@ async function planInbound(inbound: InboundConfig, path: ReadonlyArray<string | 
     if (field !== undefined) planned.push({ factory: authz, settings, at: [...path, field] });
     else problems.add(at, 'an inbound chain must authorize: add an authz filter, or give inbound.policy or inbound.extAuthz (meshward denies by default)');
   }
+  checkOrder(planned, problems);
   if (inbound.app.protocol === 'tcp') {
     for (const filter of planned) {
       if (filter.factory.name !== authz.name) problems.add(filter.at, `a tcp:// app's connections carry no HTTP request for "${filter.factory.name}" to read: only authz judges them`);
@@ -161,6 +163,7 @@ interface RoutedListenerConfig {
 async function planRouted(listener: RoutedListenerConfig, name: 'outbound' | 'ingress'): Promise<{ listed: PlannedFilter[]; routes: RouteChanges[] }> {
   const problems = new ConfigProblems();
   const { planned: listed, known } = await planFilterList(listener.filters ?? [], [name, 'filters'], problems);
+  checkOrder(listed, problems);
   const routes = listener.routes.map((route, r) => {
     const changes: RouteChanges = new Map();
     for (const [filterName, given] of Object.entries(route.filters ?? {})) {
@@ -184,11 +187,27 @@ async function planRouted(listener: RoutedListenerConfig, name: 'outbound' | 'in
   return { listed, routes };
 }
 
+/**
+ * What a filter reads must be there before it: a rate limit keyed by a JWT claim needs a jwt filter earlier in the
+ * list, one keyed by an API key's name an apiKey filter (else every request would fall back to its address unseen).
+ */
+function checkOrder(planned: readonly PlannedFilter[], problems: ConfigProblems): void {
+  planned.forEach((filter, i) => {
+    if (filter.factory.name !== rateLimit.name) return;
+    (filter.settings as RateLimitSettings).limits.forEach((limit, l) => {
+      const needs = limit.per.startsWith('claim:') ? 'jwt' : limit.per === 'apiKey' ? 'apiKey' : undefined;
+      if (needs !== undefined && !planned.slice(0, i).some((earlier) => earlier.factory.name === needs)) {
+        problems.add([...filter.at, 'limits', l, 'per'], `"${limit.per}" reads what the ${needs} filter puts on the request: list ${needs} before this filter`);
+      }
+    });
+  });
+}
+
 type ReloadStats = { reloads: number; rejected: number };
-type Make = <S>(factory: FilterFactory<S>, settings: S, at?: ReadonlyArray<PropertyKey>) => Promise<HttpFilter>;
+export type Make = <S>(factory: FilterFactory<S>, settings: S, at?: ReadonlyArray<PropertyKey>) => Promise<HttpFilter>;
 
 /** Runs `build` with a maker that remembers every filter it made: to close them all if the build fails, or later. */
-async function built<T>(env: FilterEnvironment, build: (make: Make) => Promise<T>): Promise<T & FilterSet> {
+export async function built<T>(env: FilterEnvironment, build: (make: Make) => Promise<T>): Promise<T & FilterSet> {
   const made: HttpFilter[] = [];
   const set: FilterSet = {
     reload: async () => {

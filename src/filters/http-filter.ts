@@ -68,8 +68,8 @@ export interface FilterEnvironment {
   /** The config file's directory: relative file paths in a filter's settings start here. */
   readonly configDir: string;
   readonly logger: Logger;
-  /** `inbound`, `outbound` or `ingress`. */
-  readonly listener: 'inbound' | 'outbound' | 'ingress';
+  /** `inbound`, `outbound` or `ingress`; `extproc` for the chain `meshward extproc` runs for Envoy. */
+  readonly listener: 'inbound' | 'outbound' | 'ingress' | 'extproc';
   /** True when the listener terminates TLS for its clients (HSTS and the like only make sense there). */
   readonly tls: boolean;
   /** Where decisions are measured (the process's metrics); absent where nothing is measured (`--check-config`). */
@@ -84,6 +84,8 @@ export interface FilterEnvironment {
 export interface FilterMetrics {
   /** The time one authorization decision took, failed ones included. */
   recordAuthzLatency(ms: number): void;
+  /** A rateLimit filter's Redis store failed or was too slow (meshward_ratelimit_store_errors_total). */
+  recordRateLimitStoreError(): void;
 }
 
 /**

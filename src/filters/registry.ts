@@ -5,7 +5,9 @@ import { headers } from './headers.js';
 import type { FilterFactory } from './http-filter.js';
 import { ipList } from './ip-list.js';
 import { mask } from './mask.js';
+import { jwt } from './jwt/jwt-filter.js';
 import { peerAuthentication } from './peer-authentication.js';
+import { rateLimit } from './rate-limit/rate-limit-filter.js';
 import { headerChecks } from './request-header-checks.js';
 import { limits } from './request-limits.js';
 import { validate } from './validate.js';
@@ -24,6 +26,8 @@ export const registry: Readonly<Record<string, FilterFactory>> = {
   mask,
   headers,
   ipList,
+  jwt,
+  rateLimit,
 };
 
 /** The factory a name stands for, or undefined (own properties only: `constructor` is no filter). */

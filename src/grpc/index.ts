@@ -4,5 +4,7 @@ export { DEFAULT_MAX_MESSAGE_BYTES, frameMessage, MessageReader } from './grpc-f
 export { GrpcHttp2Server, verifiedPeerCertificate, type GrpcHttp2ServerOptions, type Route, type ServerTls } from './grpc-http2-server.js';
 export { sendStatus } from './grpc-response.js';
 export { decodeRequest, GrpcStatusError, unaryRoute, type UnaryBytesHandler } from './unary-route.js';
+export { streamRoute, type StreamCall, type StreamHandler } from './stream-route.js';
 export { hostGrpcService, type GrpcServiceHost, type GrpcServiceHostOptions } from './grpc-service-host.js';
+export { grpcServerOf, readTlsFiles, type TlsFiles } from './server-tls.js';
 export { loadProtoTypes, reflectedServices } from './proto-files.js';

@@ -61,6 +61,8 @@ export class CaSvidSource implements SvidSource {
   private stopWatching: (() => void) | undefined;
   private watchClient: CaClient | undefined;
   private closed = false;
+  /** The SVID saves in flight, chained: close() waits for them. */
+  private saving: Promise<void> = Promise.resolve();
   private attempt = 0;
   private readonly counters: CaSvidSourceStats = { renewalFailures: 0 };
 
@@ -100,6 +102,8 @@ export class CaSvidSource implements SvidSource {
     clearTimeout(this.timer);
     this.stopWatching?.();
     this.watchClient?.close();
+    // A save in flight finishes (and logs, if it fails) before the owner closes the log.
+    await this.saving;
   }
 
   /** Serves a kept SVID; renews it at once if it is past half its life. */
@@ -173,7 +177,9 @@ export class CaSvidSource implements SvidSource {
   private async keep(): Promise<void> {
     const { store, logger } = this.opts;
     if (!store || !this.snapshot) return;
-    await store.save(this.snapshot).catch((err: Error) => logger?.error({ stateDir: store.dir, err: err.message }, 'the SVID could not be kept; a restart will need a new join token'));
+    const saved = store.save(this.snapshot).catch((err: Error) => logger?.error({ stateDir: store.dir, err: err.message }, 'the SVID could not be kept; a restart will need a new join token'));
+    this.saving = this.saving.then(() => saved);
+    await saved;
   }
 
   private schedule(delayMs: number): void {
@@ -199,6 +205,8 @@ export class CaSvidSource implements SvidSource {
       this.accept(res, key.export({ type: 'pkcs8', format: 'pem' }) as string, requestId);
       void this.keep();
     } catch (err) {
+      // Closed meanwhile (the CA may be stopping too): nothing to retry, and the log may be closed already.
+      if (this.closed) return;
       this.counters.renewalFailures += 1;
       const left = current.svid.notAfter.getTime() - Date.now();
       const delay = retryDelayMs(this.attempt++, left);

@@ -1,5 +1,6 @@
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import { RateLimitStore, systemClock, type Clock } from '../authz/index.js';
+import { systemClock, type Clock } from '../authz/index.js';
+import { MemoryRateLimitStore } from '../filters/rate-limit/memory-store.js';
 import type { Limits } from '../config/index.js';
 
 // What one peer may do to a listener over HTTP/2, after CVE-2023-44487 ("rapid reset"): a stream opened and reset at
@@ -62,7 +63,7 @@ export function perConnectionResetLimit(limits: Pick<Limits, 'maxResetsPerConnec
 }
 
 export class Http2SessionGuard {
-  private readonly resets: RateLimitStore;
+  private readonly resets: MemoryRateLimitStore;
   private readonly budget;
   private readonly peers = new Map<string, PeerState>();
   private readonly cooldowns = new Map<string, number>();
@@ -74,7 +75,7 @@ export class Http2SessionGuard {
     private readonly events: GuardEvents,
     private readonly clock: Clock = systemClock,
   ) {
-    this.resets = new RateLimitStore(clock);
+    this.resets = new MemoryRateLimitStore(clock);
     this.budget = { name: 'peer', burst: limits.maxResetsPerPeer, requestsPerSecond: limits.maxResetsPerPeer / RESET_WINDOW_SECONDS };
   }
 

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Tracer } from '@opentelemetry/api';
-import { FieldError, fileProblem, formatHostPort, formatPath, inboundEntries, type InboundConfig, type InboundEntry, type SidecarConfig } from '../config/index.js';
+import { FieldError, fileProblem, formatHostPort, formatPath, inboundEntries, type InboundConfig, type InboundEntry, type Limits, type SidecarConfig } from '../config/index.js';
 import { buildInboundChain, buildOutboundChains, PolicyFiles, sumReloads, type FilterEnvironment, type FilterSet } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
 import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
@@ -15,7 +15,8 @@ import { OutboundListener } from './outbound-listener.js';
 import { OutboundRouteTable } from './outbound-routes.js';
 import { routesWithoutIdentity } from './routes-without-identity.js';
 import { descriptorUse, servingProblem, type ListenerLoad } from './serving-health.js';
-import { secureContextOptions } from './tls-options.js';
+import { secureContextOptions, type TlsVersion } from './tls-options.js';
+import { warmUp } from './warm-up.js';
 import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
 import type { Upstream } from './upstream.js';
@@ -110,6 +111,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     const tracer = tracing?.tracer;
 
     let draining = false;
+    let warming = false;
     const addresses: SidecarAddresses = { admin: '' };
     /** Called with the first identity and every change after it. */
     const updaters: Array<(s: IdentitySnapshot) => void> = [];
@@ -117,6 +119,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
 
     const notReadyReason = () => {
       if (draining) return 'draining';
+      if (warming) return 'warming up';
       if (snapshot === undefined || snapshot.svid.notAfter.getTime() <= Date.now()) return 'no SVID in date';
       return servingProblem(loads, descriptorUse());
     };
@@ -209,6 +212,16 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
     });
     cleanup.push(unsubscribe);
 
+    const warmUpWith = warmUpListenerSettings(config);
+    if (warmUpWith !== undefined && config.warmUp.requests > 0) {
+      warming = true;
+      await warmUp(snapshot!, config.trustDomain, warmUpWith.limits, warmUpWith.minTlsVersion, { requests: config.warmUp.requests, deadlineMs: config.warmUp.deadline }, logger).then(
+        (r) => logger.info({ requests: r.sent, failed: r.failed, ms: Math.round(r.ms) }, 'warmed up'),
+        // Warm-up only makes the first requests faster: a sidecar that cannot warm up still serves.
+        (err: unknown) => logger.warn({ err: (err as Error).message }, 'warm-up failed; serving cold'),
+      );
+      warming = false;
+    }
     logger.info(addresses, 'sidecar ready');
     return {
       addresses,
@@ -283,6 +296,12 @@ async function startInbound({ inbound, path }: InboundEntry, shared: InboundShar
     close: (drainTimeoutMs) => listener.close(drainTimeoutMs),
     updateTls: (s) => listener.updateTls(secureContextOptions(s, inbound.minTlsVersion)),
   };
+}
+
+/** The limits and TLS version the warm-up's throwaway listeners use: the first HTTP listener's; none: no warm-up. */
+function warmUpListenerSettings(config: SidecarConfig): { limits: Limits; minTlsVersion: TlsVersion } | undefined {
+  const http = inboundEntries(config.inbound).find(({ inbound }) => inbound.app.protocol !== 'tcp')?.inbound ?? config.outbound;
+  return http === undefined ? undefined : { limits: http.limits, minTlsVersion: http.minTlsVersion };
 }
 
 function appUpstream(inbound: InboundConfig): Upstream {

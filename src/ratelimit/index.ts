@@ -7,7 +7,7 @@ import type { RateLimitServer, RateLimitServerOptions } from './server.js';
 export type { CounterStore, FailureMode, WindowCount } from './counter-store.js';
 export { StoreError } from './counter-store.js';
 export { DEFAULT_STORE_TIMEOUT_MS, openCounterStore, type StoreSettings } from './open-store.js';
-export { storeErrorCounter } from './metrics.js';
+export { parseRedisUrl } from './redis-url.js';
 export { TIME_UNITS, unitSeconds, type TimeUnit } from './time-unit.js';
 export type { RateLimitServer, RateLimitServerOptions } from './server.js';
 

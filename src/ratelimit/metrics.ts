@@ -1,19 +1,9 @@
-// The rate-limit service's metrics. `meshward_ratelimit_store_errors_total` is also the sidecar's series for the same
-// meaning (storeErrorCounter), so that one alert fits every process that counts in Redis.
+// The rate-limit service's metrics. `meshward_ratelimit_store_errors_total` (storeErrorCounter) is also the sidecar's
+// series for the same meaning, so that one alert fits every process that counts in Redis.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Meter } from '@opentelemetry/api';
 import type { ReloadStats } from '../config/index.js';
-import { CountTable, createPrometheusMeter } from '../telemetry/index.js';
+import { CountTable, createPrometheusMeter, storeErrorCounter } from '../telemetry/index.js';
 import type { Code } from './decide.js';
-
-/** `meshward_ratelimit_store_errors_total`, present (at 0) from the start; returns the function that counts one. */
-export function storeErrorCounter(meter: Meter): () => void {
-  const errors = meter.createCounter('meshward_ratelimit_store_errors_total', {
-    description: 'Counter updates the rate-limit store failed or did not answer in time; the failure mode answered instead.',
-  });
-  errors.add(0);
-  return () => errors.add(1);
-}
 
 export interface RateLimitServerMetrics {
   /** One answered ShouldRateLimit, by its overall code. */

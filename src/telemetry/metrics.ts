@@ -45,6 +45,8 @@ export interface SidecarMetrics {
   /** The time the policy engine took to decide one request. */
   recordAuthzLatency(ms: number): void;
   recordSvidRotation(): void;
+  /** A rateLimit filter's Redis store failed or was too slow; its failure mode answered. */
+  recordRateLimitStoreError(): void;
   /** A caller's denials jumped well above its own baseline (denial-spikes.ts). */
   recordDenialSpike(): void;
   /** An HTTP/2 peer was cut off for too many stream resets (proxy/http2-session-guard.ts). */
@@ -75,6 +77,7 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
   // Present from the start, so that a rate over it is defined before the first rotation.
   rotations.add(0);
   const recordDenialSpike = denialSpikeCounter(meter);
+  const recordRateLimitStoreError = storeErrorCounter(meter);
   // Rare events: synchronous counters are cheap enough.
   const peerCutOffs = meter.createCounter('meshward_http2_peer_cutoffs_total', { description: 'HTTP/2 peers cut off (GOAWAY, then refused for limits.peerCooldown) for too many stream resets.' });
   const connectionCuts = meter.createCounter('meshward_http2_connections_cut_total', { description: 'HTTP/2 connections closed with GOAWAY by the sidecar, by reason: resets, cooldown, first_request_late.' });
@@ -104,6 +107,7 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
       rotations.add(1);
     },
     recordDenialSpike,
+    recordRateLimitStoreError,
     recordHttp2PeerCutOff(direction) {
       peerCutOffs.add(1, directionAttrs[direction]);
     },
@@ -113,6 +117,19 @@ export function createSidecarMetrics(gauges: SidecarGauges): SidecarMetrics {
     handle,
     shutdown,
   };
+}
+
+/**
+ * `meshward_ratelimit_store_errors_total`, present (at 0) from the start: the rate-limit service's and the sidecar's
+ * (its rateLimit filters on Redis), so that one alert fits every process that counts in Redis. Returns the function
+ * that counts one.
+ */
+export function storeErrorCounter(meter: Meter): () => void {
+  const errors = meter.createCounter('meshward_ratelimit_store_errors_total', {
+    description: 'Counter updates the rate-limit store failed or did not answer in time; the failure mode answered instead.',
+  });
+  errors.add(0);
+  return () => errors.add(1);
 }
 
 /**

@@ -7,6 +7,7 @@ import { credentials, type Client } from '@grpc/grpc-js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, startCli, stopChild, tempDir } from '../helpers/cli.js';
+import { waitFor } from '../helpers/eventually.js';
 import { makeTestCerts } from './certs.js';
 import {
   authorizationClient,
@@ -32,18 +33,6 @@ interface Running {
 async function startAuthz(args: string[]): Promise<Running> {
   const { child, match, output } = await startCli(['authz', '--listen', '127.0.0.1:0', ...args], LISTENING);
   return { child, output, address: (JSON.parse(match[0]) as { address: string }).address };
-}
-
-/** Polls until `condition` holds, within a bound; never a fixed sleep. */
-async function waitFor<T>(what: string, probe: () => T | Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (accept(last)) return last;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
 
 const logLines = (output: string) =>

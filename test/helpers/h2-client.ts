@@ -112,6 +112,7 @@ export class RawH2Connection {
   readonly ready: Promise<boolean>;
   readonly closed: Promise<void>;
   private onSettings: (() => void) | undefined;
+  private onPingAck: (() => void) | undefined;
   private nextStreamId = 1;
   private pending = Buffer.alloc(0);
 
@@ -135,6 +136,17 @@ export class RawH2Connection {
   /** `count` GET streams (HEADERS with END_STREAM) in one write, whatever the server's SETTINGS allow. */
   openStreams(authority: string, path: string, count: number): Promise<void> {
     return this.streams(authority, path, count, false);
+  }
+
+  /**
+   * A PING, resolved by its ACK (or the connection closing): the server answers frames in order, so by then it has
+   * taken in everything sent before it.
+   */
+  ping(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
+    const acked = Promise.race([new Promise<void>((resolve) => (this.onPingAck = resolve)), this.closed]);
+    this.socket.write(frame(FRAME.PING, 0, 0, Buffer.alloc(8)));
+    return acked;
   }
 
   /** Leaves out the next `count` stream ids (RFC 9113 5.1.1: they are closed, never opened). */
@@ -175,12 +187,13 @@ export class RawH2Connection {
         this.goaways.push(payload.readUInt32BE(4));
       }
       if (type === FRAME.RST_STREAM) this.resets.set(streamId, payload.readUInt32BE(0));
+      if (type === FRAME.PING && flags & FLAG.ACK) this.onPingAck?.();
     }
   }
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const FRAME = { HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, GOAWAY: 0x7 } as const;
+const FRAME = { HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7 } as const;
 const FLAG = { ACK: 0x1, END_STREAM: 0x1, END_HEADERS: 0x4 } as const;
 
 function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {

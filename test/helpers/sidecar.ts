@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { initCaDir, TD } from './ca.js';
@@ -65,7 +66,9 @@ export interface RunningSidecar {
 /** Writes `config` as DIR/<name>.yaml and runs `meshward sidecar --config` on it; resolves once it logs "sidecar ready". */
 export async function runSidecar(dir: string, name: string, config: object, env: NodeJS.ProcessEnv = {}, options: { maxOpenFiles?: number } = {}): Promise<RunningSidecar> {
   const configFile = join(dir, `${name}.yaml`);
-  writeFileSync(configFile, stringify(config));
+  // The warm-up (a few thousand requests through throwaway listeners) is for real starts: a suite that starts hundreds
+  // of sidecars on two cores leaves it out unless a test asks for it (sidecar-warm-up.test.ts does).
+  writeFileSync(configFile, stringify({ warmUp: { requests: 0 }, ...config }));
   const { child, output, match } = await startCli(['sidecar', '--config', configFile], /^.*"msg":"sidecar ready".*$/m, { env, ...options });
   const ready = JSON.parse(match[0]) as { inbound?: string; inbounds?: string[]; outbound?: string; ingress?: string; admin: string };
   return {
@@ -182,4 +185,11 @@ export function httpRequest(
     req.on('error', reject);
     req.end(options.body);
   });
+}
+
+/** A plain HTTP app on a free loopback port, and its http:// URL for a sidecar's inbound `app`. */
+export async function startHttpApp(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }

@@ -31,7 +31,7 @@ describe('examples/edge/sidecar.yaml', () => {
       expect(checked.stderr).toBe('');
       expect(checked.code).toBe(0);
       const ingress = /; ingress: (.*)$/m.exec(checked.stdout)?.[1]?.split(' → ');
-      expect(ingress).toEqual(['headerChecks', 'limits', 'ipList', 'cors', 'apiKey', 'authz', 'validate', 'headers', 'mask']);
+      expect(ingress).toEqual(['headerChecks', 'limits', 'ipList', 'cors', 'apiKey', 'jwt', 'rateLimit', 'authz', 'validate', 'headers', 'mask']);
       for (const name of Object.keys(registry).filter((n) => !FIXED.includes(n))) expect(ingress, `${name} is a built-in filter`).toContain(name);
     } finally {
       cleanup();

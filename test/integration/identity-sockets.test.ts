@@ -91,7 +91,7 @@ describe('identity sockets', () => {
     const good = join(dir, 'good.yaml');
     writeFileSync(good, stringify(config({ sds: { listen: 'unix:check.sock', group: 'daemon' }, workloadApi: { listen: 'unix:check.sock', group: 1 } })));
     const ok = await runCli(['sidecar', '--config', good, '--check-config']);
-    expect([ok.code, ok.stdout.trim(), ok.stderr]).toEqual([0, `${good}: the config is good`, '']);
+    expect([ok.code, ok.stdout.trim(), ok.stderr]).toEqual([0, `${good}: OK`, '']);
     expect(existsSync(join(dir, 'check.sock'))).toBe(false);
 
     const bad = join(dir, 'bad.yaml');

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli, stopChild, tempDir } from '../helpers/cli.js';
 import { OpensslPki } from '../helpers/openssl-pki.js';
 import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 import { rateLimitClient, shouldRateLimit, type RateLimitResponse } from '../conformance/rls-client.js';
 
 const LISTENING = /^.*"msg":"listening".*$/m;
@@ -55,18 +56,6 @@ const logged = (server: Running, msg: string) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => l.msg === msg);
-
-/** Polls until `probe` resolves to something `accept` takes; never a fixed sleep. */
-async function until<T>(what: string, probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (accept(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
 
 afterEach(async () => {
   for (const server of started.splice(0)) {
@@ -132,7 +121,7 @@ describe('Redis going away and coming back', () => {
     expect(refused.response_headers_to_add.map((h) => h.key)).toEqual(['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
     for (const server of [allow, deny]) {
       expect(await metric(server, 'meshward_ratelimit_store_errors_total')).toBeGreaterThanOrEqual(1);
-      expect(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again').length).toBeGreaterThanOrEqual(1);
+      await until('the store failure to be logged', () => Promise.resolve(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again')), (l) => l.length >= 1);
     }
 
     await redis.resume();
@@ -154,7 +143,9 @@ describe('Redis going away and coming back', () => {
       // rls-client's deadline is 5 s: without the timeout, this call would wait for Redis to thaw.
       const answer = await hit(server, 'frozen');
       expect(answer.statuses[0]).toMatchObject({ code: 'OK', limit_remaining: 3 });
-      expect(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again')[0]?.err).toMatch(/no answer within 1000 ms/);
+      // The warning crosses a pipe and may come after the answer.
+      const failures = await until('the store failure to be logged', () => Promise.resolve(logged(server, 'rate-limit store failed; the failure mode decides until Redis answers again')), (l) => l.length > 0);
+      expect(failures[0]?.err).toMatch(/no answer within 1000 ms/);
     } finally {
       redis.thaw();
     }

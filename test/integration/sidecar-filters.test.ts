@@ -5,6 +5,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, tempDir } from '../helpers/cli.js';
 import { TD } from '../helpers/ca.js';
@@ -252,5 +253,80 @@ describe('a listener\'s filters: list', () => {
         if (tag !== undefined) expect(seenHeaders[before]!['x-tag-saw-identity']).toBe('none');
       }
     }
+  });
+});
+
+describe('rateLimit and jwt filters', () => {
+  const ISSUER = 'https://idp.example.org';
+  let signingKey: CryptoKey;
+
+  beforeAll(async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    signingKey = privateKey;
+    writeFileSync(join(dir.dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] }));
+  });
+
+  const token = (sub: string) =>
+    new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience('orders').setIssuedAt().setExpirationTime('5m').sign(signingKey);
+
+  const SLOW = { requestsPerSecond: 0.001 };
+
+  it('limits inbound requests per header value and, after a jwt filter, per verified claim', async () => {
+    const sidecar = await runSidecar(dir.dir, 'limited-orders', ordersConfig({
+      filters: [
+        // Relative to the config file's directory.
+        { jwt: { issuer: ISSUER, audiences: ['orders'], jwksFile: 'jwks.json' } },
+        {
+          rateLimit: {
+            limits: [
+              { name: 'per-tenant', match: { paths: ['/api/tenant/**'] }, ...SLOW, burst: 2, per: 'header:x-tenant' },
+              { name: 'per-user', match: { paths: ['/api/users/**'] }, ...SLOW, burst: 1, per: 'claim:sub' },
+            ],
+          },
+        },
+      ],
+    }));
+    sidecars.push(sidecar);
+    for (const version of ['HTTP/1.1', 'HTTP/2'] as const) {
+      const tenant = `tenant-${version}`;
+      expect((await call(sidecar.inbound!, version, '/api/tenant/1', { 'x-tenant': tenant })).status).toBe(200);
+      expect((await call(sidecar.inbound!, version, '/api/tenant/1', { 'x-tenant': tenant })).status).toBe(200);
+      const limited = await call(sidecar.inbound!, version, '/api/tenant/1', { 'x-tenant': tenant });
+      expect(limited).toMatchObject({ status: 429, headers: { 'retry-after': '1000' } });
+      expect(JSON.parse(limited.body)).toMatchObject({ error: 'rate_limited', limit: 'per-tenant' });
+      expect((await call(sidecar.inbound!, version, '/api/tenant/1', { 'x-tenant': `${tenant}-other` })).status).toBe(200);
+
+      const user = `user-${version}`;
+      const bearer = { authorization: `Bearer ${await token(user)}` };
+      expect((await call(sidecar.inbound!, version, '/api/users/1', bearer)).status).toBe(200);
+      expect((await call(sidecar.inbound!, version, '/api/users/1', bearer)).status).toBe(429);
+      expect((await call(sidecar.inbound!, version, '/api/users/1', { authorization: `Bearer ${await token(`${user}-other`)}` })).status).toBe(200);
+      const forged = await call(sidecar.inbound!, version, '/api/users/1', { authorization: `Bearer ${(await token(user)).slice(0, -4)}AAAA` });
+      expect(forged).toMatchObject({ status: 401, headers: { 'www-authenticate': expect.stringContaining('invalid_token') } });
+    }
+  });
+
+  it('limits outbound requests, except on a route that turns the limit off', async () => {
+    const orders = await runSidecar(dir.dir, 'unlimited-orders', ordersConfig({}));
+    sidecars.push(orders);
+    const route = (host: string, filters?: object) => ({ host, address: orders.inbound, spiffeId: ORDERS_ID, ...(filters ? { filters } : {}) });
+    const web = await runSidecar(dir.dir, 'limited-web', webConfig({
+      filters: [{ rateLimit: { limits: [{ name: 'egress', ...SLOW, burst: 1, per: 'global' }] } }],
+      routes: [route('orders'), route('unlimited', { rateLimit: false })],
+    }));
+    sidecars.push(web);
+    expect((await outboundCall(web.outbound!, 'HTTP/1.1', 'orders', {})).status).toBe(200);
+    expect((await outboundCall(web.outbound!, 'HTTP/2', 'orders', {})).status).toBe(429);
+    for (const version of ['HTTP/1.1', 'HTTP/2'] as const) expect((await outboundCall(web.outbound!, version, 'unlimited', {})).status).toBe(200);
+  });
+
+  it('refuses a limit keyed by what no earlier filter provides', async () => {
+    const file = configFile('bad-keys', ordersConfig({
+      filters: [{ rateLimit: { limits: [{ name: 'a', requestsPerSecond: 1, per: 'claim:sub' }, { name: 'b', requestsPerSecond: 1, per: 'apiKey' }] } }],
+    }));
+    const refused = await runCli(['sidecar', '--config', file, '--check-config']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${file}: inbound.filters[0].rateLimit.limits[0].per: "claim:sub" reads what the jwt filter puts on the request: list jwt before this filter`);
+    expect(refused.stderr).toContain(`${file}: inbound.filters[0].rateLimit.limits[1].per: "apiKey" reads what the apiKey filter puts on the request: list apiKey before this filter`);
   });
 });

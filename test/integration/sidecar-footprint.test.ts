@@ -1,12 +1,11 @@
 // A sidecar loads only what its configuration uses: every package loaded is memory in every pod (issue 12). The
 // real CLI runs with a preloaded hook (helpers/loaded-packages.mjs) that lists the npm packages the process loaded.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, tempDir } from '../helpers/cli.js';
-import { httpRequest, makeMesh, runPair, type Mesh } from '../helpers/sidecar.js';
+import { httpRequest, makeMesh, startHttpApp, runPair, type Mesh } from '../helpers/sidecar.js';
 
 const HOOK = join(REPO_ROOT, 'test/helpers/loaded-packages.mjs');
 
@@ -17,9 +16,7 @@ describe('sidecar footprint: packages loaded', () => {
   let appUrl: string;
 
   beforeAll(async () => {
-    app = http.createServer((_req, res) => res.end('ok'));
-    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
-    appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+    ({ server: app, url: appUrl } = await startHttpApp((_req, res) => res.end('ok')));
     mesh = await makeMesh(dir);
   });
 
@@ -50,7 +47,7 @@ describe('sidecar footprint: packages loaded', () => {
     // The hook works: what the sidecars do need is listed.
     expect(orders).toEqual(expect.arrayContaining(['pino', 'undici', '@opentelemetry/sdk-metrics']));
     expect(web).toEqual(expect.arrayContaining(['pino', 'undici', '@opentelemetry/sdk-metrics']));
-    for (const unused of ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', '@peculiar/x509', '@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/exporter-trace-otlp-http', 'proper-lockfile']) {
+    for (const unused of ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', '@peculiar/x509', '@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/exporter-trace-otlp-http', 'proper-lockfile', 'ioredis']) {
       expect(orders, `orders loaded ${unused}`).not.toContain(unused);
       expect(web, `web loaded ${unused}`).not.toContain(unused);
     }

@@ -1057,15 +1057,21 @@ describe('sidecar: limits and faults (issues 4 and 5)', () => {
       session.destroy();
     }
 
-    /** Resets from several connections, each under its own budget, until the peer is cut off; resolves when it is. */
+    /**
+     * Resets from one connection after another, each under its own budget, until the peer is cut off; resolves when
+     * it is. A connection is closed once the server has taken in its resets (a PING answered), so that neither
+     * maxConnections nor the time a loaded machine takes (the peer's budget refills) ends the run before the cut-off.
+     */
     async function cutOff(t: Target, name: string): Promise<RawH2Connection[]> {
       const raws: RawH2Connection[] = [];
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 60; i++) {
         const raw = new RawH2Connection(t.socket('h2'));
         raws.push(raw);
         if (!(await raw.ready)) return raws;
         await resetStreams(raw, name, TABLE_LIMITS.maxResetsPerConnection - 5);
+        await raw.ping();
         if (raw.goaways.includes(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)) return raws;
+        raw.socket.destroy();
       }
       throw new Error('the peer was never cut off');
     }

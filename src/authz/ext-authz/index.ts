@@ -19,4 +19,4 @@ export async function createExtAuthzClient(options: ExtAuthzClientOptions): Prom
   const { ExtAuthzClient } = await import('./client.js');
   return new ExtAuthzClient(options);
 }
-export { policyEngineLoader, PolicyReloader } from './policy-reloader.js';
+export { PolicyReloader } from './policy-reloader.js';

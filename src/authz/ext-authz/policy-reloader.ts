@@ -3,7 +3,6 @@
 // policies inside one decision.
 import { FileReloader, type FileLoader, type ReloadStats } from '../../config/index.js';
 import type { Logger } from '../../telemetry/index.js';
-import { loadPolicyEngine, PolicyRuntime } from '../policy/index.js';
 import type { PolicyEngine } from '../types.js';
 
 export interface ActivePolicy {
@@ -23,12 +22,3 @@ export const PolicyReloader = {
   start: (file: string, load: PolicyLoader, logger: Logger, debounceMs?: number): Promise<PolicyReloader> =>
     FileReloader.start(file, load, logger, { what: 'policy', debounceMs }),
 };
-
-/** meshward's engine; one runtime for all reloads, so that rate-limit buckets and fetched JWKS survive them. */
-export function policyEngineLoader(logger: Logger): PolicyLoader {
-  const runtime = new PolicyRuntime();
-  return (file) => {
-    const { engine } = loadPolicyEngine(file, { runtime, logger });
-    return { engine, explainDenials: engine.explainDenials };
-  };
-}

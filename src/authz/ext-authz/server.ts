@@ -14,16 +14,16 @@ import { checkHandler } from './check-handler.js';
 import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../grpc/grpc-framing.js';
-import { GrpcHttp2Server } from '../../grpc/grpc-http2-server.js';
-import { policyEngineLoader, PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
+import { policyChainLoader } from '../../filters/authz/policy-chain.js';
+import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
-import { readTlsFiles, type TlsFiles } from './tls-files.js';
+import { grpcServerOf, type TlsFiles } from '../../grpc/server-tls.js';
 import { unaryRoute } from '../../grpc/unary-route.js';
 import { hostGrpcService } from '../../grpc/grpc-service-host.js';
 
 export interface ExtAuthzServerOptions {
   policyFile: string;
-  /** How the policy file becomes an engine; meshward's policy engine unless a test substitutes one. */
+  /** How the policy file becomes an engine; the whole policy file (filters/authz/policy-chain.ts) unless a test substitutes one. */
   loadPolicy?: PolicyLoader;
   host: string;
   /** 0 picks a free port; the bound one is in `address`. */
@@ -57,14 +57,14 @@ export interface ExtAuthzServer {
 export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promise<ExtAuthzServer> {
   const { logger } = options;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const policy = await PolicyReloader.start(options.policyFile, options.loadPolicy ?? policyEngineLoader(logger), logger);
+  const policy = await PolicyReloader.start(options.policyFile, options.loadPolicy ?? policyChainLoader(logger), logger);
   // Undone newest first, on a failed start as on close.
   const cleanup: Array<(graceMs: number) => Promise<void> | void> = [() => policy.close()];
   const stop = async (graceMs: number) => {
     for (const step of cleanup.splice(0).reverse()) await step(graceMs);
   };
   try {
-    const tls = options.tls ? await readTlsFiles(options.tls) : undefined;
+    const server = await grpcServerOf({ logger, maxMessageBytes, ...(options.tls ? { tls: options.tls } : {}) });
     const metrics = createAuthzServerMetrics(() => policy.stats());
     cleanup.push(() => metrics.shutdown());
     const auditPath = options.audit?.path;
@@ -76,7 +76,6 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
       if (audit) logger.info({ file: auditPath, head: audit.headHash }, 'audit log closed');
     });
 
-    const server = createServer(logger, maxMessageBytes, tls);
     const handler = checkHandler(loadCheckTypes(), { currentPolicy: () => policy.current, logger, observe: checks.observe });
     server.route(CHECK_METHOD_PATH, unaryRoute(handler, maxMessageBytes));
     const host = await hostGrpcService({
@@ -91,7 +90,7 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     // Calls in flight finish before the audit log closes (the cleanup steps after this one).
     cleanup.push((graceMs) => host.close(graceMs));
     const { address, adminAddress } = host;
-    logger.info({ address, tls: tls !== undefined, ...(adminAddress ? { admin: adminAddress } : {}), ...(auditPath === undefined ? {} : { audit: auditPath }) }, 'listening');
+    logger.info({ address, tls: options.tls !== undefined, ...(adminAddress ? { admin: adminAddress } : {}), ...(auditPath === undefined ? {} : { audit: auditPath }) }, 'listening');
     return {
       address,
       ...(adminAddress ? { adminAddress } : {}),
@@ -121,13 +120,3 @@ async function openAuditLog(path: string, logger: Logger): Promise<AuditLog> {
     throw new Error(`${path}: cannot open the audit log: ${code === 'ENOENT' ? 'no such directory' : code}`);
   }
 }
-
-function createServer(logger: Logger, maxMessageBytes: number, tls: Awaited<ReturnType<typeof readTlsFiles>> | undefined): GrpcHttp2Server {
-  try {
-    return new GrpcHttp2Server({ logger, maxMessageBytes, ...(tls ? { tls } : {}) });
-  } catch (err) {
-    // OpenSSL's own words (a key that does not match, a PEM that does not parse), with what it was about.
-    throw new Error(`TLS configuration refused: ${(err as Error).message}`);
-  }
-}
-

@@ -1,42 +1,38 @@
 import type { Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision, PolicyEngine } from '../types.js';
+import type { CompiledRateLimit } from './compile-rule.js';
 import type { CompiledPolicy } from './compile.js';
 import { evaluate } from './evaluate.js';
 import { traceRateLimits, traceRules, type RateLimitTrace, type RuleTrace } from './explain.js';
 import { normaliseRequestHost } from './host.js';
 import { checkAuthority } from './host.js';
 import { methodBit } from './http-method.js';
-import { JwtKeysUnavailableError, type JwtOutcome, type JwtVerifier } from './jwt-verifier.js';
 import { MatchContext } from './match-context.js';
 import { normalisePath, normaliseTargetPath, type NormalisedTarget } from './path-normalise.js';
-import type { PolicyRuntime } from './policy-runtime.js';
-import type { RateLimitCharge } from './rate-limiter.js';
 import { slotsMatch } from './rule-match.js';
 import { FAIL_CLOSED_RULE } from './schema.js';
 
-// The engine is the thin, effectful shell around the pure evaluator: it normalises the request, verifies a JWT,
-// evaluates, then charges rate limits. The order follows the sidecar's filter chain: a request that cannot be judged
-// (400) or authenticated (401) never reaches the rules, and a denied request is never counted against a rate limit.
+// The engine is the thin shell around the pure evaluator: it normalises the request and evaluates its rules. A
+// request that cannot be judged is refused (400) before any rule is looked at. A JWT is verified, and rate limits are
+// counted, by filters of their own (filters/jwt, filters/rate-limit), which a policy file's `jwt` and `rateLimits`
+// sections become (filters/authz/policy-chain.ts); the engine reads the verified claims from the request.
 
 export interface Explanation {
-  /** What `decide` would answer, except that rate limits are reported, not charged. */
+  /** What `decide` would answer. */
   readonly decision: Decision;
   /** The path as rules see it; undefined when the request was malformed before its path was looked at. */
   readonly target?: NormalisedTarget;
   /** Every rule in file order; undefined when the request never reached the rules (400, 401). */
   readonly rules?: RuleTrace[];
+  /** Whether each of the policy's rate limits applies to the request (reported, never counted). */
   readonly rateLimits?: RateLimitTrace[];
 }
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
-type Claims = Readonly<Record<string, unknown>> | undefined;
-
 export class PolicyDecisionEngine implements PolicyEngine {
   constructor(
     readonly policy: CompiledPolicy,
-    private readonly runtime: PolicyRuntime,
-    private readonly jwt: JwtVerifier | undefined,
     private readonly logger: Logger | undefined,
   ) {}
 
@@ -45,75 +41,57 @@ export class PolicyDecisionEngine implements PolicyEngine {
     return this.policy.explainDenials;
   }
 
-  decide(request: AuthzRequest): Promise<Decision> {
-    // Without a JWT to verify a decision is synchronous; it stays so, which spares it the promise chain an async
-    // function would add, and only the result is wrapped.
+  /** Synchronous: rules need no I/O. */
+  decide(request: AuthzRequest): Decision {
     try {
       const path = checkRequest(request);
-      if (typeof path !== 'string') return Promise.resolve(path);
-      const headers = request.headers ?? NO_HEADERS;
-      if (this.jwt === undefined) return Promise.resolve(this.conclude(request, path, headers, undefined));
-      return this.jwt.verify(headers).then(
-        (outcome) => (outcome.kind === 'rejected' ? unauthenticated(outcome) : this.conclude(request, path, headers, claimsOf(outcome))),
-        (err: unknown) => this.failClosed(request, err),
-      );
-    } catch (err) {
-      return Promise.resolve(this.failClosed(request, err));
-    }
-  }
-
-  /** Explains a decision rule by rule, for `meshward policy explain`. Charges no rate limit. */
-  async explain(request: AuthzRequest): Promise<Explanation> {
-    try {
-      const malformed = describeMalformed(request);
-      if (malformed !== undefined) return { decision: { kind: 'invalid', reason: malformed } };
-      const target = normalisePath(request.path);
-      if (!target.ok) return { decision: { kind: 'invalid', reason: target.reason }, target };
-      const headers = request.headers ?? NO_HEADERS;
-      const outcome = this.jwt === undefined ? undefined : await this.jwt.verify(headers);
-      if (outcome?.kind === 'rejected') return { decision: unauthenticated(outcome), target };
-      const ctx = matchContext(request, target.path, headers, outcome === undefined ? undefined : claimsOf(outcome));
-      return {
-        decision: evaluate(this.policy, ctx),
-        target,
-        rules: traceRules(this.policy, ctx),
-        rateLimits: traceRateLimits(this.policy, ctx),
-      };
-    } catch (err) {
-      return { decision: this.failClosed(request, err) };
-    }
-  }
-
-  /** Evaluates a checked (and authenticated) request and charges rate limits on an allow. */
-  private conclude(request: AuthzRequest, path: string, headers: Readonly<Record<string, string>>, claims: Claims): Decision {
-    try {
-      const ctx = matchContext(request, path, headers, claims);
-      const verdict = evaluate(this.policy, ctx);
-      if (verdict.kind !== 'allow' || this.policy.rateLimits.length === 0) return verdict;
-      const refusal = this.runtime.rateLimits.take(this.chargesFor(ctx));
-      return refusal === undefined ? verdict : { kind: 'rate_limited', limit: refusal.limit, retryAfterSeconds: refusal.retryAfterSeconds };
+      if (typeof path !== 'string') return path;
+      return evaluate(this.policy, matchContext(request, path));
     } catch (err) {
       return this.failClosed(request, err);
     }
   }
 
-  private chargesFor(ctx: MatchContext): RateLimitCharge[] {
-    const charges: RateLimitCharge[] = [];
-    for (const limit of this.policy.rateLimits) {
-      if (!slotsMatch(limit, ctx)) continue;
-      // Callers without the keyed identity share one bucket per fallback rather than escaping the limit.
-      const key = limit.per === 'global' ? '' : limit.per === 'ip' ? (ctx.sourceIp ?? '') : (ctx.principal ?? ctx.sourceIp ?? '');
-      charges.push({ limit, key });
+  /** Why a request cannot be judged (400), or undefined; what `decide` answers before any rule. */
+  invalid(request: AuthzRequest): Decision | undefined {
+    try {
+      const path = checkRequest(request);
+      return typeof path === 'string' ? undefined : path;
+    } catch (err) {
+      return this.failClosed(request, err);
     }
-    return charges;
+  }
+
+  /** Explains a decision rule by rule, for `meshward policy explain`. */
+  explain(request: AuthzRequest): Explanation {
+    try {
+      const malformed = describeMalformed(request);
+      if (malformed !== undefined) return { decision: { kind: 'invalid', reason: malformed } };
+      const target = normalisePath(request.path);
+      if (!target.ok) return { decision: { kind: 'invalid', reason: target.reason }, target };
+      const ctx = matchContext(request, target.path);
+      return { decision: evaluate(this.policy, ctx), target, rules: traceRules(this.policy, ctx), rateLimits: traceRateLimits(this.policy, ctx) };
+    } catch (err) {
+      return { decision: this.failClosed(request, err) };
+    }
   }
 
   private failClosed(request: AuthzRequest, err: unknown): Decision {
-    const reason =
-      err instanceof JwtKeysUnavailableError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+    const reason = `internal error: ${err instanceof Error ? err.message : String(err)}`;
     this.logger?.error({ err, requestId: request?.requestId }, `policy decision failed, denying: ${reason}`);
     return { kind: 'deny', rule: FAIL_CLOSED_RULE, reason };
   }
+}
+
+/**
+ * The rate limits that apply to a request, matched as rules match (normalised path and host, principal). A request
+ * that cannot be judged gets every limit: it is counted, never let past a limit by a path no rule can read.
+ */
+export function applicableLimits<L extends CompiledRateLimit>(limits: readonly L[], request: AuthzRequest): L[] {
+  const path = checkRequest(request);
+  if (typeof path !== 'string') return [...limits];
+  const ctx = matchContext(request, path);
+  return limits.filter((limit) => slotsMatch(limit, ctx));
 }
 
 /**
@@ -127,14 +105,8 @@ function checkRequest(request: AuthzRequest): string | Decision {
   return typeof path === 'string' ? path : { kind: 'invalid', reason: path.reason };
 }
 
-function unauthenticated(outcome: Extract<JwtOutcome, { kind: 'rejected' }>): Decision {
-  return { kind: 'unauthenticated', reason: outcome.reason, challenge: outcome.challenge };
-}
-
-const claimsOf = (outcome: JwtOutcome): Claims => (outcome.kind === 'verified' ? outcome.claims : undefined);
-
 /** `path` is the normalised path, which may end with a slash. */
-function matchContext(request: AuthzRequest, path: string, headers: Readonly<Record<string, string>>, claims: Claims): MatchContext {
+function matchContext(request: AuthzRequest, path: string): MatchContext {
   const method = request.method.toUpperCase();
   return new MatchContext({
     principal: request.principal === '' ? undefined : request.principal,
@@ -145,9 +117,9 @@ function matchContext(request: AuthzRequest, path: string, headers: Readonly<Rec
     host: normaliseRequestHost(request.host),
     // A trailing slash is not significant to rules: `/admin/` must not escape a rule about `/admin`.
     path: path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path,
-    headers,
+    headers: request.headers ?? NO_HEADERS,
     context: request.contextExtensions,
-    claims,
+    claims: request.claims,
   });
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError, loadYamlFile, type ConfigProblem } from '../../config/index.js';
 import type { AuthzRequest, Decision, PolicyEngine } from '../types.js';
-import { tokenHeader } from './jwt-verifier.js';
+import { tokenHeader } from './jwt-location.js';
 import { DEFAULT_RULE, type PolicyDocument } from './schema.js';
 import { strictObject } from '../../config/strict-object.js';
 

@@ -99,7 +99,20 @@ const ruleSchema = strictObject({
   }
 });
 
-const rateLimitSchema = strictObject({
+/**
+ * Whose bucket a request is counted in: its principal (the SPIFFE ID, or `apikey:NAME` when an API key
+ * authenticated it), its API key's name, its source IP, one bucket for everyone, a header's value, or a JWT claim's.
+ * A request without the keyed value (no principal, no such header or claim) is counted by its source IP.
+ */
+const rateLimitKey = z.string().superRefine((per, ctx) => {
+  if (per === 'principal' || per === 'apiKey' || per === 'ip' || per === 'global') return;
+  if (per.startsWith('header:') && HEADER_NAME.test(per.slice('header:'.length))) return;
+  if (/^claim:[^.]+(\.[^.]+)*$/.test(per)) return;
+  ctx.addIssue({ code: 'custom', message: `"${per}" is not a rate-limit key: use principal, apiKey, ip, global, header:NAME (lower case) or claim:NAME (a dotted path)` });
+});
+
+/** One rate limit: of a policy file's `rateLimits`, and of the rateLimit filter's `limits`. */
+export const rateLimitSettings = strictObject({
   name: name('rate limit'),
   match: strictObject({
     principals: principals.optional(),
@@ -109,14 +122,15 @@ const rateLimitSchema = strictObject({
   }).optional(),
   requestsPerSecond: z.number().positive('must be greater than 0').finite(),
   burst: z.number().int('must be a whole number').min(1, 'must be at least 1').optional(),
-  per: z.enum(['principal', 'ip', 'global']).default('principal'),
+  per: rateLimitKey.default('principal'),
 });
 
 function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-const jwtSchema = strictObject({
+/** Where JWTs come from and how they are verified: a policy file's `jwt`, and the jwt filter's settings. */
+export const jwtSettings = strictObject({
   issuer: z.string().min(1, 'must not be empty'),
   audiences: z.array(z.string().min(1, 'must not be empty')).min(1, 'name at least one audience: a token for another service must not pass'),
   jwksUri: z.string().optional(),
@@ -164,8 +178,8 @@ export const policySchema = notEmpty.pipe(strictObject({
   defaultAction: z.enum(['deny', 'allow']).default('deny'),
   explainDenials: z.boolean().default(true),
   rules: z.array(ruleSchema).default([]),
-  rateLimits: z.array(rateLimitSchema).default([]),
-  jwt: jwtSchema.optional(),
+  rateLimits: z.array(rateLimitSettings).default([]),
+  jwt: jwtSettings.optional(),
 }).superRefine((policy, ctx) => {
   reportDuplicates(policy.rules, 'rules', 'rule', ctx);
   reportDuplicates(policy.rateLimits, 'rateLimits', 'rate limit', ctx);
@@ -177,6 +191,9 @@ export const policySchema = notEmpty.pipe(strictObject({
         }
       }),
     );
+    policy.rateLimits.forEach((limit, l) => {
+      if (limit.per.startsWith('claim:')) ctx.addIssue({ code: 'custom', path: ['rateLimits', l, 'per'], message: `"${limit.per}" needs a jwt: section to verify tokens` });
+    });
   }
 }));
 

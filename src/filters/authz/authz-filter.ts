@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { createExtAuthzClient, policyEngineLoader, PolicyReloader } from '../../authz/index.js';
+import { createExtAuthzClient, PolicyReloader } from '../../authz/index.js';
 import { extAuthzSettings, formatHostPort, strictObject } from '../../config/index.js';
 import type { FilterFactory } from '../http-filter.js';
 import { extAuthzAuthorization } from './ext-authz-authorization.js';
+import { policyChainLoader } from './policy-chain.js';
 import { policyAuthorization } from './policy-authorization.js';
 
 // `authz`: the decision every inbound chain must make (default deny). Either the in-process policy engine on a policy
@@ -37,7 +38,7 @@ export const authz: FilterFactory<AuthzSettings> = {
       const shared = await env.policies.get(file);
       return policyAuthorization(() => shared.current, observeLatency);
     }
-    const policy = await PolicyReloader.start(file, policyEngineLoader(env.logger), env.logger);
+    const policy = await PolicyReloader.start(file, policyChainLoader(env.logger), env.logger);
     return {
       ...policyAuthorization(() => policy.current, observeLatency),
       reload: () => policy.reload('SIGHUP'),

@@ -17,14 +17,20 @@ export function policyAuthorization(currentPolicy: () => ActivePolicy, observeLa
     onRequest: (ctx) => {
       const policy = currentPolicy();
       const started = observeLatency === undefined ? 0 : performance.now();
-      return policy.engine.decide(ctx.request).then(
-        (decision) => {
-          observeLatency?.(performance.now() - started);
-          return conclude(ctx, decision, policy.explainDenials);
-        },
-        // The engine promises never to reject; if it does anyway, deny as the engine does on an error.
-        () => conclude(ctx, { kind: 'deny', rule: 'error', reason: 'policy engine failed' }, policy.explainDenials),
-      );
+      const decided = (decision: Decision) => {
+        observeLatency?.(performance.now() - started);
+        return conclude(ctx, decision, policy.explainDenials);
+      };
+      // The engine promises never to throw or reject; if it does anyway, deny as the engine does on an error.
+      const failed = () => conclude(ctx, { kind: 'deny', rule: 'error', reason: 'policy engine failed' }, policy.explainDenials);
+      let decision: Decision | Promise<Decision>;
+      try {
+        decision = policy.engine.decide(ctx.request);
+      } catch {
+        return failed();
+      }
+      // A policy without a JWT to verify decides synchronously: no promise on the request's way.
+      return decision instanceof Promise ? decision.then(decided, failed) : decided(decision);
     },
   };
 }

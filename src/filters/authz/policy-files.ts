@@ -1,5 +1,6 @@
-import { policyEngineLoader, PolicyReloader, type PolicyReloadStats } from '../../authz/index.js';
+import { PolicyReloader, type PolicyReloadStats } from '../../authz/index.js';
 import type { Logger } from '../../telemetry/index.js';
+import { policyChainLoader } from './policy-chain.js';
 
 // The sidecar's policy files. Several inbound listeners may name the same file: it is loaded, watched and reloaded
 // once, and they all decide by the same policy at every moment.
@@ -14,7 +15,7 @@ export class PolicyFiles {
     const known = this.reloaders.get(file);
     if (known) return known;
     // A loader (and so a rate-limit and JWKS runtime) of its own per file: two policies never share buckets.
-    const reloader = await PolicyReloader.start(file, policyEngineLoader(this.logger), this.logger);
+    const reloader = await PolicyReloader.start(file, policyChainLoader(this.logger), this.logger);
     this.reloaders.set(file, reloader);
     return reloader;
   }

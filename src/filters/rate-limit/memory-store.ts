@@ -1,8 +1,9 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../../authz/index.js';
+import type { RateLimitCharge, RateLimitParameters, RateLimitRefusal, RateLimitStore } from './store.js';
 
-// Token buckets, one per (limit name, key). Keyed by limit name rather than held by a compiled policy so that a
-// reloaded policy keeps counting where the old one stopped; a limit whose rate or burst changed applies the new values
-// from its next request on.
+// The rate-limit store of one process: token buckets, one per (limit name, key). Keyed by limit name rather than held
+// by a compiled policy so that a reloaded policy keeps counting where the old one stopped; a limit whose rate or burst
+// changed applies the new values from its next request on.
 //
 // Memory is bounded. A bucket that has refilled completely is indistinguishable from a new one, so dropping it loses
 // nothing: every so many requests a sweep looks at the oldest few buckets of each limit, drops the full ones and moves
@@ -21,23 +22,7 @@ interface Table {
   burst: number;
 }
 
-export interface RateLimitParameters {
-  readonly name: string;
-  readonly requestsPerSecond: number;
-  readonly burst: number;
-}
-
-export interface RateLimitCharge {
-  readonly limit: RateLimitParameters;
-  readonly key: string;
-}
-
-export interface RateLimitRefusal {
-  readonly limit: string;
-  readonly retryAfterSeconds: number;
-}
-
-export interface RateLimitStoreOptions {
+export interface MemoryRateLimitStoreOptions {
   /** Default 100,000 keys per limit. */
   maxKeysPerLimit?: number;
 }
@@ -45,22 +30,19 @@ export interface RateLimitStoreOptions {
 const SWEEP_EVERY = 1024;
 const SWEEP_AT_MOST = 64;
 
-export class RateLimitStore {
+export class MemoryRateLimitStore implements RateLimitStore {
   private readonly tables = new Map<string, Table>();
   private readonly maxKeysPerLimit: number;
   private takesSinceSweep = 0;
 
   constructor(
     private readonly clock: Clock,
-    options: RateLimitStoreOptions = {},
+    options: MemoryRateLimitStoreOptions = {},
   ) {
     this.maxKeysPerLimit = options.maxKeysPerLimit ?? 100_000;
   }
 
-  /**
-   * Takes one token from the bucket of every charge, or, if any bucket is empty, none at all (a refused request is not
-   * counted against the other limits) and says which limit refused and when to retry.
-   */
+  /** Synchronous: see RateLimitStore.take. */
   take(charges: readonly RateLimitCharge[]): RateLimitRefusal | undefined {
     const now = this.clock.now();
     if (++this.takesSinceSweep >= SWEEP_EVERY) this.sweep(now);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../../src/config/index.js';
-import { loadPolicyEngine, loadPolicyEngineFromText, ManualClock, PolicyRuntime, type AuthzRequest } from '../../src/authz/index.js';
+import { ManualClock, type AuthzRequest } from '../../src/authz/index.js';
+import { loadPolicyChain, loadPolicyChainFromText, PolicyRuntime } from '../../src/filters/index.js';
 import type { Logger } from '../../src/telemetry/index.js';
 import { tempDir } from '../helpers/cli.js';
 
@@ -63,7 +64,7 @@ describe('JWT with a local JWKS file', () => {
   function engine(jwt = '', clock = new ManualClock(NOW)) {
     const file = join(dir.dir, `policy-${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, `${RULES}\njwt:\n  issuer: ${ISSUER}\n  audiences: [orders, billing]\n  jwksFile: jwks.json\n${jwt}`);
-    return loadPolicyEngine(file, { clock }).engine;
+    return loadPolicyChain(file, { clock }).chain;
   }
 
   it('verifies a token and makes its claims usable in `when`', async () => {
@@ -119,13 +120,22 @@ describe('JWT with a local JWKS file', () => {
     expect(await e.decide(req({ authorization: `Bearer ${await sign(key)}` }))).toMatchObject({ kind: 'deny' });
   });
 
+  it('counts a rate limit keyed by a claim per verified subject', async () => {
+    // (Appended after the jwt section: a top-level key of the policy.)
+    const e = engine('rateLimits:\n  - { name: per-user, requestsPerSecond: 1, burst: 1, per: "claim:sub" }\n');
+    const as = async (sub: string) => e.decide(req({ authorization: `Bearer ${await sign(key, { sub })}` }));
+    expect(await as('alice')).toMatchObject({ kind: 'allow' });
+    expect(await as('alice')).toMatchObject({ kind: 'rate_limited', limit: 'per-user' });
+    expect(await as('bob')).toMatchObject({ kind: 'allow' });
+  });
+
   it('refuses at load time a JWKS file that is missing or is not a key set, naming jwt.jwksFile', () => {
     const policy = join(dir.dir, 'bad-jwks.yaml');
     writeFileSync(join(dir.dir, 'not-jwks.json'), '{"keys": "nope"}');
     for (const [file, why] of [['missing.json', 'file not found'], ['not-jwks.json', 'not a JSON Web Key Set']]) {
       writeFileSync(policy, `jwt: { issuer: ${ISSUER}, audiences: [orders], jwksFile: ${file} }\n`);
-      expect(() => loadPolicyEngine(policy)).toThrow(ConfigError);
-      expect(() => loadPolicyEngine(policy)).toThrow(new RegExp(`^${policy}: jwt.jwksFile: .*${file}: ${why}`));
+      expect(() => loadPolicyChain(policy)).toThrow(ConfigError);
+      expect(() => loadPolicyChain(policy)).toThrow(new RegExp(`^${policy}: jwt.jwksFile: .*${file}: ${why}`));
     }
   });
 });
@@ -151,7 +161,7 @@ describe('JWT with a JWKS URL', () => {
   it('fetches the key set once and caches it', async () => {
     keys = [key.jwk];
     fetches = 0;
-    const { engine } = loadPolicyEngineFromText(policy(), { clock: new ManualClock(NOW) });
+    const { chain: engine } = loadPolicyChainFromText(policy(), { clock: new ManualClock(NOW) });
     for (let i = 0; i < 3; i++) expect(await engine.decide(req({ authorization: `Bearer ${await sign(key)}` }))).toMatchObject({ kind: 'allow' });
     expect(fetches).toBe(1);
   });
@@ -161,9 +171,9 @@ describe('JWT with a JWKS URL', () => {
     keys = [key.jwk];
     fetches = 0;
     const runtime = new PolicyRuntime({ clock: new ManualClock(NOW), remoteJwks: { cooldownDuration: 0 } });
-    const first = loadPolicyEngineFromText(policy(), { runtime }).engine;
+    const first = loadPolicyChainFromText(policy(), { runtime }).chain;
     expect(await first.decide(req({ authorization: `Bearer ${await sign(key)}` }))).toMatchObject({ kind: 'allow' });
-    const reloaded = loadPolicyEngineFromText(policy(), { runtime }).engine;
+    const reloaded = loadPolicyChainFromText(policy(), { runtime }).chain;
     expect(await reloaded.decide(req({ authorization: `Bearer ${await sign(key)}` }))).toMatchObject({ kind: 'allow' });
     expect(fetches).toBe(1);
     keys = [key.jwk, rotated.jwk];
@@ -179,7 +189,7 @@ describe('JWT with a JWKS URL', () => {
     const error = vi.fn();
     const logger = { error } as unknown as Logger;
     const text = policy().replace(url, `http://127.0.0.1:${port}/jwks.json`);
-    const { engine } = loadPolicyEngineFromText(text, { clock: new ManualClock(NOW), logger });
+    const { chain: engine } = loadPolicyChainFromText(text, { clock: new ManualClock(NOW), logger });
     const decision = await engine.decide(req({ authorization: `Bearer ${await sign(key)}` }));
     expect(decision).toMatchObject({ kind: 'deny', rule: 'error', reason: expect.stringContaining('JWT verification keys are unavailable') });
     expect(error).toHaveBeenCalledOnce();

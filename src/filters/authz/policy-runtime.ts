@@ -1,8 +1,8 @@
 import { createRemoteJWKSet, type RemoteJWKSet, type RemoteJWKSetOptions } from 'jose';
-import { systemClock, type Clock } from './clock.js';
-import { RateLimitStore, type RateLimitStoreOptions } from './rate-limiter.js';
+import { systemClock, type Clock } from '../../authz/index.js';
+import { MemoryRateLimitStore, type MemoryRateLimitStoreOptions } from '../rate-limit/memory-store.js';
 
-export interface PolicyRuntimeOptions extends RateLimitStoreOptions {
+export interface PolicyRuntimeOptions extends MemoryRateLimitStoreOptions {
   clock?: Clock;
   /** Passed to jose's createRemoteJWKSet (timeout, cooldown, cache age). */
   remoteJwks?: RemoteJWKSetOptions;
@@ -15,13 +15,13 @@ export interface PolicyRuntimeOptions extends RateLimitStoreOptions {
  */
 export class PolicyRuntime {
   readonly clock: Clock;
-  readonly rateLimits: RateLimitStore;
+  readonly rateLimits: MemoryRateLimitStore;
   private readonly remoteJwksOptions: RemoteJWKSetOptions | undefined;
   private readonly remoteKeySets = new Map<string, RemoteJWKSet>();
 
   constructor(options: PolicyRuntimeOptions = {}) {
     this.clock = options.clock ?? systemClock;
-    this.rateLimits = new RateLimitStore(this.clock, options);
+    this.rateLimits = new MemoryRateLimitStore(this.clock, options);
     this.remoteJwksOptions = options.remoteJwks;
   }
 

@@ -1,12 +1,10 @@
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { Clock } from './clock.js';
-import { ownString } from './match-context.js';
-import type { PolicyJwt } from './schema.js';
+import { ownString, tokenScheme, type Clock, type PolicyJwt } from '../../authz/index.js';
 
-// End-user identity from a JWT. A token that is present but does not verify is refused (401) even when no rule
+// End-user identity from a JWT. A token that is present but does not verify is refused (401) even when nothing
 // looks at claims: accepting it silently would let a caller believe it was authenticated. A missing token is refused
-// only when the policy says `required: true`. If the keys themselves cannot be had (the JWKS URL is down), that is
-// not the caller's fault, so it is not a 401; the engine fails closed with a deny instead.
+// only when the settings say `required: true`. If the keys themselves cannot be had (the JWKS URL is down), that is
+// not the caller's fault, so it is not a 401; the filter fails closed with a deny instead.
 
 export type JwtOutcome =
   | { kind: 'absent' }
@@ -42,16 +40,6 @@ function invalidTokenChallenge(reason: string): string {
   return `${REALM}, error="invalid_token", error_description="${description}"`;
 }
 
-function schemeOf(config: PolicyJwt): string {
-  return config.scheme ?? (config.header === 'authorization' ? 'Bearer' : '');
-}
-
-/** The header that carries `token` under this policy: `authorization: Bearer <token>` unless configured otherwise. */
-export function tokenHeader(config: PolicyJwt, token: string): [name: string, value: string] {
-  const scheme = schemeOf(config);
-  return [config.header, scheme === '' ? token : `${scheme} ${token}`];
-}
-
 export class JwtVerifier {
   private readonly scheme: string;
 
@@ -60,7 +48,7 @@ export class JwtVerifier {
     private readonly keys: JWTVerifyGetKey,
     private readonly clock: Clock,
   ) {
-    this.scheme = schemeOf(config);
+    this.scheme = tokenScheme(config);
   }
 
   get required(): boolean {
