@@ -1,4 +1,4 @@
-import { startExtAuthzServer } from '../authz/index.js';
+import { startExtAuthzServer } from '../authz/ext-authz/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, parseListenAddress, required, UsageError, type Command } from './command.js';
 import { servingTransport, transportUsage } from './grpc-transport.js';

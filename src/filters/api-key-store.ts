@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { API_KEY_NAME_RULE, isApiKeyName } from '../authz/index.js';
 import { parseYaml, strictObject } from '../config/index.js';
 
 // API keys as the apiKey filter stores them: a name and the SHA-256 of the key, never the key itself, so a copy of
@@ -13,12 +14,9 @@ import { parseYaml, strictObject } from '../config/index.js';
 /** New keys start with this, so that a leaked one is recognisable (secret scanners, logs, a pasted config). */
 export const API_KEY_PREFIX = 'mw_';
 
-/** A name is part of the principal `apikey:NAME`, which policies and rate-limit keys name. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const NAME_RULE = 'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit';
 
 const entrySchema = strictObject({
-  name: z.string().regex(NAME, NAME_RULE),
+  name: z.string().refine(isApiKeyName, API_KEY_NAME_RULE),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the key as 64 lower-case hex digits'),
 });
 
@@ -34,12 +32,10 @@ const keysFileSchema = strictObject({ keys: z.array(entrySchema).nullish() }).su
   }
 });
 
-export function isApiKeyName(name: string): boolean {
-  return NAME.test(name);
-}
+export { isApiKeyName };
 
 export function apiKeyNameRule(name: string): string {
-  return `"${name}" ${NAME_RULE}`;
+  return `"${name}" ${API_KEY_NAME_RULE}`;
 }
 
 /** 32 random bytes (256 bits) in base64url after the prefix. */

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { apiKeyPrincipal } from '../authz/index.js';
 import { strictObject } from '../config/index.js';
 import { jsonReply, type LocalReply } from './local-reply.js';
 import { parseApiKeys, type ApiKeySet } from './api-key-store.js';
@@ -93,7 +94,7 @@ export function checkApiKey(ctx: HopContext, keys: ApiKeySet, where: ApiKeySetti
   if (where.queryParameter !== undefined) ctx.request.path = withoutQueryParameter(ctx.request.path, where.queryParameter);
   const name = presented.ok && presented.key !== undefined ? keys.nameOf(presented.key) : undefined;
   if (name !== undefined) {
-    ctx.request.principal = `apikey:${name}`;
+    ctx.request.principal = apiKeyPrincipal(name);
     return undefined;
   }
   const reason = !presented.ok ? presented.reason : presented.key === undefined ? 'an API key is required' : 'the API key is not valid';
@@ -110,6 +111,7 @@ export const apiKey: FilterFactory<ApiKeySettings> = {
     return {
       name: 'apiKey',
       onRequest: (ctx) => checkApiKey(ctx, keys.current, config),
+      reload: () => keys.reload(),
       close: () => keys.close(),
     };
   },

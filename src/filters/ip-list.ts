@@ -94,7 +94,8 @@ export const ipList: FilterFactory<IpListSettings> = {
         deny: [inline(config.deny), ...(await open(config.denyFiles))],
         trustedProxies: config.trustedProxies === undefined ? undefined : inline(config.trustedProxies).current,
       };
-      return { name: 'ipList', onRequest: (ctx) => checkClientAddress(ctx, lists), close };
+      const reload = async () => void (await Promise.all(files.map((file) => file.reload())));
+      return { name: 'ipList', onRequest: (ctx) => checkClientAddress(ctx, lists), reload, close };
     } catch (err) {
       close();
       throw err;

@@ -35,6 +35,7 @@ export const validate: FilterFactory<ValidateSettings> = {
         ctx.decision = { outcome: 'invalid', rule: 'validate' };
         return verdictReply(verdict, requestId);
       },
+      reload: () => api.reload(),
       close: () => api.close(),
     };
   },

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExtAuthzServer, type ExtAuthzServer } from '../../src/authz/index.js';
+import { startExtAuthzServer, type ExtAuthzServer } from '../../src/authz/ext-authz/index.js';
 import { REPO_ROOT, tempDir } from '../helpers/cli.js';
 
 const FIXTURES = resolve(REPO_ROOT, 'test/fixtures/authz');

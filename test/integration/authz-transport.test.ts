@@ -4,7 +4,8 @@ import { connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExtAuthzServer, type ExtAuthzServer, type PolicyEngine } from '../../src/authz/index.js';
+import type { PolicyEngine } from '../../src/authz/index.js';
+import { startExtAuthzServer, type ExtAuthzServer } from '../../src/authz/ext-authz/index.js';
 import { frameMessage } from '../../src/grpc/grpc-framing.js';
 import { loadCheckTypes } from '../../src/authz/ext-authz/protos.js';
 import { tempDir } from '../helpers/cli.js';

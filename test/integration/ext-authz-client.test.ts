@@ -7,7 +7,8 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createExtAuthzClient, startExtAuthzServer, type AuthzRequest, type ExtAuthzClient } from '../../src/authz/index.js';
+import type { AuthzRequest } from '../../src/authz/index.js';
+import { createExtAuthzClient, startExtAuthzServer, type ExtAuthzClient } from '../../src/authz/ext-authz/index.js';
 import { frameMessage } from '../../src/grpc/grpc-framing.js';
 import { REPO_ROOT, tempDir } from '../helpers/cli.js';
 

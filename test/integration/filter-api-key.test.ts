@@ -1,14 +1,28 @@
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, tempDir } from '../helpers/cli.js';
 import { startEdge, type Edge } from '../helpers/edge.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, waitFor } from '../helpers/eventually.js';
 import { httpRequest, makeMesh, outputContaining, readJsonLines } from '../helpers/sidecar.js';
 
 // apiKey at the edge: a real `meshward sidecar` ingress in front of a mesh service, with keys made by the real
 // `meshward apikey create`. A custom filter after apiKey (the tag fixture) tells the app which principal the chain saw.
+// An authz filter between them decides on the key's principal, as a policy's from.principals names it.
+
+const EDGE_POLICY = `
+defaultAction: deny
+rules:
+  - name: billing-does-anything
+    action: allow
+    from: { principals: ["apikey:billing"] }
+  - name: any-key-reads-reports
+    action: allow
+    from: { principals: ["apikey:*"] }
+    to: { methods: [GET], paths: ["/reports", "/reports/**"] }
+`;
 
 const TAG_MODULE = join(REPO_ROOT, 'test/fixtures/filters/tag-filter.mjs');
 
@@ -29,6 +43,7 @@ describe('apiKey through a real ingress listener', () => {
 
   beforeAll(async () => {
     billingKey = await createKey('billing');
+    writeFileSync(join(dir, 'ingress-policy.yaml'), EDGE_POLICY);
     app = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers });
       res.setHeader('content-type', 'application/json');
@@ -39,7 +54,7 @@ describe('apiKey through a real ingress listener', () => {
       app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
       ingress: {
         routes: [{ prefix: '/', to: 'orders' }],
-        filters: [{ apiKey: { keysFile: 'keys.yaml', queryParameter: 'api_key' } }, { module: TAG_MODULE }],
+        filters: [{ apiKey: { keysFile: 'keys.yaml', queryParameter: 'api_key' } }, { authz: { policy: 'ingress-policy.yaml' } }, { module: TAG_MODULE }],
       },
       outboundFilters: [{ apiKey: { keysFile: 'keys.yaml', queryParameter: 'api_key' } }],
       webExtra: { audit: { path: auditFile } },
@@ -98,5 +113,21 @@ describe('apiKey through a real ingress listener', () => {
     seen.length = 0;
     expect((await edge.fetch('/reports', { headers: { 'x-api-key': reportsKey } })).status).toBe(200);
     expect(seen[0]?.headers['x-tag-principal']).toBe('apikey:reports');
+  });
+
+  it('decides on the key\'s principal: policy rules name apikey:NAME and apikey:*', async () => {
+    const readerKey = await createKey('reader');
+    await waitFor('the new key to be loaded', async () => (await edge.fetch('/reports', { headers: { 'x-api-key': readerKey } })).status, (status) => status === 200);
+    seen.length = 0;
+    // apikey:* may read reports, nothing else; apikey:billing may do anything.
+    expect((await edge.fetch('/reports/7', { headers: { 'x-api-key': readerKey } })).status).toBe(200);
+    const denied = await edge.fetch('/orders', { method: 'POST', headers: { 'x-api-key': readerKey } });
+    expect(denied.status).toBe(403);
+    expect(await denied.json()).toMatchObject({ error: 'forbidden' });
+    expect((await edge.fetch('/orders', { method: 'POST', headers: { 'x-api-key': billingKey } })).status).toBe(200);
+    expect(seen.map((s) => `${s.headers['x-tag-principal']} ${s.url}`)).toEqual(['apikey:reader /reports/7', 'apikey:billing /orders']);
+    const denials = () => readJsonLines(auditFile).filter((r) => r.direction === 'ingress' && r.status === 403);
+    expect(await eventually(() => denials().length === 1, 10_000)).toBe(true);
+    expect(denials()[0]).toMatchObject({ principal: 'apikey:reader', decision: { outcome: 'deny' } });
   });
 });

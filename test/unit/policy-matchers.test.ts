@@ -19,6 +19,8 @@ describe('principal patterns', () => {
     ['spiffe://example.org/ns/team-a/*', 'prefix'],
     ['spiffe://example.org/ns/team-*', 'prefix'],
     ['spiffe://example.org/*', 'prefix'],
+    ['apikey:billing', 'exact'],
+    ['apikey:*', 'prefix'],
   ])('parses %s as %s', (source, kind) => {
     const parsed = parsePrincipalPattern(source);
     expect(parsed.ok && parsed.value.kind).toBe(kind);
@@ -33,6 +35,10 @@ describe('principal patterns', () => {
     ['spiffe://example.org/*/web', 'only at the end'],
     ['spiffe:/x*', 'is not a SPIFFE ID prefix'],
     ['', 'is not a SPIFFE ID'],
+    ['apikey:', '"apikey:": an API key\'s name must be 1-64 letters'],
+    ['apikey:bill ing', 'must be 1-64 letters'],
+    ['apikey:bill*', 'or "apikey:*" for any key'],
+    ['apikey:a/b', 'must be 1-64 letters'],
   ])('refuses %j', (source, why) => {
     const parsed = parsePrincipalPattern(source);
     expect(parsed.ok).toBe(false);
@@ -50,6 +56,19 @@ describe('principal patterns', () => {
     expect(some.matches('spiffe://example.org/ns/team-a/sa/reader')).toBe(true);
     expect(some.matches('spiffe://example.org/ns/team-ab/sa/reader')).toBe(false);
     expect(some.matches(undefined)).toBe(false);
+  });
+
+  it('matches an API key caller by its key name, or any key with apikey:*; SPIFFE patterns never match a key', () => {
+    const billing = new PrincipalMatcher(['apikey:billing']);
+    const anyKey = new PrincipalMatcher(['apikey:*']);
+    const mesh = new PrincipalMatcher(['spiffe://example.org/*']);
+    expect(billing.matches('apikey:billing')).toBe(true);
+    expect(billing.matches('apikey:billing2')).toBe(false);
+    expect(billing.matches('apikey:reports')).toBe(false);
+    expect(anyKey.matches('apikey:reports')).toBe(true);
+    expect(anyKey.matches(WEB)).toBe(false);
+    expect(mesh.matches('apikey:billing')).toBe(false);
+    expect(new PrincipalMatcher(['*']).matches('apikey:billing')).toBe(true);
   });
 });
 

@@ -10,7 +10,7 @@ import { redactedPath } from '../../telemetry/index.js';
 import type { CheckObserver } from './check-observer.js';
 import { toAuthzRequest, type CheckRequestMessage } from './check-request.js';
 import { allowResponse, buildCheckResponse, type CheckResponseMessage } from './check-response.js';
-import type { ActivePolicy } from './policy-reloader.js';
+import type { ActivePolicy } from '../policy-reloader.js';
 import type { CheckTypes } from './protos.js';
 import type { UnaryBytesHandler } from '../../grpc/unary-route.js';
 

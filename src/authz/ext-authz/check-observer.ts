@@ -7,7 +7,7 @@
 // are logged (server.ts, onWriteError), never answered.
 import { AuditLog, DenialSpikeDetector, callerTraceId, TRACEPARENT, warnDenialSpike, redactedPath, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';
-import { decisionSummary, ruleOf } from './decision-summary.js';
+import { decisionSummary, ruleOf } from '../decision-summary.js';
 import type { AuthzServerMetrics } from './metrics.js';
 
 /** One answered Check. */

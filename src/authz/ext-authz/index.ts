@@ -1,9 +1,10 @@
-// The ext_authz server and client: their public face.
+// The ext_authz server and client: their public face. The server adapts the filter runtime's replies to Envoy's
+// CheckResponse, so it sits above filters/; the client is loaded by the authz filter itself (client.ts), so that
+// filters/ never imports this file and no module cycle runs through it.
 import type { ExtAuthzServer, ExtAuthzServerOptions } from './server.js';
 import type { ExtAuthzClient, ExtAuthzClientOptions } from './client.js';
 
 export type { ExtAuthzServer, ExtAuthzServerOptions, ExtAuthzStats } from './server.js';
-export type { ActivePolicy, PolicyLoader, PolicyReloadStats } from './policy-reloader.js';
 
 /** Starts `meshward authz`: Envoy's Authorization/Check, Health and reflection on one gRPC listener. */
 export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promise<ExtAuthzServer> {
@@ -14,9 +15,8 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
 
 export type { CheckExtras, ExtAuthzClient, ExtAuthzClientOptions, RemoteVerdict } from './client.js';
 
-/** The sidecar's client for a remote ext_authz server (`extAuthz` in its config); gRPC is loaded on first use, as for the server. */
+/** A client for a remote ext_authz server; gRPC is loaded on first use, as for the server. */
 export async function createExtAuthzClient(options: ExtAuthzClientOptions): Promise<ExtAuthzClient> {
   const { ExtAuthzClient } = await import('./client.js');
   return new ExtAuthzClient(options);
 }
-export { PolicyReloader } from './policy-reloader.js';

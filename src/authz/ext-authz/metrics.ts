@@ -5,7 +5,7 @@
 // A Check records two CountTable increments and one histogram sample; the counts are read only at a scrape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authzDecisionMetrics, createPrometheusMeter, denialSpikeCounter, policyReloadCounters, requestCounters } from '../../telemetry/index.js';
-import type { PolicyReloadStats } from './policy-reloader.js';
+import type { PolicyReloadStats } from '../policy-reloader.js';
 
 export interface AuthzServerMetrics {
   /** One answered Check: the decision's outcome and rule, and the CheckResponse's status.code. */

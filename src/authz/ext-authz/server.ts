@@ -15,7 +15,7 @@ import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../grpc/grpc-framing.js';
 import { policyChainLoader } from '../../filters/authz/policy-chain.js';
-import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from './policy-reloader.js';
+import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from '../policy-reloader.js';
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
 import { grpcServerOf, type TlsFiles } from '../../grpc/server-tls.js';
 import { unaryRoute } from '../../grpc/unary-route.js';

@@ -1,4 +1,5 @@
 import { formatPath } from '../../config/index.js';
+import { API_KEY_PRINCIPAL_PREFIX } from '../api-key-principal.js';
 import { parsePrincipalPattern } from './principal-pattern.js';
 import type { PolicyDocument } from './schema.js';
 
@@ -34,9 +35,9 @@ export function foreignPrincipals(policy: PolicyDocument, trustDomain: string): 
   return found;
 }
 
-/** The trust domain an exact ID or a prefix pattern is in; undefined for `*` (any caller). */
+/** The trust domain an exact ID or a prefix pattern is in; undefined for `*` (any caller) and API keys (no domain). */
 function trustDomainOf(pattern: string): string | undefined {
   const parsed = parsePrincipalPattern(pattern);
-  if (!parsed.ok || parsed.value.kind === 'any') return undefined;
+  if (!parsed.ok || parsed.value.kind === 'any' || pattern.startsWith(API_KEY_PRINCIPAL_PREFIX)) return undefined;
   return parsed.value.source.slice('spiffe://'.length).split('/')[0];
 }

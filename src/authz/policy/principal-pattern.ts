@@ -1,10 +1,12 @@
 import { parseSpiffeId } from '../../spiffe/index.js';
+import { API_KEY_NAME_RULE, API_KEY_PRINCIPAL_PREFIX, isApiKeyName } from '../api-key-principal.js';
 import type { PatternResult } from './pattern-result.js';
 import { flatString } from './string-pool.js';
 import { listHas, toValueList, type ValueList } from './value-list.js';
 
-// Principal patterns: `*` is any authenticated caller, `spiffe://td/ns/team-*` a prefix, anything else one exact
-// SPIFFE ID. A request without a principal matches no pattern at all.
+// Principal patterns: `*` is any authenticated caller (an SVID or, at the edge, an API key), `spiffe://td/ns/team-*`
+// a prefix, `apikey:NAME` the caller of one API key and `apikey:*` any API key's, anything else one exact SPIFFE ID.
+// A request without a principal matches no pattern at all.
 
 export type PrincipalPattern =
   | { kind: 'any'; source: '*' }
@@ -15,6 +17,7 @@ const SCHEME = 'spiffe://';
 
 export function parsePrincipalPattern(source: string): PatternResult<PrincipalPattern> {
   if (source === '*') return { ok: true, value: { kind: 'any', source } };
+  if (source.startsWith(API_KEY_PRINCIPAL_PREFIX)) return parseApiKeyPattern(source);
   const star = source.indexOf('*');
   if (star === -1) {
     const id = parseSpiffeId(source);
@@ -34,6 +37,13 @@ export function parsePrincipalPattern(source: string): PatternResult<PrincipalPa
     return { ok: false, error: `"${source}": a prefix must include the whole trust domain and a "/", e.g. "${prefix}/*"` };
   }
   return { ok: true, value: { kind: 'prefix', source, prefix } };
+}
+
+function parseApiKeyPattern(source: string): PatternResult<PrincipalPattern> {
+  const name = source.slice(API_KEY_PRINCIPAL_PREFIX.length);
+  if (name === '*') return { ok: true, value: { kind: 'prefix', source, prefix: API_KEY_PRINCIPAL_PREFIX } };
+  if (!isApiKeyName(name)) return { ok: false, error: `"${source}": an API key's name ${API_KEY_NAME_RULE} (or "apikey:*" for any key)` };
+  return { ok: true, value: { kind: 'exact', source } };
 }
 
 /** A compiled list of principal patterns: one lookup for exact IDs, then the (usually few) prefixes. `sources` as written. */

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { createExtAuthzClient, PolicyReloader } from '../../authz/index.js';
+import { PolicyReloader } from '../../authz/index.js';
 import { extAuthzSettings, formatHostPort, strictObject } from '../../config/index.js';
 import type { FilterFactory } from '../http-filter.js';
 import { extAuthzAuthorization } from './ext-authz-authorization.js';
@@ -30,7 +30,10 @@ export const authz: FilterFactory<AuthzSettings> = {
     const observeLatency = env.metrics === undefined ? undefined : (ms: number) => env.metrics!.recordAuthzLatency(ms);
     if (given.extAuthz !== undefined) {
       const { address, timeout, failOpen } = given.extAuthz;
-      const client = await createExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger: env.logger });
+      // The client module (and gRPC) only when a config names a remote server; never ext-authz/index.ts, which
+      // also reaches the server, and the server is built on this chain.
+      const { ExtAuthzClient } = await import('../../authz/ext-authz/client.js');
+      const client = new ExtAuthzClient({ address: formatHostPort(address), timeoutMs: timeout, logger: env.logger });
       return { ...extAuthzAuthorization(client, failOpen, observeLatency), close: () => client.close() };
     }
     const file = resolve(env.configDir, given.policy!);

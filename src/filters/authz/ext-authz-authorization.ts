@@ -1,4 +1,4 @@
-import type { ExtAuthzClient } from '../../authz/index.js';
+import type { ExtAuthzClient } from '../../authz/ext-authz/client.js';
 import { replies } from '../local-reply.js';
 import type { HttpFilter } from '../http-filter.js';
 

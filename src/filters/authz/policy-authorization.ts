@@ -1,5 +1,5 @@
 import type { ActivePolicy, Decision } from '../../authz/index.js';
-import { decisionSummary } from '../../authz/ext-authz/decision-summary.js';
+import { decisionSummary } from '../../authz/index.js';
 import type { FilterResult, HopContext } from '../chain.js';
 import type { HttpFilter } from '../http-filter.js';
 import { PRINCIPAL_HEADER } from '../identity-headers.js';

@@ -1,4 +1,4 @@
-import { applicableLimits, claimAt, compileRateLimit, ownString, type AuthzRequest, type CompiledRateLimit, type PolicyRateLimit } from '../../authz/index.js';
+import { API_KEY_PRINCIPAL_PREFIX, applicableLimits, claimAt, compileRateLimit, ownString, type AuthzRequest, type CompiledRateLimit, type PolicyRateLimit } from '../../authz/index.js';
 import type { RateLimitRefusal, RateLimitStore } from './store.js';
 
 // Rate limits as the rateLimit filter and a policy file's `rateLimits` count them: each limit matches requests as
@@ -42,7 +42,7 @@ function keyOf(per: string): (request: AuthzRequest) => string {
       // SPIFFE IDs and apikey: principals never read as an address.
       return (request) => request.principal || request.sourceIp || '';
     case 'apiKey':
-      return (request) => (request.principal?.startsWith('apikey:') ? request.principal : byAddress(request));
+      return (request) => (request.principal?.startsWith(API_KEY_PRINCIPAL_PREFIX) ? request.principal : byAddress(request));
   }
   if (per.startsWith('header:')) {
     const name = per.slice('header:'.length);

@@ -1,9 +1,9 @@
 // Keeps the policy in force (config/file-reloader.ts: loaded at start, reloaded on a file change or SIGHUP, the
 // last good one kept when a new one is invalid). Calls read `current` once each, so that a reload never mixes two
 // policies inside one decision.
-import { FileReloader, type FileLoader, type ReloadStats } from '../../config/index.js';
-import type { Logger } from '../../telemetry/index.js';
-import type { PolicyEngine } from '../types.js';
+import { FileReloader, type FileLoader, type ReloadStats } from '../config/index.js';
+import type { Logger } from '../telemetry/index.js';
+import type { PolicyEngine } from './types.js';
 
 export interface ActivePolicy {
   engine: PolicyEngine;

@@ -1,6 +1,6 @@
 // A decision as metrics and audit records name it: an outcome and the rule (or limit) that decided. Pure. The same
 // words as the sidecar's HopDecision (filters/chain.ts), so that audit records and series from both line up.
-import type { Decision } from '../types.js';
+import type { Decision } from './types.js';
 
 /** A decision's kind is its outcome: `allow`, `deny`, `unauthenticated`, `invalid`, `rate_limited`. */
 export type DecisionOutcome = Decision['kind'];
