@@ -28,7 +28,7 @@ const { metafile } = await build({
   outdir,
   bundle: true,
   splitting: true,
-  minify: true,
+  minify: process.env.MESHWARD_BUNDLE_MINIFY !== "0",
   // Stack traces and profiles keep readable function names.
   keepNames: true,
   format: 'esm',

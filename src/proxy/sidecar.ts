@@ -3,7 +3,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { FieldError, fileProblem, formatHostPort, formatPath, inboundEntries, type InboundConfig, type InboundEntry, type Limits, type SidecarConfig } from '../config/index.js';
 import { buildInboundChain, buildOutboundChains, PolicyFiles, sumReloads, type FilterEnvironment, type FilterSet } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
-import { AFTER_ANSWER_COMMIT_MS, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AFTER_ANSWER_WRITES, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
 import { prepareIdentitySource } from './identity-source.js';
@@ -16,6 +16,7 @@ import { OutboundRouteTable } from './outbound-routes.js';
 import { routesWithoutIdentity } from './routes-without-identity.js';
 import { descriptorUse, servingProblem, type ListenerLoad } from './serving-health.js';
 import { secureContextOptions, type TlsVersion } from './tls-options.js';
+import { releaseStartUpMemory } from './release-memory.js';
 import { warmUp } from './warm-up.js';
 import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
@@ -76,8 +77,8 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
           maxBytes: auditConfig.maxFileBytes,
           ...(auditConfig.keepFiles !== undefined ? { keepFiles: auditConfig.keepFiles } : {}),
           onRotate: logAuditRotation(logger),
-          // Records are written after the answer: they may wait a few ms to share a durable write.
-          commitDelayMs: AFTER_ANSWER_COMMIT_MS,
+          // Records are written after the answer: they may wait a few ms to share a write, and the disk a little longer.
+          ...AFTER_ANSWER_WRITES,
           onWriteError: (err, records) => logger.error({ err: err.message, records }, 'audit log append failed'),
         }).catch((err: unknown) => {
           throw new FieldError(['audit', 'path'], `${auditConfig.path} cannot be opened for writing: ${fileProblem(err)}`);
@@ -222,6 +223,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       );
       warming = false;
     }
+    releaseStartUpMemory();
     logger.info(addresses, 'sidecar ready');
     return {
       addresses,

@@ -11,7 +11,9 @@ export const GENESIS = '0'.repeat(64);
 const HASH_SUFFIX = /,"hash":"([0-9a-f]{64})"\}$/;
 
 export function sealRecord(record: Record<string, unknown>, prev: string): { line: string; hash: string } {
-  const body = JSON.stringify({ ...record, prev });
+  // The record's own JSON with "prev" appended: the same bytes as stringifying a copy with prev, without the copy.
+  const own = JSON.stringify(record);
+  const body = own === '{}' ? `{"prev":${JSON.stringify(prev)}}` : `${own.slice(0, -1)},"prev":${JSON.stringify(prev)}}`;
   const hash = oneShotHash('sha256', body, 'hex');
   return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
 }

@@ -64,10 +64,14 @@ export function redactValue(value: unknown, depth = 0): unknown {
     });
     return changed ? out : value;
   }
+  // Every audit record and log line comes through here: keys, not entries, so that an unchanged object costs one
+  // array rather than one per member.
+  const object = value as Record<string, unknown>;
   let copy: Record<string, unknown> | undefined;
-  for (const [k, v] of Object.entries(value)) {
+  for (const k of Object.keys(object)) {
+    const v = object[k];
     const r = redactValue(v, depth + 1);
-    if (r !== v) (copy ??= { ...(value as Record<string, unknown>) })[k] = r;
+    if (r !== v) (copy ??= { ...object })[k] = r;
   }
   return copy ?? value;
 }

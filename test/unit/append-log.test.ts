@@ -42,6 +42,28 @@ describe('AppendLog', () => {
     cleanup();
   });
 
+  it('waits for the disk on every write (O_DSYNC) unless given a sync interval; then writes at once and syncs later', async () => {
+    const { dir, cleanup } = tempDir();
+    // The open file's flags, as the kernel holds them (octal in /proc): O_DSYNC is 010000 on Linux.
+    const dsync = (log: AppendLog) => {
+      const fd = (log as unknown as { handle: { fd: number } }).handle.fd;
+      const flags = /flags:\s+([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
+      return (parseInt(flags, 8) & 0o10000) !== 0;
+    };
+    const durable = await AppendLog.open(join(dir, 'ca.jsonl'));
+    const buffered = await AppendLog.open(join(dir, 'sidecar.jsonl'), { commitDelayMs: 1, syncIntervalMs: 60_000 });
+    expect(dsync(durable)).toBe(true);
+    expect(dsync(buffered)).toBe(false);
+    // Written to the kernel (readable at once), long before the sync interval: a crash of the process loses nothing.
+    await buffered.append({ a: 1 });
+    expect(readFileSync(join(dir, 'sidecar.jsonl'), 'utf8')).toBe('{"a":1}\n');
+    buffered.enqueueLine('{"a":2}');
+    // close() writes what is queued and syncs at once rather than after the interval.
+    await Promise.all([durable.close(), buffered.close()]);
+    expect(readFileSync(join(dir, 'sidecar.jsonl'), 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+    cleanup();
+  });
+
   it('reports a failed write of enqueued records to onError, with how many were lost', async () => {
     const failures: Array<[string, number]> = [];
     // /dev/full refuses every write with ENOSPC: a disk that filled up.

@@ -13,6 +13,16 @@ function chain(n: number, prev = GENESIS): string[] {
 const file = (lines: string[]) => [{ name: 'audit.jsonl', text: lines.map((l) => `${l}\n`).join('') }];
 
 describe('audit hash chain', () => {
+  it('seals a record as its JSON with prev appended, whatever its members, and checkLine reads it back', () => {
+    const prev = 'a'.repeat(64);
+    for (const record of [{}, { a: 1 }, { path: '/x"y', nested: { list: [1, 'two'] }, skipped: undefined }, { 'k\u2028': 'é' }]) {
+      const { line, hash } = sealRecord(record, prev);
+      expect(JSON.parse(line)).toEqual({ ...JSON.parse(JSON.stringify(record)), prev, hash });
+      expect(line.startsWith(JSON.stringify({ ...record, prev }).slice(0, -1))).toBe(true);
+      expect(checkLine(line)).toMatchObject({ ok: true, hash, prev });
+    }
+  });
+
   it('verifies an intact chain and reports its head', () => {
     const lines = chain(5);
     const report = verifyChain(file(lines));

@@ -3,7 +3,7 @@
 //
 // Audit records are sealed (JSON + SHA-256) and written off the response path: a Check queues its record and
 // the queue is drained on the next turn of the event loop, after the answer has been handed to HTTP/2. The
-// write itself is group-committed by the audit log, a few ms at a time (AFTER_ANSWER_COMMIT_MS); its failures
+// write itself is group-committed by the audit log, a few ms at a time (AFTER_ANSWER_WRITES); its failures
 // are logged (server.ts, onWriteError), never answered.
 import { AuditLog, DenialSpikeDetector, callerTraceId, TRACEPARENT, warnDenialSpike, redactedPath, type Logger } from '../../telemetry/index.js';
 import type { AuthzRequest, Decision } from '../types.js';

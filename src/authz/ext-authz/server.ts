@@ -9,7 +9,7 @@
 //
 // Beside it, optionally: the admin listener (/healthz, /readyz, /metrics) and the audit log, as the sidecar has
 // them (check-observer.ts: what each answered Check records).
-import { AFTER_ANSWER_COMMIT_MS, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
+import { AFTER_ANSWER_WRITES, AuditLog, logAuditRotation, type Logger } from '../../telemetry/index.js';
 import { checkHandler } from './check-handler.js';
 import { observeChecks } from './check-observer.js';
 import { createAuthzServerMetrics } from './metrics.js';
@@ -109,8 +109,8 @@ async function openAuditLog(path: string, logger: Logger): Promise<AuditLog> {
     return await AuditLog.open({
       path,
       onRotate: logAuditRotation(logger),
-      // Records are written after the answer (check-observer.ts): they may wait a few ms to share a durable write.
-      commitDelayMs: AFTER_ANSWER_COMMIT_MS,
+      // Records are written after the answer (check-observer.ts): they may wait a few ms to share a write.
+      ...AFTER_ANSWER_WRITES,
       onWriteError: (err, records) => logger.error({ err: err.message, records }, 'audit log append failed'),
     });
   } catch (err) {
