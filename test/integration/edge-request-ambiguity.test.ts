@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/cli.js';
+import { startEdge, type Edge } from '../helpers/edge.js';
+import { connectH2, h2Request, identityOf } from '../helpers/h2-client.js';
+import { makeMesh, startHttpApp, type Mesh } from '../helpers/sidecar.js';
+
+// Requests that a filter reads one way and the app another, sent as an attacker outside the mesh would: a real
+// `meshward sidecar` ingress (and the outbound and inbound listeners of the same mesh), node's clients over HTTP/1.1
+// and HTTP/2 writing the header lines as given. The app records what reaches it.
+
+interface Seen {
+  url: string;
+  rawHeaders: string[];
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+describe('requests a filter and the app could read differently', () => {
+  const { dir, cleanup } = tempDir('meshward-edge-ambiguity-');
+  const seen: Seen[] = [];
+  let app: { server: http.Server; url: string };
+  let mesh: Mesh;
+  let edge: Edge;
+
+  beforeAll(async () => {
+    app = await startHttpApp((req, res) => {
+      seen.push({ url: req.url!, rawHeaders: req.rawHeaders });
+      res.end('ok');
+    });
+    mesh = await makeMesh(dir);
+    edge = await startEdge(mesh, { app: app.url, ingress: { routes: [{ prefix: '/', to: 'orders' }] } });
+  }, 120_000);
+  afterAll(async () => {
+    await edge?.stop();
+    await new Promise<void>((done) => app?.server.close(() => done()));
+    cleanup();
+  });
+
+  /** HTTP/1.1 to the ingress (TLS), the outbound listener (plain) or the inbound one (mTLS as web), each header line as given. */
+  function h1(listener: 'ingress' | 'outbound' | 'inbound', path: string, headers: Record<string, string | string[]>): Promise<Answer> {
+    const address = listener === 'ingress' ? edge.web.ingress! : listener === 'outbound' ? edge.web.outbound! : edge.orders.inbound!;
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    const tls =
+      listener === 'ingress'
+        ? { ca: readFileSync(edge.certificate.root), servername: 'localhost' }
+        : { ...identityOf(dir, 'web', mesh.bundle), servername: 'localhost' };
+    return new Promise((resolve, reject) => {
+      const options = { host: '127.0.0.1', port, path, headers: { host: listener === 'ingress' ? 'localhost' : 'orders', ...headers }, agent: false as const };
+      const done = (res: http.IncomingMessage) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      };
+      const req = listener === 'outbound' ? http.request(options, done) : https.request({ ...options, ...tls }, done);
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** HTTP/2 to the ingress or the inbound listener (ALPN h2), or the outbound one (h2c): header lines as given, repeats too. */
+  async function h2(listener: 'ingress' | 'outbound' | 'inbound', path: string, headers: http2.OutgoingHttpHeaders): Promise<Answer> {
+    const lenient = { strictSingleValueFields: false } as http2.SecureClientSessionOptions;
+    const session =
+      listener === 'ingress'
+        ? http2.connect(edge.url, { ca: readFileSync(edge.certificate.root), ...lenient })
+        : listener === 'outbound'
+          ? connectH2(edge.web.outbound!, undefined, lenient)
+          : connectH2(edge.orders.inbound!, identityOf(dir, 'web', mesh.bundle), lenient);
+    session.on('error', () => undefined);
+    try {
+      const authority = listener === 'ingress' ? `localhost:${edge.port}` : 'orders';
+      const answer = await h2Request(session, { ':path': path, ':authority': authority, ...headers });
+      return { status: answer.status, body: answer.body };
+    } finally {
+      session.close();
+    }
+  }
+
+  it('refuses a second Authorization, Proxy-Authorization or Content-Type (400) on every listener, over HTTP/1.1 and HTTP/2; the app sees none', async () => {
+    seen.length = 0;
+    const repeats: Record<string, string[]> = {
+      authorization: ['Basic dXNlcjpwYXNz', 'Bearer forged'],
+      'proxy-authorization': ['Basic a', 'Basic b'],
+      'content-type': ['text/plain', 'application/json'],
+    };
+    for (const listener of ['ingress', 'outbound', 'inbound'] as const) {
+      for (const [name, values] of Object.entries(repeats)) {
+        const over1 = await h1(listener, '/orders', { [name]: values });
+        expect(over1.status, `${listener} HTTP/1.1 ${name}`).toBe(400);
+        expect(JSON.parse(over1.body).reason).toBe(`the request has more than one ${name} header`);
+        const over2 = await h2(listener, '/orders', { [name]: values });
+        expect(over2.status, `${listener} HTTP/2 ${name}`).toBe(400);
+      }
+    }
+    expect(seen).toEqual([]);
+    // One of each passes.
+    expect((await h1('ingress', '/orders', { authorization: 'Bearer one', 'content-type': 'text/plain' })).status).toBe(200);
+    expect((await h2('ingress', '/orders', { authorization: 'Bearer one', 'content-type': 'text/plain' })).status).toBe(200);
+  });
+});
