@@ -104,4 +104,42 @@ describe('requests a filter and the app could read differently', () => {
     expect((await h1('ingress', '/orders', { authorization: 'Bearer one', 'content-type': 'text/plain' })).status).toBe(200);
     expect((await h2('ingress', '/orders', { authorization: 'Bearer one', 'content-type': 'text/plain' })).status).toBe(200);
   });
+
+  it('the ingress forwards no header of the client that restates the path, method, client, host or scheme, in any spelling, over HTTP/1.1 and HTTP/2', async () => {
+    const restating = {
+      'x-original-url': '/admin',
+      'x-rewrite-url': '/admin',
+      'x-forwarded-prefix': '/admin',
+      'x-http-method-override': 'DELETE',
+      'x-http-method': 'DELETE',
+      'x-method-override': 'DELETE',
+      forwarded: 'for=10.0.0.1;host=admin.internal;proto=http',
+      'x-real-ip': '10.0.0.1',
+      'x-forwarded-port': '80',
+    };
+    for (const version of ['HTTP/1.1', 'HTTP/2'] as const) {
+      seen.length = 0;
+      const answer = version === 'HTTP/1.1' ? await h1('ingress', '/orders', restating) : await h2('ingress', '/orders', restating);
+      expect(answer.status, version).toBe(200);
+      const names = seen[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      for (const name of Object.keys(restating)) expect(names, `${version} ${name}`).not.toContain(name);
+    }
+    // The spelling with `_` (which WSGI and CGI servers read as the same header), where every hop allows underscores.
+    const allowing = await startEdge(mesh, {
+      app: app.url,
+      name: 'allow-underscores',
+      ingress: { routes: [{ prefix: '/', to: 'orders' }], headersWithUnderscores: 'allow' },
+      ordersInbound: { headersWithUnderscores: 'allow' },
+    });
+    try {
+      seen.length = 0;
+      const res = await allowing.fetch('/orders', { headers: { x_original_url: '/admin', 'x-kept_header': 'yes' } });
+      expect(res.status).toBe(200);
+      const names = seen[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      expect(names).not.toContain('x_original_url');
+      expect(names).toContain('x-kept_header');
+    } finally {
+      await allowing.stop();
+    }
+  });
 });
