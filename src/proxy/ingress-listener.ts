@@ -60,8 +60,8 @@ export class IngressListener extends TlsHttpListener {
       return;
     }
     const target = normalisePath(ctx.request.path);
-    if (!target.ok) {
-      hop.reply(replies.badRequest(ctx.requestId, target.reason));
+    if (!target.ok || hasPathParameters(target.path)) {
+      hop.reply(replies.badRequest(ctx.requestId, target.ok ? PATH_PARAMETERS : target.reason));
       return;
     }
     // The filters, the destination and the record see the one spelling of the path the route was chosen by.
@@ -80,6 +80,17 @@ export class IngressListener extends TlsHttpListener {
     tellClient(ctx, req.socket.remoteAddress);
     hop.forward(route.chain, upstream, route.to, route.to);
   }
+}
+
+const PATH_PARAMETERS = 'the path contains ";" (path parameters, which servers strip or keep as they please)';
+
+/**
+ * Whether a normalised path has path parameters (`;`, or `%3B`, which it keeps encoded). Tomcat, Jetty and Spring drop
+ * them before routing (and read `..;` as `..`), other servers keep them: `/admin;x` and `/public/..;/admin` would take a
+ * route that is not the one the app serves them from.
+ */
+function hasPathParameters(path: string): boolean {
+  return path.includes(';') || path.includes('%3B');
 }
 
 /**

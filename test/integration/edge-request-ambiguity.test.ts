@@ -142,4 +142,18 @@ describe('requests a filter and the app could read differently', () => {
       await allowing.stop();
     }
   });
+
+  it('the ingress refuses a path with parameters (";", "%3B") over HTTP/1.1 and HTTP/2: servers that drop them would serve another route', async () => {
+    seen.length = 0;
+    for (const path of ['/admin;jsessionid=1', '/orders/..;/admin', '/orders/a%3bb', '/orders/1;x?y=1']) {
+      for (const version of ['HTTP/1.1', 'HTTP/2'] as const) {
+        const answer = version === 'HTTP/1.1' ? await h1('ingress', path, {}) : await h2('ingress', path, {});
+        expect(answer.status, `${version} ${path}`).toBe(400);
+        expect(JSON.parse(answer.body).reason).toContain('";"');
+      }
+    }
+    expect(seen).toEqual([]);
+    // In the query a ";" is data.
+    expect((await h1('ingress', '/orders?q=a;b', {})).status).toBe(200);
+  });
 });
