@@ -32,6 +32,9 @@ describe('mask through a real ingress listener', () => {
           return json('{ "id": 9007199254740993, "ssn": "123-45-6789", "card": { "number": "4111111111111111", "brand": "visa" } }');
         case '/big':
           return json(JSON.stringify({ ssn: '123-45-6789', padding: 'x'.repeat(BIG) }));
+        case '/text-json':
+          // JSON under another name for JSON.
+          return json('{"ssn":"123-45-6789"}', { 'content-type': 'text/json; charset=utf-8' });
         case '/gzip':
           // An app that compresses whatever the request asked for.
           return json(gzipSync('{"ssn":"123-45-6789"}'), { 'content-encoding': 'gzip' });
@@ -66,6 +69,11 @@ describe('mask through a real ingress listener', () => {
     expect(text).toBe('{"id":9007199254740993,"ssn":"***","card":{"number":"***1111","brand":"visa"}}');
     expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
     expect(acceptEncodings).toEqual(['identity']);
+  });
+
+  it('masks a JSON answer under another name for JSON (text/json) as well', async () => {
+    const res = await edge.fetch('/text-json');
+    expect(await res.text()).toBe('{"ssn":"***"}');
   });
 
   it('answers 502 for a JSON answer over the cap or compressed, and never sends it', async () => {

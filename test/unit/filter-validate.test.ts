@@ -131,6 +131,12 @@ describe('OpenAPI 3.1 requests', () => {
     ]);
     expect(checkRequest(api, { method: 'POST', target: '/pets', headers: { 'content-type': 'text/plain' }, body: Buffer.from('x') })).toMatchObject({ status: 415 });
   });
+
+  it('checks a JSON body under another name for JSON (application/x-json) that a media range takes, as an app reading it as JSON would', async () => {
+    const api = await loadOpenApi(PETS);
+    const verdict = checkRequest(api, { method: 'POST', target: '/pets', headers: { 'content-type': 'application/x-json' }, body: Buffer.from('{"name":"Rex","admin":true}') });
+    expect(problems(verdict)).toEqual(['body /admin: is not allowed here (unevaluatedProperties: false)']);
+  });
 });
 
 describe('loading OpenAPI documents', () => {
