@@ -1,6 +1,7 @@
 import type { ErrorObject } from 'ajv';
 import { normalisePath } from '../authz/index.js';
 import { jsonReply, type LocalReply } from './local-reply.js';
+import { duplicateMember } from './json-duplicates.js';
 import { jsonPointer } from './json-pointer.js';
 import { isJsonContentType, mediaType } from './media-type.js';
 import {
@@ -109,12 +110,16 @@ function checkBody(operation: OpenApiOperation, media: CompiledMedia | undefined
   if (media === undefined) return operation.body.required ? [{ in: 'body', pointer: '', message: 'is required' }] : [];
   // Only JSON is parsed; other media types declared (forms, files, text) pass as they are.
   if (media.validate === undefined || !isJsonContentType(request.headers['content-type'])) return [];
+  const text = request.body!.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(request.body!.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     return [{ in: 'body', pointer: '', message: 'is not valid JSON' }];
   }
+  // What was checked must be what the app reads, whichever of two same-named members its parser keeps.
+  const twice = duplicateMember(text);
+  if (twice !== undefined) return [{ in: 'body', pointer: twice, message: 'is a member name the object has more than once' }];
   return media.validate(value) ? [] : problemsOf('body', media.validate.errors);
 }
 

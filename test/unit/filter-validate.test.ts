@@ -2,6 +2,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpFilter } from '../../src/filters/http-filter.js';
+import { duplicateMember } from '../../src/filters/json-duplicates.js';
 import { loadOpenApi, type OpenApi } from '../../src/filters/openapi-document.js';
 import { checkRequest, type RequestFacts, type RequestVerdict } from '../../src/filters/openapi-request.js';
 import { validate } from '../../src/filters/validate.js';
@@ -109,6 +110,25 @@ describe('OpenAPI 3.0 requests', () => {
   it('refuses a missing required body and a body that is no JSON', () => {
     expect(problems(check('POST', '/orders'))).toEqual(['body : is required']);
     expect(problems(check('POST', '/orders', json('{"item": ')))).toEqual(['body : is not valid JSON']);
+  });
+
+  it('refuses a JSON body with a member name twice, in any spelling, where parsers disagree on which one counts', () => {
+    // JSON.parse keeps the last (valid here), a first-wins parser the first (a quantity of -5).
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":-5,"quantity":1}')))).toEqual(['body /quantity: is a member name the object has more than once']);
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":1,"parent":{"item":"x","quantity":1,"\\u0071uantity":2}}')))).toEqual([
+      'body /parent/quantity: is a member name the object has more than once',
+    ]);
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":1,"tags":["a"],"note":"\\"item\\":\\"x\\"","item":"v"}')))).toEqual([
+      'body /item: is a member name the object has more than once',
+    ]);
+    // The same name in different objects, or as a string value, is no duplicate.
+    expect(check('POST', '/orders', json('{"item":"w","quantity":1,"note":"item","parent":{"item":"x","quantity":1}}'))).toEqual({ ok: true });
+  });
+
+  it('finds a duplicate member inside arrays and gives its pointer', () => {
+    expect(duplicateMember('[1,{"a":1},[{"b":1,"c":[{}],"b":2}]]')).toBe('/2/0/b');
+    expect(duplicateMember('{"a\\"b":1,"a\\u0022b":2}')).toBe('/a"b');
+    expect(duplicateMember('{"x":{"a":1},"y":{"a":1}}')).toBeUndefined();
   });
 
   it('lists at most 10 problems', () => {

@@ -1,0 +1,57 @@
+import { jsonPointer } from './json-pointer.js';
+
+// Duplicate member names in a JSON text. JSON.parse keeps the last of `{"role":"user","role":"admin"}`, other parsers
+// the first (or refuse it): a body checked as one object could be read by the app as another. Pure; the text is
+// valid JSON already (JSON.parse read it), so this only has to tell strings, names and nesting apart.
+
+interface Frame {
+  /** Member names seen so far; undefined for an array. */
+  readonly names: Set<string> | undefined;
+  /** The member name or the array index the parser is at. */
+  at: string | number;
+  /** In an object: the next string is a member name. */
+  expectName: boolean;
+}
+
+/** The first member name an object of `text` has twice: its JSON pointer (the second one's), or undefined. */
+export function duplicateMember(text: string): string | undefined {
+  const frames: Frame[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const top = frames[frames.length - 1];
+    if (code === 0x22) {
+      const end = stringEnd(text, i);
+      if (top?.names !== undefined && top.expectName) {
+        const raw = text.slice(i + 1, end);
+        const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        top.at = name;
+        if (top.names.has(name)) return jsonPointer(frames.map((frame) => frame.at));
+        top.names.add(name);
+        top.expectName = false;
+      }
+      i = end;
+    } else if (code === 0x7b) {
+      frames.push({ names: new Set(), at: '', expectName: true });
+    } else if (code === 0x5b) {
+      frames.push({ names: undefined, at: 0, expectName: false });
+    } else if (code === 0x7d || code === 0x5d) {
+      frames.pop();
+    } else if (code === 0x2c && top !== undefined) {
+      if (top.names === undefined) top.at = (top.at as number) + 1;
+      else top.expectName = true;
+    }
+  }
+  return undefined;
+}
+
+/** The index of the quote that closes the string opening at `start`. */
+function stringEnd(text: string, start: number): number {
+  let i = start + 1;
+  for (;;) {
+    const quote = text.indexOf('"', i);
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    i = quote + 1;
+  }
+}
