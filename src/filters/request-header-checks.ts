@@ -4,9 +4,10 @@ import type { FilterFactory, HttpFilter } from './http-filter.js';
 import { PRINCIPAL_HEADER, SET_BY_MESHWARD, XFCC_HEADER } from './identity-headers.js';
 import { replies } from './local-reply.js';
 
-// What a request's header block must look like before anything judges it: one authority, well formed, the same in
-// Host and :authority; one value of each single-valued field a filter judges; and header names with underscores dropped or refused. The pure checks here serve the inbound
-// chain and the outbound listener alike, so that both listeners and both HTTP versions hold one rule.
+// What a request's header block must look like before anything judges it: a method in capitals; one authority, well
+// formed, the same in Host and :authority; one value of each single-valued field a filter judges; and header names
+// with underscores dropped or refused. The pure checks here serve the inbound chain and the outbound listener alike,
+// so that both listeners and both HTTP versions hold one rule.
 
 /** Envoy's `headers_with_underscores_action`, with a safer default: `drop`. */
 export type UnderscoreHeaderAction = 'drop' | 'reject' | 'allow';
@@ -34,6 +35,8 @@ export function requestAuthority(headers: HeaderMap, rawHeaders: readonly string
   const checked = checkAuthority(value);
   return checked.ok ? { ok: true, value } : { ok: false, reason: checked.error };
 }
+
+const LOWER_CASE = /[a-z]/;
 
 /**
  * Fields that carry one value (RFC 9110) and that filters judge: the credentials (jwt, a policy's `jwt`) and the body's
@@ -85,6 +88,10 @@ export function requestHeaderChecks(underscores: UnderscoreHeaderAction): HttpFi
       const headers = ctx.request.headers as HeaderMap;
       const authority = requestAuthority(headers, ctx.rawHeaders);
       if (!authority.ok) return replies.badRequest(ctx.requestId, authority.reason);
+      // Node's HTTP/1.1 parser takes methods in capitals only; HTTP/2 passes `delete` on, which routes and filters read
+      // as another method than DELETE, and an app that upper-cases methods (Werkzeug, Django, Express's router) as DELETE.
+      const { method } = ctx.request;
+      if (LOWER_CASE.test(method)) return replies.badRequest(ctx.requestId, `the method ${JSON.stringify(method)} is not in capitals`);
       const repeated = repeatedSingleValuedField(ctx.rawHeaders);
       if (repeated !== undefined) return replies.badRequest(ctx.requestId, `the request has more than one ${repeated} header`);
       if (headers[XFCC_HEADER] !== undefined) delete headers[XFCC_HEADER];

@@ -156,4 +156,40 @@ describe('requests a filter and the app could read differently', () => {
     // In the query a ";" is data.
     expect((await h1('ingress', '/orders?q=a;b', {})).status).toBe(200);
   });
+
+  it('refuses a method not in capitals on every listener: over HTTP/2 `delete` took a route DELETE does not, to apps that read it as DELETE', async () => {
+    // DELETE of /orders is refused to everyone; other requests pass. (Before, `delete` took the second route, past the
+    // ipList; Node's HTTP/1.1 app here refused it, an app that upper-cases methods would have served it.)
+    const strict = await startEdge(mesh, {
+      app: app.url,
+      name: 'method-case',
+      ingress: {
+        routes: [
+          { prefix: '/orders', methods: ['DELETE'], to: 'orders' },
+          { prefix: '/', to: 'orders', filters: { ipList: false } },
+        ],
+        filters: [{ ipList: { deny: ['0.0.0.0/0', '::/0'] } }],
+      },
+    });
+    try {
+      const session = http2.connect(strict.url, { ca: readFileSync(strict.certificate.root) });
+      session.on('error', () => undefined);
+      try {
+        expect((await h2Request(session, { ':method': 'DELETE', ':path': '/orders/1' })).status).toBe(403);
+        seen.length = 0;
+        const lower = await h2Request(session, { ':method': 'delete', ':path': '/orders/1' });
+        expect(lower.status).toBe(400);
+        expect(JSON.parse(lower.body).reason).toBe('the method "delete" is not in capitals');
+        expect(seen).toEqual([]);
+      } finally {
+        session.close();
+      }
+    } finally {
+      await strict.stop();
+    }
+    for (const listener of ['ingress', 'outbound', 'inbound'] as const) {
+      expect((await h2(listener, '/orders', { ':method': 'Get' })).status, listener).toBe(400);
+    }
+    expect(seen).toEqual([]);
+  });
 });
