@@ -159,13 +159,24 @@ function queryReader(query: string): Reader {
   };
 }
 
+/**
+ * A cookie: its one value, or all of them when it is sent more than once (a scalar then fails its schema): servers
+ * differ on which of two same-named cookies they read (Werkzeug the first, Django the last).
+ */
 function cookieReader(header: string | undefined): Reader {
-  const cookies = new Map<string, string>();
+  const cookies = new Map<string, string[]>();
   for (const pair of (header ?? '').split(';')) {
     const eq = pair.indexOf('=');
-    if (eq > 0 && !cookies.has(pair.slice(0, eq).trim())) cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    if (eq <= 0) continue;
+    const name = pair.slice(0, eq).trim();
+    const values = cookies.get(name);
+    if (values === undefined) cookies.set(name, [pair.slice(eq + 1).trim()]);
+    else values.push(pair.slice(eq + 1).trim());
   }
-  return (key) => cookies.get(key);
+  return (key) => {
+    const values = cookies.get(key);
+    return values === undefined ? undefined : values.length === 1 ? values[0] : values;
+  };
 }
 
 /** ajv's findings in the words and places a caller can act on; one line per place and message. */

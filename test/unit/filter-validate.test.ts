@@ -85,6 +85,13 @@ describe('OpenAPI 3.0 requests', () => {
     expect(problems(check('GET', '/orders?limit=5&limit=500'))).toEqual(['query /limit: must be integer']);
   });
 
+  it('refuses a single-valued cookie sent twice, whichever of them is valid (servers differ on which one they read)', () => {
+    for (const cookie of ['session=longenough; session=short', 'session=short; other=1; session=longenough']) {
+      expect(problems(check('GET', '/orders', { headers: { ...TENANT, cookie } })), cookie).toEqual(['cookie /session: must be string']);
+    }
+    expect(check('GET', '/orders', { headers: { ...TENANT, cookie: 'session=longenough; other=1' } })).toEqual({ ok: true });
+  });
+
   it('answers 415 for a body of a type the operation does not take, or a body where it takes none', () => {
     expect(check('POST', '/orders', { headers: { 'content-type': 'application/xml' }, body: Buffer.from('<a/>') })).toEqual({
       ok: false,
