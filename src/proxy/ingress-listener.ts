@@ -4,7 +4,7 @@ import { normalisePath } from '../authz/index.js';
 import { appendRequestHeader, removeRequestHeader, setRequestHeader, type Chain, type HopContext, type HttpFilter } from '../filters/index.js';
 import { jsonReply, replies, type LocalReply } from '../filters/local-reply.js';
 import type { HopObserver } from './hop-record.js';
-import { matchRoute, type RouteMatch } from './ingress-routes.js';
+import { matchRoute, routeDependsOnCase, type RouteMatch } from './ingress-routes.js';
 import { hasUnreadBody, isHttp2, type DownstreamRequest } from './request-body.js';
 import { RoutedHop, type RoutingListener } from './routed-hop.js';
 import { TlsHttpListener, type TlsHttpListenerOptions } from './tls-http-listener.js';
@@ -67,6 +67,10 @@ export class IngressListener extends TlsHttpListener {
     // The filters, the destination and the record see the one spelling of the path the route was chosen by.
     ctx.request.path = target.path + target.query;
     const route = matchRoute(options.routes, target.path, ctx.request.method, ctx.request.headers);
+    if (routeDependsOnCase(options.routes, target.path, ctx.request.method, ctx.request.headers, route)) {
+      hop.reply(replies.badRequest(ctx.requestId, 'the path takes another route when its letters\' case is ignored, as some apps ignore it'), hasUnreadBody(req));
+      return;
+    }
     if (route === undefined) {
       hop.reply(jsonReply(404, { error: 'not_found', reason: 'no route for this path and method', requestId: ctx.requestId }), hasUnreadBody(req));
       return;

@@ -192,4 +192,33 @@ describe('requests a filter and the app could read differently', () => {
     }
     expect(seen).toEqual([]);
   });
+
+  it('the ingress refuses a path that takes another route when its case is ignored, over HTTP/1.1 and HTTP/2', async () => {
+    // /admin is refused to everyone; the rest passes. Express and ASP.NET Core serve /ADMIN from /admin.
+    const guarded = await startEdge(mesh, {
+      app: app.url,
+      name: 'path-case',
+      ingress: { routes: [{ prefix: '/admin', to: 'orders' }, { prefix: '/', to: 'orders', filters: { ipList: false } }], filters: [{ ipList: { deny: ['0.0.0.0/0', '::/0'] } }] },
+    });
+    try {
+      seen.length = 0;
+      expect((await guarded.fetch('/admin/users')).status).toBe(403);
+      for (const path of ['/ADMIN/users', '/Admin', '/%41dmin']) {
+        const over1 = await guarded.fetch(path);
+        expect(over1.status, path).toBe(400);
+        expect(((await over1.json()) as { reason: string }).reason).toContain('case');
+        const session = http2.connect(guarded.url, { ca: readFileSync(guarded.certificate.root) });
+        session.on('error', () => undefined);
+        try {
+          expect((await h2Request(session, { ':path': path })).status, `HTTP/2 ${path}`).toBe(400);
+        } finally {
+          session.close();
+        }
+      }
+      expect(seen).toEqual([]);
+      expect((await guarded.fetch('/Orders')).status).toBe(200);
+    } finally {
+      await guarded.stop();
+    }
+  });
 });
