@@ -75,6 +75,11 @@ export const mask: FilterFactory<MaskSettings> = {
       },
       onResponse(ctx, response) {
         if (!isJsonContentType(response.headers['content-type'])) return;
+        // A HEAD answer has no body to mask; its length and digests would be those of the unmasked one.
+        if (ctx.request.method === 'HEAD') {
+          for (const name of DIGEST_HEADERS) delete response.headers[name];
+          return;
+        }
         // Not buffered: over the cap with `onOversize: pass`; else a runtime that did not buffer it must not send it.
         if (response.body === undefined) {
           if (config.onOversize !== 'pass') refuse(response, ctx.requestId, 'the answer could not be masked');

@@ -29,7 +29,7 @@ describe('mask through a real ingress listener', () => {
       switch (req.url!.slice(req.url!.lastIndexOf('/'))) {
         case '/account':
           // Written by hand: JSON.stringify would round the id, which is past 2^53.
-          return json('{ "id": 9007199254740993, "ssn": "123-45-6789", "card": { "number": "4111111111111111", "brand": "visa" } }');
+          return json('{ "id": 9007199254740993, "ssn": "123-45-6789", "card": { "number": "4111111111111111", "brand": "visa" } }', { 'content-length': '107' });
         case '/big':
           return json(JSON.stringify({ ssn: '123-45-6789', padding: 'x'.repeat(BIG) }));
         case '/ranged': {
@@ -90,6 +90,13 @@ describe('mask through a real ingress listener', () => {
       expect(res.status, path).toBe(200);
       expect(await res.text(), path).toBe('{"ssn":"***","name":"ann"}');
     }
+  });
+
+  it('answers HEAD for a JSON answer without the unmasked length or a 502', async () => {
+    const res = await edge.fetch('/account', { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(res.headers.get('content-length')).toBeNull();
   });
 
   it('masks a JSON answer under another name for JSON (text/json) as well', async () => {
