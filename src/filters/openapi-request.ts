@@ -1,7 +1,7 @@
 import type { ErrorObject } from 'ajv';
 import { normalisePath } from '../authz/index.js';
 import { jsonReply, type LocalReply } from './local-reply.js';
-import { duplicateMember } from './json-duplicates.js';
+import { ambiguousMember } from './json-member-names.js';
 import { jsonPointer } from './json-pointer.js';
 import { isJsonContentType, mediaType } from './media-type.js';
 import {
@@ -38,6 +38,9 @@ export interface RequestFacts {
   /** The whole body; undefined or empty when there is none. */
   body: Buffer | undefined;
 }
+
+/** Refuses bytes that are no UTF-8, and keeps a BOM (so that JSON.parse refuses it: apps differ on skipping it). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** At most this many problems are listed: enough to fix a request, too few to make the answer a cost. */
 export const MAX_PROBLEMS = 10;
@@ -110,7 +113,13 @@ function checkBody(operation: OpenApiOperation, media: CompiledMedia | undefined
   if (media === undefined) return operation.body.required ? [{ in: 'body', pointer: '', message: 'is required' }] : [];
   // Only JSON is parsed; other media types declared (forms, files, text) pass as they are.
   if (media.validate === undefined || !isJsonContentType(request.headers['content-type'])) return [];
-  const text = request.body!.toString('utf8');
+  // JSON is UTF-8 (RFC 8259): bytes that are not would be read as U+FFFD here, and as anything by the app's decoder.
+  let text: string;
+  try {
+    text = UTF8.decode(request.body!);
+  } catch {
+    return [{ in: 'body', pointer: '', message: 'is not valid UTF-8' }];
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -118,8 +127,8 @@ function checkBody(operation: OpenApiOperation, media: CompiledMedia | undefined
     return [{ in: 'body', pointer: '', message: 'is not valid JSON' }];
   }
   // What was checked must be what the app reads, whichever of two same-named members its parser keeps.
-  const twice = duplicateMember(text);
-  if (twice !== undefined) return [{ in: 'body', pointer: twice, message: 'is a member name the object has more than once' }];
+  const ambiguous = ambiguousMember(text);
+  if (ambiguous !== undefined) return [{ in: 'body', ...ambiguous }];
   return media.validate(value) ? [] : problemsOf('body', media.validate.errors);
 }
 

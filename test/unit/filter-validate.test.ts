@@ -2,7 +2,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpFilter } from '../../src/filters/http-filter.js';
-import { duplicateMember } from '../../src/filters/json-duplicates.js';
+import { ambiguousMember } from '../../src/filters/json-member-names.js';
 import { loadOpenApi, type OpenApi } from '../../src/filters/openapi-document.js';
 import { checkRequest, type RequestFacts, type RequestVerdict } from '../../src/filters/openapi-request.js';
 import { validate } from '../../src/filters/validate.js';
@@ -133,9 +133,19 @@ describe('OpenAPI 3.0 requests', () => {
   });
 
   it('finds a duplicate member inside arrays and gives its pointer', () => {
-    expect(duplicateMember('[1,{"a":1},[{"b":1,"c":[{}],"b":2}]]')).toBe('/2/0/b');
-    expect(duplicateMember('{"a\\"b":1,"a\\u0022b":2}')).toBe('/a"b');
-    expect(duplicateMember('{"x":{"a":1},"y":{"a":1}}')).toBeUndefined();
+    expect(ambiguousMember('[1,{"a":1},[{"b":1,"c":[{}],"b":2}]]')?.pointer).toBe('/2/0/b');
+    expect(ambiguousMember('{"a\\"b":1,"a\\u0022b":2}')?.pointer).toBe('/a"b');
+    expect(ambiguousMember('{"x":{"a":1},"y":{"a":1}}')).toBeUndefined();
+  });
+
+  it('refuses a body that is no UTF-8, or a member name with a lone surrogate that truncating parsers read as another name', () => {
+    const bytes = (text: string, ...tail: number[]) => ({ headers: { 'content-type': 'application/json' }, body: Buffer.concat([Buffer.from(text), Buffer.from(tail)]) });
+    expect(problems(check('POST', '/orders', bytes('{"item":"w","quantity":1,"note":"a', 0xff, 0x22, 0x7d)))).toEqual(['body : is not valid UTF-8']);
+    expect(problems(check('POST', '/orders', bytes('', 0xef, 0xbb, 0xbf, ...Buffer.from('{"item":"w","quantity":1}'))))).toEqual(['body : is not valid JSON']);
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":1,"parent":{"item":"x","quantity":1,"quantity\\ud800":-5}}')))).toEqual([
+      'body /parent/quantity\ud800: is a member name with a lone surrogate (no Unicode)',
+    ]);
+    expect(check('POST', '/orders', json('{"item":"w\\ud83d\\ude00","quantity":1}'))).toEqual({ ok: true });
   });
 
   it('lists at most 10 problems', () => {

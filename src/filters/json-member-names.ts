@@ -1,8 +1,19 @@
 import { jsonPointer } from './json-pointer.js';
 
-// Duplicate member names in a JSON text. JSON.parse keeps the last of `{"role":"user","role":"admin"}`, other parsers
-// the first (or refuse it): a body checked as one object could be read by the app as another. Pure; the text is
-// valid JSON already (JSON.parse read it), so this only has to tell strings, names and nesting apart.
+// Member names of a JSON text that parsers read differently. JSON.parse keeps the last of `{"role":"user",
+// "role":"admin"}`, other parsers the first (or refuse it); and a name with a lone surrogate (`"role\ud800"`) is a name
+// of its own to JSON.parse, while parsers that drop or truncate what is no Unicode make it `role`: a body checked as one
+// object could be read by the app as another. Pure; the text is valid JSON already (JSON.parse read it), so this only
+// has to tell strings, names and nesting apart.
+
+export interface AmbiguousMember {
+  /** The JSON pointer of the member (the second one, for a name given twice). */
+  pointer: string;
+  message: string;
+}
+
+/** A lone surrogate: half of a pair without the other half, which is no Unicode character. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 interface Frame {
   /** Member names seen so far; undefined for an array. */
@@ -13,8 +24,8 @@ interface Frame {
   expectName: boolean;
 }
 
-/** The first member name an object of `text` has twice: its JSON pointer (the second one's), or undefined. */
-export function duplicateMember(text: string): string | undefined {
+/** The first member name of `text` given twice in one object or not well-formed Unicode, or undefined. */
+export function ambiguousMember(text: string): AmbiguousMember | undefined {
   const frames: Frame[] = [];
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
@@ -25,7 +36,8 @@ export function duplicateMember(text: string): string | undefined {
         const raw = text.slice(i + 1, end);
         const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
         top.at = name;
-        if (top.names.has(name)) return jsonPointer(frames.map((frame) => frame.at));
+        if (top.names.has(name)) return { pointer: jsonPointer(frames.map((frame) => frame.at)), message: 'is a member name the object has more than once' };
+        if (LONE_SURROGATE.test(name)) return { pointer: jsonPointer(frames.map((frame) => frame.at)), message: 'is a member name with a lone surrogate (no Unicode)' };
         top.names.add(name);
         top.expectName = false;
       }
