@@ -6,7 +6,7 @@ import { jsonReply, type LocalReply } from './local-reply.js';
 import { parseApiKeys, type ApiKeySet } from './api-key-store.js';
 import type { HopContext } from './chain.js';
 import type { FilterFactory, HttpFilter } from './http-filter.js';
-import { headerValues, removeRequestHeader } from './request-headers.js';
+import { headerSpellings, headerValues, removeRequestHeader } from './request-headers.js';
 import { WatchedFile } from './watched-file.js';
 
 // `apiKey`: the caller names itself with a key (Kong's key-auth, Tyk's auth token). The key's name becomes the
@@ -40,7 +40,7 @@ export type PresentedKey = { ok: true; key: string | undefined } | { ok: false; 
  * a guess, and the app might read the other.
  */
 export function presentedApiKey(rawHeaders: readonly string[], path: string, where: Pick<ApiKeySettings, 'header' | 'queryParameter'>): PresentedKey {
-  const found = new Set(keyHeaderNames(rawHeaders, where.header).flatMap((name) => headerValues(rawHeaders, name)));
+  const found = new Set(headerSpellings(rawHeaders, where.header).flatMap((name) => headerValues(rawHeaders, name)));
   if (where.queryParameter !== undefined) for (const value of queryValues(path, where.queryParameter)) found.add(value);
   if (found.size > 1) return { ok: false, reason: 'the request presents more than one API key' };
   const [key] = found;
@@ -57,20 +57,6 @@ export function withoutQueryParameter(path: string, name: string): string {
     .split('&')
     .filter((pair) => pair === '' || parameterName(pair) !== name);
   return kept.length === 0 ? path.slice(0, question) : `${path.slice(0, question)}?${kept.join('&')}`;
-}
-
-/**
- * The names (lower case) under which the request carries the key's header: the header, and any spelling with `_` for
- * `-` (x_api_key), which WSGI and CGI servers read as the same header, so that the key cannot reach the app that way.
- */
-function keyHeaderNames(rawHeaders: readonly string[], header: string): string[] {
-  const names = new Set([header]);
-  const spelled = header.replaceAll('_', '-');
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (name.replaceAll('_', '-') === spelled) names.add(name);
-  }
-  return [...names];
 }
 
 function queryValues(path: string, name: string): string[] {
@@ -90,7 +76,7 @@ function challenge(where: ApiKeySettings): string {
 /** The request side, given the keys in force now (read once per request, so a reload never splits one). */
 export function checkApiKey(ctx: HopContext, keys: ApiKeySet, where: ApiKeySettings): LocalReply | undefined {
   const presented = presentedApiKey(ctx.rawHeaders, ctx.request.path, where);
-  for (const name of keyHeaderNames(ctx.rawHeaders, where.header)) removeRequestHeader(ctx, name);
+  for (const name of headerSpellings(ctx.rawHeaders, where.header)) removeRequestHeader(ctx, name);
   if (where.queryParameter !== undefined) ctx.request.path = withoutQueryParameter(ctx.request.path, where.queryParameter);
   const name = presented.ok && presented.key !== undefined ? keys.nameOf(presented.key) : undefined;
   if (name !== undefined) {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { strictObject } from '../config/index.js';
 import { PRINCIPAL_HEADER, XFCC_HEADER } from './identity-headers.js';
 import type { FilterFactory, FilterResponse } from './http-filter.js';
-import { appendRequestHeader, removeRequestHeader, setRequestHeader } from './request-headers.js';
+import { appendRequestHeader, headerSpellings, removeRequestHeader, setRequestHeader } from './request-headers.js';
 
 // `headers`: set, append and remove request and response headers (Kong's request/response-transformer, Envoy's
 // request_headers_to_add), and a `securityHeaders` preset for answers that reach browsers. Per side the edits run
@@ -91,8 +91,12 @@ export const headers: FilterFactory<HeadersSettings> = {
       name: 'headers',
       onRequest: request
         ? (ctx) => {
-            for (const name of request.remove) removeRequestHeader(ctx, name);
-            for (const [name, value] of Object.entries(request.set)) setRequestHeader(ctx, name, value);
+            // Every spelling: a header removed or replaced must not reach the app as x_user for x-user.
+            for (const name of request.remove) for (const spelled of headerSpellings(ctx.rawHeaders, name)) removeRequestHeader(ctx, spelled);
+            for (const [name, value] of Object.entries(request.set)) {
+              for (const spelled of headerSpellings(ctx.rawHeaders, name)) removeRequestHeader(ctx, spelled);
+              setRequestHeader(ctx, name, value);
+            }
             for (const [name, value] of Object.entries(request.append)) appendRequestHeader(ctx, name, value);
             return undefined;
           }

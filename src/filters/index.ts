@@ -9,6 +9,6 @@ export { registry } from './registry.js';
 export { requestAuthority, requestHeaderChecks, underscoreHeaderNames, underscoreRefusal, type UnderscoreHeaderAction } from './request-header-checks.js';
 export { PolicyFiles } from './authz/policy-files.js';
 export { isPreflight } from './cors-policy.js';
-export { appendRequestHeader, setRequestHeader } from './request-headers.js';
+export { appendRequestHeader, removeRequestHeader, setRequestHeader } from './request-headers.js';
 export { PRINCIPAL_HEADER } from './identity-headers.js';
 export { replies, type LocalReply } from './local-reply.js';

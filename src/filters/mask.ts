@@ -3,12 +3,13 @@ import { strictObject } from '../config/index.js';
 import { jsonReply } from './local-reply.js';
 import type { FilterFactory, FilterResponse } from './http-filter.js';
 import { isJsonContentType } from './media-type.js';
-import { setRequestHeader } from './request-headers.js';
+import { removeRequestHeader, setRequestHeader } from './request-headers.js';
 
 // `mask`: listed fields of JSON answers replaced before they leave (card numbers, national ids, tokens). It never
 // sends a JSON answer it could not mask: one over the buffer cap is a 502 (unless `onOversize: pass`), and so is one
 // that is no JSON after all or that the app compressed. So that the app does not compress, the filter asks it for
-// `accept-encoding: identity`; meshward does not compress answers itself, so clients get them uncompressed. Answers
+// `accept-encoding: identity`, and for whole answers (no `range`); meshward does not compress answers itself, so
+// clients get them uncompressed. Answers
 // that are not JSON (by content-type) stream untouched.
 
 /** Whether a JSON path is one the masker takes: from the root, selecting inside the document, no expressions. */
@@ -66,10 +67,19 @@ export const mask: FilterFactory<MaskSettings> = {
       },
       onRequest(ctx) {
         setRequestHeader(ctx, 'accept-encoding', 'identity');
+        // A byte range of a JSON answer can be a field's value alone (`"123-45-6789"` is a whole JSON document), or
+        // come as multipart/byteranges: the app is asked for the whole answer, which the mask can read.
+        removeRequestHeader(ctx, 'range');
+        removeRequestHeader(ctx, 'if-range');
         return undefined;
       },
       onResponse(ctx, response) {
         if (!isJsonContentType(response.headers['content-type'])) return;
+        // A HEAD answer has no body to mask; its length and digests would be those of the unmasked one.
+        if (ctx.request.method === 'HEAD') {
+          for (const name of DIGEST_HEADERS) delete response.headers[name];
+          return;
+        }
         // Not buffered: over the cap with `onOversize: pass`; else a runtime that did not buffer it must not send it.
         if (response.body === undefined) {
           if (config.onOversize !== 'pass') refuse(response, ctx.requestId, 'the answer could not be masked');

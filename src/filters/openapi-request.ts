@@ -1,6 +1,7 @@
 import type { ErrorObject } from 'ajv';
 import { normalisePath } from '../authz/index.js';
 import { jsonReply, type LocalReply } from './local-reply.js';
+import { ambiguousMember } from './json-member-names.js';
 import { jsonPointer } from './json-pointer.js';
 import { isJsonContentType, mediaType } from './media-type.js';
 import {
@@ -37,6 +38,9 @@ export interface RequestFacts {
   /** The whole body; undefined or empty when there is none. */
   body: Buffer | undefined;
 }
+
+/** Refuses bytes that are no UTF-8, and keeps a BOM (so that JSON.parse refuses it: apps differ on skipping it). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** At most this many problems are listed: enough to fix a request, too few to make the answer a cost. */
 export const MAX_PROBLEMS = 10;
@@ -109,12 +113,22 @@ function checkBody(operation: OpenApiOperation, media: CompiledMedia | undefined
   if (media === undefined) return operation.body.required ? [{ in: 'body', pointer: '', message: 'is required' }] : [];
   // Only JSON is parsed; other media types declared (forms, files, text) pass as they are.
   if (media.validate === undefined || !isJsonContentType(request.headers['content-type'])) return [];
+  // JSON is UTF-8 (RFC 8259): bytes that are not would be read as U+FFFD here, and as anything by the app's decoder.
+  let text: string;
+  try {
+    text = UTF8.decode(request.body!);
+  } catch {
+    return [{ in: 'body', pointer: '', message: 'is not valid UTF-8' }];
+  }
   let value: unknown;
   try {
-    value = JSON.parse(request.body!.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     return [{ in: 'body', pointer: '', message: 'is not valid JSON' }];
   }
+  // What was checked must be what the app reads, whichever of two same-named members its parser keeps.
+  const ambiguous = ambiguousMember(text);
+  if (ambiguous !== undefined) return [{ in: 'body', ...ambiguous }];
   return media.validate(value) ? [] : problemsOf('body', media.validate.errors);
 }
 
@@ -154,13 +168,24 @@ function queryReader(query: string): Reader {
   };
 }
 
+/**
+ * A cookie: its one value, or all of them when it is sent more than once (a scalar then fails its schema): servers
+ * differ on which of two same-named cookies they read (Werkzeug the first, Django the last).
+ */
 function cookieReader(header: string | undefined): Reader {
-  const cookies = new Map<string, string>();
+  const cookies = new Map<string, string[]>();
   for (const pair of (header ?? '').split(';')) {
     const eq = pair.indexOf('=');
-    if (eq > 0 && !cookies.has(pair.slice(0, eq).trim())) cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    if (eq <= 0) continue;
+    const name = pair.slice(0, eq).trim();
+    const values = cookies.get(name);
+    if (values === undefined) cookies.set(name, [pair.slice(eq + 1).trim()]);
+    else values.push(pair.slice(eq + 1).trim());
   }
-  return (key) => cookies.get(key);
+  return (key) => {
+    const values = cookies.get(key);
+    return values === undefined ? undefined : values.length === 1 ? values[0] : values;
+  };
 }
 
 /** ajv's findings in the words and places a caller can act on; one line per place and message. */

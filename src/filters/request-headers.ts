@@ -15,6 +15,20 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
   return values;
 }
 
+/**
+ * The names (lower case) under which the request carries a header: the name, and any spelling with `_` for `-` or the
+ * other way round (x_api_key), which WSGI and CGI servers read as the same header (`headersWithUnderscores: allow`).
+ */
+export function headerSpellings(rawHeaders: readonly string[], name: string): string[] {
+  const names = new Set([name]);
+  const spelled = name.replaceAll('_', '-');
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const raw = rawHeaders[i]!.toLowerCase();
+    if (raw.replaceAll('_', '-') === spelled) names.add(raw);
+  }
+  return [...names];
+}
+
 export function removeRequestHeader(ctx: HopContext, name: string): void {
   ctx.removeHeaders.push(name);
   for (let i = ctx.setHeaders.length - 1; i >= 0; i--) if (ctx.setHeaders[i]![0] === name) ctx.setHeaders.splice(i, 1);

@@ -23,12 +23,33 @@ export function underPrefix(path: string, prefix: string): boolean {
   return prefix.endsWith('/') || path.length === prefix.length || path.charCodeAt(prefix.length) === 0x2f;
 }
 
-/** The first route for the normalised path and the method (headers tell a preflight), or undefined. */
-export function matchRoute<R extends RouteMatch>(routes: readonly R[], path: string, method: string, headers: Readonly<Record<string, string | undefined>>): R | undefined {
+/**
+ * The first route for the normalised path and the method (headers tell a preflight), or undefined. `ignoreCase`
+ * compares the path with the prefixes as apps that ignore its letters' case do (Express, ASP.NET Core).
+ */
+export function matchRoute<R extends RouteMatch>(
+  routes: readonly R[],
+  path: string,
+  method: string,
+  headers: Readonly<Record<string, string | undefined>>,
+  ignoreCase = false,
+): R | undefined {
   const asked = isPreflight(method, headers) ? headers['access-control-request-method'] : undefined;
+  const spelled = ignoreCase ? path.toLowerCase() : path;
   return routes.find(
     (route) =>
-      underPrefix(path, route.prefix) &&
+      underPrefix(spelled, ignoreCase ? route.prefix.toLowerCase() : route.prefix) &&
       (route.methods === undefined || route.methods.has(method) || (asked !== undefined && route.answersPreflights && route.methods.has(asked))),
   );
+}
+
+const CAPITAL = /[A-Z]/;
+
+/**
+ * Whether the path takes another route when its letters' case is ignored (`/ADMIN/users` where `/admin` is a route):
+ * an app that ignores case serves it from a route the edge did not choose, so it cannot be routed one way only.
+ */
+export function routeDependsOnCase<R extends RouteMatch>(routes: readonly R[], path: string, method: string, headers: Readonly<Record<string, string | undefined>>, chosen: R | undefined): boolean {
+  if (!CAPITAL.test(path) && !routes.some((route) => CAPITAL.test(route.prefix))) return false;
+  return matchRoute(routes, path, method, headers, true) !== chosen;
 }

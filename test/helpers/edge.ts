@@ -63,6 +63,8 @@ export interface EdgeOptions {
   outboundFilters?: object[];
   /** More outbound routes for web, given orders's inbound address. */
   outboundRoutes?: (ordersInbound: string) => object[];
+  /** Merged into orders's `inbound:` (headersWithUnderscores, ...). */
+  ordersInbound?: object;
   /** orders's policy (default: ALLOW_WEB). */
   policy?: string;
   /** Config file names: DIR/<name>-orders.yaml, DIR/<name>-web.yaml. */
@@ -80,7 +82,7 @@ export async function startEdge(mesh: Mesh, options: EdgeOptions): Promise<Edge>
   const orders = await runSidecar(dir, `${name}-orders`, {
     trustDomain: TD,
     identity: { files: { cert: join(dir, 'orders.pem'), key: join(dir, 'orders.key'), bundle: mesh.bundle } },
-    inbound: { listen: '127.0.0.1:0', app: options.app, policy: policyFile },
+    inbound: { listen: '127.0.0.1:0', app: options.app, policy: policyFile, ...options.ordersInbound },
     admin: { listen: '127.0.0.1:0' },
   });
   let web: RunningSidecar;

@@ -29,9 +29,25 @@ describe('mask through a real ingress listener', () => {
       switch (req.url!.slice(req.url!.lastIndexOf('/'))) {
         case '/account':
           // Written by hand: JSON.stringify would round the id, which is past 2^53.
-          return json('{ "id": 9007199254740993, "ssn": "123-45-6789", "card": { "number": "4111111111111111", "brand": "visa" } }');
+          return json('{ "id": 9007199254740993, "ssn": "123-45-6789", "card": { "number": "4111111111111111", "brand": "visa" } }', { 'content-length': '107' });
         case '/big':
           return json(JSON.stringify({ ssn: '123-45-6789', padding: 'x'.repeat(BIG) }));
+        case '/ranged': {
+          // An app that serves byte ranges (a static JSON file, say): a range is a fragment no mask can read whole.
+          const whole = '{"ssn":"123-45-6789","name":"ann"}';
+          const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+          if (range === null) return json(whole);
+          const part = whole.slice(Number(range[1]), Number(range[2]) + 1);
+          const multipart = req.url!.includes('multipart');
+          res.writeHead(206, {
+            'content-type': multipart ? 'multipart/byteranges; boundary=B' : 'application/json',
+            ...(multipart ? {} : { 'content-range': `bytes ${range[1]}-${range[2]}/${whole.length}` }),
+          });
+          return res.end(multipart ? `--B\r\ncontent-type: application/json\r\n\r\n${part}\r\n--B--\r\n` : part);
+        }
+        case '/text-json':
+          // JSON under another name for JSON.
+          return json('{"ssn":"123-45-6789"}', { 'content-type': 'text/json; charset=utf-8' });
         case '/gzip':
           // An app that compresses whatever the request asked for.
           return json(gzipSync('{"ssn":"123-45-6789"}'), { 'content-encoding': 'gzip' });
@@ -66,6 +82,26 @@ describe('mask through a real ingress listener', () => {
     expect(text).toBe('{"id":9007199254740993,"ssn":"***","card":{"number":"***1111","brand":"visa"}}');
     expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
     expect(acceptEncodings).toEqual(['identity']);
+  });
+
+  it('asks the app for the whole answer: a Range request cannot fetch a field as a fragment the mask cannot place', async () => {
+    for (const path of ['/ranged', '/multipart/ranged']) {
+      const res = await edge.fetch(path, { headers: { range: 'bytes=7-19', 'if-range': '"etag"' } });
+      expect(res.status, path).toBe(200);
+      expect(await res.text(), path).toBe('{"ssn":"***","name":"ann"}');
+    }
+  });
+
+  it('answers HEAD for a JSON answer without the unmasked length or a 502', async () => {
+    const res = await edge.fetch('/account', { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(res.headers.get('content-length')).toBeNull();
+  });
+
+  it('masks a JSON answer under another name for JSON (text/json) as well', async () => {
+    const res = await edge.fetch('/text-json');
+    expect(await res.text()).toBe('{"ssn":"***"}');
   });
 
   it('answers 502 for a JSON answer over the cap or compressed, and never sends it', async () => {

@@ -73,6 +73,10 @@ describe('validate through a real ingress listener', () => {
       const injected = await curl(version, '-X', 'POST', '-H', 'content-type: application/json', '--data-binary', '{"item":"w","quantity":1,"isAdmin":true}', `${edge.url}/orders`);
       expect(injected.status, version).toBe(400);
       expect(JSON.parse(injected.body).errors).toEqual([{ in: 'body', pointer: '/isAdmin', message: 'is not allowed here (additionalProperties: false)' }]);
+      // A member twice: JSON.parse keeps the valid last one, a first-wins parser in the app the -5.
+      const twice = await curl(version, '-X', 'POST', '-H', 'content-type: application/json', '--data-binary', '{"item":"w","quantity":-5,"quantity":1}', `${edge.url}/orders`);
+      expect(twice.status, version).toBe(400);
+      expect(JSON.parse(twice.body).errors).toEqual([{ in: 'body', pointer: '/quantity', message: 'is a member name the object has more than once' }]);
     }
     expect((await curl('-H', 'x-tenant: acme', `${edge.url}/orders?limit=1000`)).status).toBe(400);
     expect(received).toEqual([]);

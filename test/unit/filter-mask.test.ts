@@ -72,7 +72,7 @@ describe('masking a JSON document', () => {
   });
 
   it('knows JSON content types', () => {
-    for (const t of ['application/json', 'Application/JSON; charset=utf-8', 'application/problem+json', 'application/vnd.api+json']) expect(isJsonContentType(t), t).toBe(true);
+    for (const t of ['application/json', 'Application/JSON; charset=utf-8', 'application/problem+json', 'application/vnd.api+json', 'text/json', 'application/x-json', 'text/x-json; charset=utf-8', 'text/vnd.foo+json']) expect(isJsonContentType(t), t).toBe(true);
     for (const t of ['text/plain', 'text/json-ish', 'application/jsonp', undefined]) expect(isJsonContentType(t), String(t)).toBe(false);
   });
 });

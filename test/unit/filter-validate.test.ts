@@ -2,6 +2,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpFilter } from '../../src/filters/http-filter.js';
+import { ambiguousMember } from '../../src/filters/json-member-names.js';
 import { loadOpenApi, type OpenApi } from '../../src/filters/openapi-document.js';
 import { checkRequest, type RequestFacts, type RequestVerdict } from '../../src/filters/openapi-request.js';
 import { validate } from '../../src/filters/validate.js';
@@ -84,6 +85,13 @@ describe('OpenAPI 3.0 requests', () => {
     expect(problems(check('GET', '/orders?limit=5&limit=500'))).toEqual(['query /limit: must be integer']);
   });
 
+  it('refuses a single-valued cookie sent twice, whichever of them is valid (servers differ on which one they read)', () => {
+    for (const cookie of ['session=longenough; session=short', 'session=short; other=1; session=longenough']) {
+      expect(problems(check('GET', '/orders', { headers: { ...TENANT, cookie } })), cookie).toEqual(['cookie /session: must be string']);
+    }
+    expect(check('GET', '/orders', { headers: { ...TENANT, cookie: 'session=longenough; other=1' } })).toEqual({ ok: true });
+  });
+
   it('answers 415 for a body of a type the operation does not take, or a body where it takes none', () => {
     expect(check('POST', '/orders', { headers: { 'content-type': 'application/xml' }, body: Buffer.from('<a/>') })).toEqual({
       ok: false,
@@ -111,6 +119,35 @@ describe('OpenAPI 3.0 requests', () => {
     expect(problems(check('POST', '/orders', json('{"item": ')))).toEqual(['body : is not valid JSON']);
   });
 
+  it('refuses a JSON body with a member name twice, in any spelling, where parsers disagree on which one counts', () => {
+    // JSON.parse keeps the last (valid here), a first-wins parser the first (a quantity of -5).
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":-5,"quantity":1}')))).toEqual(['body /quantity: is a member name the object has more than once']);
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":1,"parent":{"item":"x","quantity":1,"\\u0071uantity":2}}')))).toEqual([
+      'body /parent/quantity: is a member name the object has more than once',
+    ]);
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":1,"tags":["a"],"note":"\\"item\\":\\"x\\"","item":"v"}')))).toEqual([
+      'body /item: is a member name the object has more than once',
+    ]);
+    // The same name in different objects, or as a string value, is no duplicate.
+    expect(check('POST', '/orders', json('{"item":"w","quantity":1,"note":"item","parent":{"item":"x","quantity":1}}'))).toEqual({ ok: true });
+  });
+
+  it('finds a duplicate member inside arrays and gives its pointer', () => {
+    expect(ambiguousMember('[1,{"a":1},[{"b":1,"c":[{}],"b":2}]]')?.pointer).toBe('/2/0/b');
+    expect(ambiguousMember('{"a\\"b":1,"a\\u0022b":2}')?.pointer).toBe('/a"b');
+    expect(ambiguousMember('{"x":{"a":1},"y":{"a":1}}')).toBeUndefined();
+  });
+
+  it('refuses a body that is no UTF-8, or a member name with a lone surrogate that truncating parsers read as another name', () => {
+    const bytes = (text: string, ...tail: number[]) => ({ headers: { 'content-type': 'application/json' }, body: Buffer.concat([Buffer.from(text), Buffer.from(tail)]) });
+    expect(problems(check('POST', '/orders', bytes('{"item":"w","quantity":1,"note":"a', 0xff, 0x22, 0x7d)))).toEqual(['body : is not valid UTF-8']);
+    expect(problems(check('POST', '/orders', bytes('', 0xef, 0xbb, 0xbf, ...Buffer.from('{"item":"w","quantity":1}'))))).toEqual(['body : is not valid JSON']);
+    expect(problems(check('POST', '/orders', json('{"item":"w","quantity":1,"parent":{"item":"x","quantity":1,"quantity\\ud800":-5}}')))).toEqual([
+      'body /parent/quantity\ud800: is a member name with a lone surrogate (no Unicode)',
+    ]);
+    expect(check('POST', '/orders', json('{"item":"w\\ud83d\\ude00","quantity":1}'))).toEqual({ ok: true });
+  });
+
   it('lists at most 10 problems', () => {
     const many = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`extra${i}`, i]));
     const listed = problems(check('POST', '/orders', json({ item: 'w', quantity: 1, ...many })));
@@ -130,6 +167,12 @@ describe('OpenAPI 3.1 requests', () => {
       'body /admin: is not allowed here (unevaluatedProperties: false)',
     ]);
     expect(checkRequest(api, { method: 'POST', target: '/pets', headers: { 'content-type': 'text/plain' }, body: Buffer.from('x') })).toMatchObject({ status: 415 });
+  });
+
+  it('checks a JSON body under another name for JSON (application/x-json) that a media range takes, as an app reading it as JSON would', async () => {
+    const api = await loadOpenApi(PETS);
+    const verdict = checkRequest(api, { method: 'POST', target: '/pets', headers: { 'content-type': 'application/x-json' }, body: Buffer.from('{"name":"Rex","admin":true}') });
+    expect(problems(verdict)).toEqual(['body /admin: is not allowed here (unevaluatedProperties: false)']);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matchRoute, underPrefix, type RouteMatch } from '../../src/proxy/ingress-routes.js';
+import { matchRoute, routeDependsOnCase, underPrefix, type RouteMatch } from '../../src/proxy/ingress-routes.js';
 
 // Which ingress route a request takes (proxy/ingress-routes.ts): prefixes by whole segments, methods, first match
 // wins, and a CORS preflight matched by the method it asks about where the route's chain answers preflights.
@@ -43,5 +43,18 @@ describe('ingress routes', () => {
     expect(matchRoute([route('/api', ['GET'], true)], '/api/x', 'OPTIONS', preflight)).toBeUndefined();
     // An OPTIONS that is no preflight (no Origin) is an OPTIONS.
     expect(matchRoute([route('/api', ['GET', 'PUT'], true)], '/api/x', 'OPTIONS', { 'access-control-request-method': 'PUT' })).toBeUndefined();
+  });
+
+  it('tell a path that takes another route when its case is ignored (as Express and ASP.NET Core ignore it)', () => {
+    const routes = [route('/admin', ['GET']), route('/')];
+    const depends = (path: string, list = routes) => routeDependsOnCase(list, path, 'GET', {}, matchRoute(list, path, 'GET', {}));
+    expect(depends('/ADMIN')).toBe(true);
+    expect(depends('/Admin/users')).toBe(true);
+    expect(depends('/admin/Users')).toBe(false);
+    expect(depends('/Orders')).toBe(false);
+    expect(depends('/admin')).toBe(false);
+    // A prefix written with capitals: the lower-case spelling is the one that would slip by.
+    expect(depends('/reports', [route('/Reports'), route('/', ['POST'])])).toBe(true);
+    expect(depends('/Reports', [route('/Reports'), route('/', ['POST'])])).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock, type AuthzRequest } from '../../src/authz/index.js';
 import { loadPolicyChainFromText, PolicyRuntime } from '../../src/filters/index.js';
-import { MemoryRateLimitStore } from '../../src/filters/rate-limit/memory-store.js';
+import { heldKey, MemoryRateLimitStore } from '../../src/filters/rate-limit/memory-store.js';
 import { rateLimit } from '../../src/filters/rate-limit/rate-limit-filter.js';
 import { RateLimiter } from '../../src/filters/rate-limit/rate-limiter.js';
 import { counterKey, WindowRateLimitStore } from '../../src/filters/rate-limit/window-store.js';
@@ -81,6 +81,19 @@ describe('MemoryRateLimitStore', () => {
     const store = new MemoryRateLimitStore(new ManualClock(0), { maxKeysPerLimit: 100 });
     for (let i = 0; i < 10_000; i++) store.take([{ limit: limit(1, 5), key: `k${i}` }]);
     expect(store.size('l')).toBeLessThanOrEqual(100);
+  });
+
+  it('holds a long key (a header value a caller chose, up to the header cap) by its hash: bounded bytes per bucket, still one bucket per key', () => {
+    const long = (i: number) => `header=${'x'.repeat(16_000)}${i}`;
+    expect(heldKey(long(1)).length).toBeLessThanOrEqual(64);
+    expect(heldKey(long(1))).not.toBe(heldKey(long(2)));
+    expect(heldKey('spiffe://example.org/ns/a/sa/a')).toBe('spiffe://example.org/ns/a/sa/a');
+    // A short key that looks like a held hash is hashed too.
+    expect(heldKey(heldKey(long(1)))).not.toBe(heldKey(long(1)));
+    const store = new MemoryRateLimitStore(new ManualClock(0));
+    expect(store.take([{ limit: limit(1, 1), key: long(1) }])).toBeUndefined();
+    expect(store.take([{ limit: limit(1, 1), key: long(1) }])).toEqual({ limit: 'l', retryAfterSeconds: 1 });
+    expect(store.take([{ limit: limit(1, 1), key: long(2) }])).toBeUndefined();
   });
 
   it('forgets idle buckets once they have refilled, as traffic goes on', () => {

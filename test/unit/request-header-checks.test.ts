@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkAuthority } from '../../src/authz/index.js';
 import { requestAuthority, underscoreHeaderNames } from '../../src/filters/index.js';
+import { repeatedSingleValuedField } from '../../src/filters/request-header-checks.js';
 import { forwardedRequestHeaders } from '../../src/proxy/hop-headers.js';
 
 describe('checkAuthority', () => {
@@ -51,5 +52,14 @@ describe('header names with underscores', () => {
   it("never forwards an underscore spelling of a header meshward sets, even where underscores are allowed", () => {
     const raw = ['x_forwarded_client_cert', 'URI=x', 'X_MESHWARD_PRINCIPAL', 'p', 'x-meshward_principal', 'p', 'x_request_id', 'r', 'Trace_Parent', 't', 'traceparent_', 't', 'x_user', 'u', 'x-request-id', 'kept'];
     expect(forwardedRequestHeaders(raw, { keepTeTrailers: false, stripIdentity: true })).toEqual(['Trace_Parent', 't', 'traceparent_', 't', 'x_user', 'u', 'x-request-id', 'kept']);
+  });
+});
+
+describe('repeatedSingleValuedField', () => {
+  it('names a single-valued field a filter judges that comes twice, in any case; others may repeat', () => {
+    expect(repeatedSingleValuedField(['Authorization', 'Bearer a', 'authorization', 'Bearer b'])).toBe('authorization');
+    expect(repeatedSingleValuedField(['Content-Type', 'text/plain', 'Accept', '*/*', 'CONTENT-TYPE', 'application/json'])).toBe('content-type');
+    expect(repeatedSingleValuedField(['proxy-authorization', 'a', 'Proxy-Authorization', 'b'])).toBe('proxy-authorization');
+    expect(repeatedSingleValuedField(['Authorization', 'Bearer a', 'Content-Type', 'text/plain', 'Accept', 'a', 'accept', 'b', 'x-forwarded-for', '1.2.3.4', 'X-Forwarded-For', '5.6.7.8'])).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Clock } from '../../authz/index.js';
 import type { RateLimitCharge, RateLimitParameters, RateLimitRefusal, RateLimitStore } from './store.js';
 
@@ -10,6 +11,8 @@ import type { RateLimitCharge, RateLimitParameters, RateLimitRefusal, RateLimitS
 // the others to the back, so that over time it visits them all (a clock sweep; reordering on every request instead
 // would cost two map writes per decision). If a limit is still at `maxKeysPerLimit` keys when a new key arrives, its
 // oldest bucket is dropped even if not full: that key starts again with a full burst, the price of a hard memory cap.
+// A key is held as written only when short: a caller chooses a header's value (as long as the header cap lets it), and
+// at the cap of keys those bytes would be held once per key; a longer one is held as its SHA-256.
 
 interface Bucket {
   tokens: number;
@@ -28,6 +31,8 @@ export interface MemoryRateLimitStoreOptions {
 }
 
 const SWEEP_EVERY = 1024;
+/** Keys longer than this are held as their SHA-256. */
+const MAX_KEPT_KEY_LENGTH = 64;
 const SWEEP_AT_MOST = 64;
 
 export class MemoryRateLimitStore implements RateLimitStore {
@@ -69,7 +74,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return this.tables.get(limitName)?.buckets.size ?? 0;
   }
 
-  private refilledBucket(limit: RateLimitParameters, key: string, now: number): Bucket {
+  private refilledBucket(limit: RateLimitParameters, given: string, now: number): Bucket {
     let table = this.tables.get(limit.name);
     if (table === undefined) {
       table = { buckets: new Map(), requestsPerSecond: limit.requestsPerSecond, burst: limit.burst };
@@ -77,6 +82,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
     table.requestsPerSecond = limit.requestsPerSecond;
     table.burst = limit.burst;
+    const key = heldKey(given);
     const bucket = table.buckets.get(key);
     if (bucket !== undefined) {
       // A clock that steps backwards must not mint tokens.
@@ -120,4 +126,9 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
     return dropped;
   }
+}
+
+/** The key a bucket is held under: as written when short, else `#` and its SHA-256 (a short key starting with `#` too, so the two never meet). */
+export function heldKey(key: string): string {
+  return key.length <= MAX_KEPT_KEY_LENGTH && key.charCodeAt(0) !== 0x23 ? key : `#${createHash('sha256').update(key).digest('base64url')}`;
 }
