@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { replyResponse, runRequestSide, runResponseSide, type BodyReader, type Chain, type FilterResult, type HopContext } from '../filters/chain.js';
+import type { DownstreamSignal } from './downstream-signal.js';
 import { replies, type LocalReply } from '../filters/local-reply.js';
 import type { Logger } from '../telemetry/index.js';
 import { hasBody, readWholeBody, requestBody, type DownstreamRequest } from './request-body.js';
@@ -22,7 +23,7 @@ export function runChain(
   ctx: HopContext,
   req: DownstreamRequest,
   maxBodyBytes: number,
-  gone: AbortSignal,
+  gone: DownstreamSignal,
   then: (reply: FilterResult) => void,
   failed: (err: unknown) => void,
 ): void {

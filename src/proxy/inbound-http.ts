@@ -6,7 +6,7 @@ import type { LocalReply } from '../filters/local-reply.js';
 import type { Tracer } from '@opentelemetry/api';
 import { TRACEPARENT } from '../telemetry/index.js';
 import { abandoned, failureReply, isClientFault, type ForwardOutcome } from './forward-outcome.js';
-import { downstreamSignal } from './downstream-signal.js';
+import { downstreamSignal, type DownstreamSignal } from './downstream-signal.js';
 import { XFCC_HEADER, xfccValue } from '../filters/identity-headers.js';
 import { forwardedRequestHeaders } from './hop-headers.js';
 import { hopRecordOf, type HopObserver } from './hop-record.js';
@@ -167,5 +167,5 @@ interface Hop {
   trace: HopTrace;
   started: number;
   /** Aborted once the client has gone away. */
-  gone: AbortSignal;
+  gone: DownstreamSignal;
 }

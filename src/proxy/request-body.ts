@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Http2ServerRequest } from 'node:http2';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { DownstreamSignal } from './downstream-signal.js';
 
 // The request body to send on, capped. A declared Content-Length over the cap is refused before this (413); an
 // HTTP/1.1 body with a declared length is held to it by Node's parser, so it passes as is. Anything else (chunked,
@@ -64,7 +65,7 @@ function bodyCap(maxBytes: number): Transform {
  * left unread; the reply closes an HTTP/1.1 connection). Rejects when the client goes away or `signal` aborts
  * before the end, and when an HTTP/2 stream is reset: a cut-off body is never taken for a whole one.
  */
-export function readWholeBody(req: DownstreamRequest, maxBytes: number, signal: AbortSignal): Promise<Buffer | undefined> {
+export function readWholeBody(req: DownstreamRequest, maxBytes: number, signal: DownstreamSignal): Promise<Buffer | undefined> {
   if (!hasBody(req)) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -74,7 +75,7 @@ export function readWholeBody(req: DownstreamRequest, maxBytes: number, signal: 
       req.off('end', onEnd);
       req.off('aborted', onAborted);
       req.off('error', onError);
-      signal.removeEventListener('abort', onAbort);
+      signal.removeListener('abort', onAbort);
       outcome();
     };
     const onData = (chunk: Buffer) => {
@@ -89,13 +90,13 @@ export function readWholeBody(req: DownstreamRequest, maxBytes: number, signal: 
     const onEnd = () => finish(() => (isHttp2(req) && req.aborted ? reject(streamReset()) : resolve(Buffer.concat(chunks, size))));
     const onAborted = () => finish(() => reject(streamReset()));
     const onError = (err: Error) => finish(() => reject(err));
-    const onAbort = () => finish(() => reject(signal.reason as Error));
+    const onAbort = () => finish(() => reject(signal.reason!));
     if (signal.aborted) return onAbort();
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('aborted', onAborted);
     req.once('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal.once('abort', onAbort);
   });
 }
 

@@ -7,7 +7,7 @@ import type { LocalReply } from '../filters/local-reply.js';
 import { TRACEPARENT, type Logger } from '../telemetry/index.js';
 import { requestIdOf } from '../telemetry/request-id.js';
 import type { ConnectionTracker } from './connection-tracker.js';
-import { downstreamSignal } from './downstream-signal.js';
+import { downstreamSignal, type DownstreamSignal } from './downstream-signal.js';
 import { abandoned, failureReply, isClientFault, type ForwardOutcome } from './forward-outcome.js';
 import { answerLocally, chainFailure, forwardedBody, responseFiltering, runChain } from './hop-chain.js';
 import { forwardedRequestHeaders } from './hop-headers.js';
@@ -36,7 +36,7 @@ export class RoutedHop {
   readonly ctx: HopContext;
   private readonly trace: HopTrace;
   private readonly started = performance.now();
-  private readonly gone: AbortSignal;
+  private readonly gone: DownstreamSignal;
 
   constructor(
     private readonly listener: RoutingListener,

@@ -49,7 +49,7 @@ export class Http2Upstream implements Upstream {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        signal.removeEventListener('abort', cancel);
+        signal.removeListener('abort', cancel);
         resolve(outcome);
       };
       const cancel = () => {
@@ -62,7 +62,7 @@ export class Http2Upstream implements Upstream {
         if (res.headersSent) res.destroy();
         settle(abandoned(signal.reason));
       };
-      signal.addEventListener('abort', cancel, { once: true });
+      signal.once('abort', cancel);
       const timer = setTimeout(() => {
         abandon(stream);
         if (res.headersSent) res.destroy();

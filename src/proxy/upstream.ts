@@ -3,6 +3,7 @@ import type { Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ForwardOutcome } from './forward-outcome.js';
 import type { ResponseFiltering } from './response-filtering.js';
+import type { DownstreamSignal } from './downstream-signal.js';
 
 // What a listener hands to whoever carries a request on: the app (plain HTTP/1.1 or h2c) inbound, another
 // sidecar (mTLS) outbound.
@@ -18,7 +19,7 @@ export interface UpstreamRequest {
   /** The request body (streaming, or whole when the chain's filters read it), or null when there is none. */
   body: Readable | Buffer | null;
   /** Aborted when the client has gone away (downstream-signal.ts): the upstream request is abandoned at once. */
-  signal: AbortSignal;
+  signal: DownstreamSignal;
   /** The chain's response side, when it has one: the answer goes through it before the client sees it. */
   response?: ResponseFiltering;
 }

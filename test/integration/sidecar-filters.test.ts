@@ -126,6 +126,25 @@ rules:
   });
 });
 
+describe('dot segments with path parameters', () => {
+  // Tomcat, Jetty and Spring drop a segment's ;parameters and then resolve it: /public/..;/admin is /admin to them,
+  // while an allow list saw a path under /public. Refused (400) before the policy, on both HTTP versions; the
+  // engine's own table (test/unit/policy-path-spellings.test.ts) covers the spellings.
+  const PUBLIC_ONLY = 'defaultAction: deny\nrules:\n  - name: public\n    action: allow\n    to: { paths: ["/public/**"] }\n';
+
+  it('are refused, and never reach the app, however the dots are spelt', async () => {
+    const sidecar = await orders('dot-parameters', PUBLIC_ONLY);
+    for (const version of ['HTTP/1.1', 'HTTP/2'] as const) {
+      expect((await call(sidecar.inbound!, version, '/public/page;v=2', {})).status, version).toBe(200);
+      for (const path of ['/public/..;/admin', '/public/..;jsessionid=1/admin', '/public/%2e%2e;/admin', '/public/.;/../admin', '/public/a/..;x/..;y/admin']) {
+        const answer = await call(sidecar.inbound!, version, path, {});
+        expect({ version, path, status: answer.status }).toEqual({ version, path, status: 400 });
+        expect(answer.body).not.toContain('app saw');
+      }
+    }
+  });
+});
+
 const TAG_MODULE = join(REPO_ROOT, 'test/fixtures/filters/tag-filter.mjs');
 const NOT_A_FILTER = join(REPO_ROOT, 'test/fixtures/filters/not-a-filter.mjs');
 

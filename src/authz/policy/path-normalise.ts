@@ -80,6 +80,20 @@ function decodePath(path: string): { ok: true; value: string } | { ok: false; re
   return { ok: true, value: from === 0 ? path : out + path.slice(from) };
 }
 
+/**
+ * A `.` or `..` segment with path parameters (`/public/..;x/admin`, `/.;/admin`): Tomcat, Jetty and Spring drop the
+ * parameters and then resolve the dot segment, so the app serves `/admin` where a policy saw a path under `/public`;
+ * other servers keep `..;x` as a name. No spelling is safe to assume, so such a path is refused.
+ */
+function hasDotSegmentWithParameters(path: string): boolean {
+  for (let semi = path.indexOf(';'); semi !== -1; semi = path.indexOf(';', semi + 1)) {
+    const start = path.lastIndexOf('/', semi - 1) + 1;
+    const name = path.slice(start, semi);
+    if (name === '.' || name === '..') return true;
+  }
+  return false;
+}
+
 /** Whether `path` (no query, already decoded) has a repeated slash or a `.` or `..` segment to resolve. */
 function needsResolving(path: string): boolean {
   // `start` is where the current segment begins, just after its slash.
@@ -150,6 +164,9 @@ export function normaliseTargetPath(target: string): string | { readonly reason:
     const decoded = decodePath(path);
     if (!decoded.ok) return { reason: decoded.reason };
     path = decoded.value;
+  }
+  if (path.indexOf(';') !== -1 && hasDotSegmentWithParameters(path)) {
+    return { reason: 'the path has a dot segment with parameters (such as "..;"), which some servers resolve as ".."' };
   }
   return needsResolving(path) ? resolveSegments(path) : path;
 }
