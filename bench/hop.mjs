@@ -19,7 +19,8 @@
 // Settings (environment): BENCH_MODES (fixed,cold,saturation), BENCH_PHASES (direct,haproxy,node,pipe,meshward),
 // BENCH_SIDECAR_NODE_ARGS (extra node flags for both sidecars and both node-hop processes, e.g. "--cpu-prof
 // --cpu-prof-dir=/tmp/prof"), BENCH_MESHWARD_NODE_ARGS (extra node flags for the sidecars only), BENCH_PROBE=1
-// (fixtures/process-probe.mjs in every Node proxy: GC, event-loop delay, allocation, per second).
+// (fixtures/process-probe.mjs in every Node proxy: GC, event-loop delay, allocation, per second), BENCH_MESHWARD_AUDIT=0
+// (both sidecars without their audit logs: what the log costs), BENCH_WARMUP_REQUESTS (the sidecars' warmUp.requests).
 // Saturation: BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3),
 // BENCH_CONNECTIONS (32), BENCH_THREADS (1, wrk threads), BENCH_HAPROXY_THREADS (1, nbthread of each HAProxy),
 // BENCH_HAPROXY_LOG (0; 1 logs every request on both HAProxy instances). Fixed rate and cold start:
