@@ -166,7 +166,7 @@ export function normaliseTargetPath(target: string): string | { readonly reason:
     path = decoded.value;
   }
   if (path.indexOf(';') !== -1 && hasDotSegmentWithParameters(path)) {
-    return { reason: 'the path has a dot segment with parameters (such as "..;"), which some servers resolve as ".."' };
+    return { reason: 'the path has a dot segment with parameters (";" after "." or ".."), which some servers resolve as ".."' };
   }
   return needsResolving(path) ? resolveSegments(path) : path;
 }
