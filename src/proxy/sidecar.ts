@@ -16,7 +16,6 @@ import { OutboundRouteTable } from './outbound-routes.js';
 import { routesWithoutIdentity } from './routes-without-identity.js';
 import { descriptorUse, servingProblem, type ListenerLoad } from './serving-health.js';
 import { secureContextOptions, type TlsVersion } from './tls-options.js';
-import { releaseStartUpMemory } from './release-memory.js';
 import { warmUp } from './warm-up.js';
 import { Http1Upstream } from './upstream-http1.js';
 import { Http2Upstream } from './upstream-http2.js';
@@ -223,7 +222,6 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, env: R
       );
       warming = false;
     }
-    releaseStartUpMemory();
     logger.info(addresses, 'sidecar ready');
     return {
       addresses,
