@@ -9,8 +9,8 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 // can let each record wait a few milliseconds for others (commitDelayMs), and need not wait for the disk on every
 // write (syncIntervalMs): its writes go to the kernel, which a crash of the process cannot lose, and an fdatasync
 // puts them on disk at most that long after, against a power loss. A synchronous-data write costs a journal commit
-// each time: at 1,000 requests/s, one every 5 ms cost the inbound sidecar about 60 µs of CPU per request in
-// bench/hop.mjs (issue 12), more than all of meshward's own code on that side.
+// each time: at 1,000 requests/s in bench/hop.mjs (issue 12, a busy run), the inbound sidecar's CPU per request was
+// 468-485 µs with one every 5 ms and 396-415 µs with one every 100 ms.
 
 export interface AppendLogOptions {
   /**

@@ -1,10 +1,10 @@
-import { FAIL_CLOSED_RULE, jwtSettings, systemClock, type Decision, type PolicyJwt } from '../../authz/index.js';
-import { decisionReply } from '../authz/decision-reply.js';
-import type { FilterResult, HopContext } from '../chain.js';
-import type { Logger } from '../../telemetry/index.js';
-import type { FilterFactory, HttpFilter } from '../http-filter.js';
 import { resolve } from 'node:path';
 import type { JWTVerifyGetKey } from 'jose';
+import { FAIL_CLOSED_RULE, jwtSettings, systemClock, type Decision, type PolicyJwt } from '../../authz/index.js';
+import type { Logger } from '../../telemetry/index.js';
+import { decisionReply } from '../authz/decision-reply.js';
+import type { FilterResult, HopContext } from '../chain.js';
+import type { FilterFactory, HttpFilter } from '../http-filter.js';
 import { WatchedFile } from '../watched-file.js';
 import { jwtKeys, parseJwks } from './jwt-keys.js';
 import { JwtKeysUnavailableError, JwtVerifier } from './jwt-verifier.js';
