@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
+import { isApiKeyName } from '../authz/api-key-principal.js';
 import { withFileLock } from '../ca/file-lock.js';
 import { fileProblem } from '../config/index.js';
-import { apiKeyHash, apiKeyNameRule, isApiKeyName, newApiKey, withApiKey } from '../filters/api-key-store.js';
+import { apiKeyHash, apiKeyNameRule, newApiKey, withApiKey } from '../filters/api-key-store.js';
 import { parseFlags, required, runSubcommand, UsageError, type Command } from './command.js';
 
 const USAGE = `

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { API_KEY_NAME_RULE, isApiKeyName } from '../authz/index.js';
+import { API_KEY_NAME_RULE, isApiKeyName } from '../authz/api-key-principal.js';
 import { parseYaml, strictObject } from '../config/index.js';
 
 // API keys as the apiKey filter stores them: a name and the SHA-256 of the key, never the key itself, so a copy of
@@ -13,7 +13,6 @@ import { parseYaml, strictObject } from '../config/index.js';
 
 /** New keys start with this, so that a leaked one is recognisable (secret scanners, logs, a pasted config). */
 export const API_KEY_PREFIX = 'mw_';
-
 
 const entrySchema = strictObject({
   name: z.string().refine(isApiKeyName, API_KEY_NAME_RULE),
@@ -31,8 +30,6 @@ const keysFileSchema = strictObject({ keys: z.array(entrySchema).nullish() }).su
     hashes.add(entry.sha256);
   }
 });
-
-export { isApiKeyName };
 
 export function apiKeyNameRule(name: string): string {
   return `"${name}" ${API_KEY_NAME_RULE}`;
