@@ -4,33 +4,23 @@
 // read again on SIGHUP); the config file itself is read at start.
 import { ConfigError, FieldError, loadExtProcConfig, type ExtProcConfig } from '../config/index.js';
 import { buildExtProcChain, type Chain, type ExtProcChain } from '../filters/index.js';
-import { decodeRequest, DEFAULT_MAX_MESSAGE_BYTES, grpcServerOf, hostGrpcService, streamRoute, type StreamHandler, type TlsFiles } from '../grpc/index.js';
+import { decodeRequest, DEFAULT_MAX_MESSAGE_BYTES, grpcServerOf, hostGrpcService, streamRoute, type GrpcServiceHost, type GrpcServiceListen, type StreamHandler, type TlsFiles } from '../grpc/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { createExtProcMetrics, type ExtProcMetrics } from './metrics.js';
 import type { ProcessingRequestMessage } from './messages.js';
 import { ProcessStream } from './process-stream.js';
 import { EXTERNAL_PROCESSOR_SERVICE, loadExtProcTypes, loadReflectedServices, PROCESS_METHOD_PATH, type ExtProcTypes } from './protos.js';
 
-export interface ExtProcServerOptions {
+export interface ExtProcServerOptions extends GrpcServiceListen {
   configFile: string;
-  host: string;
-  /** 0 picks a free port; the bound one is in `address`. */
-  port: number;
   /** Mutual TLS: clients must present a certificate that chains to the CA. Plain HTTP/2 when absent. */
   tls?: TlsFiles;
   logger: Logger;
-  /** The admin listener: /healthz, /readyz, /metrics. None when absent. */
-  admin?: { host: string; port: number };
 }
 
-export interface ExtProcServer {
-  /** host:port as bound, `[v6]:port` for IPv6. */
-  readonly address: string;
-  readonly adminAddress?: string;
+export interface ExtProcServer extends GrpcServiceHost {
   /** The filters read their files again (what SIGHUP does); a bad file keeps the last good one. */
   reload(): Promise<void>;
-  /** Stops accepting, lets streams in flight finish for up to `graceMs`, then closes what is left. */
-  close(graceMs: number): Promise<void>;
 }
 
 /** Room for a message's headers and framing around the largest body a filter reads. */

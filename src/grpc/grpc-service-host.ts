@@ -1,4 +1,4 @@
-// What every meshward gRPC service process puts around its routes (meshward authz, meshward ratelimit):
+// What every meshward gRPC service process puts around its routes (meshward authz, ratelimit, extproc):
 // grpc.health.v1.Health and server reflection on the same port, the listener, and optionally the admin listener
 // (/healthz, /readyz, /metrics). On close, Health and /readyz say "not serving" while calls in flight finish.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -9,18 +9,22 @@ import { HealthImplementation } from 'grpc-health-check';
 import { AdminServer } from '../telemetry/index.js';
 import type { GrpcHttp2Server } from './grpc-http2-server.js';
 
-export interface GrpcServiceHostOptions {
+/** Where a gRPC service process listens: every `meshward authz | ratelimit | extproc` takes these. */
+export interface GrpcServiceListen {
+  host: string;
+  /** 0 picks a free port; the bound one is in `address`. */
+  port: number;
+  /** The admin listener: /healthz, /readyz, /metrics. None when absent. */
+  admin?: { host: string; port: number };
+}
+
+export interface GrpcServiceHostOptions extends GrpcServiceListen {
   /** The server, its routes already added. */
   server: GrpcHttp2Server;
   /** The service Health reports on (besides the server as a whole, ""). */
   service: string;
   /** Every service on the port, for server reflection. */
   reflected: PackageDefinition;
-  host: string;
-  /** 0 picks a free port; the bound one is in `address`. */
-  port: number;
-  /** The admin listener; none when absent. */
-  admin?: { host: string; port: number };
   metrics(req: IncomingMessage, res: ServerResponse): void;
 }
 

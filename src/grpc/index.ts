@@ -5,6 +5,6 @@ export { GrpcHttp2Server, verifiedPeerCertificate, type GrpcHttp2ServerOptions, 
 export { sendStatus } from './grpc-response.js';
 export { decodeRequest, GrpcStatusError, unaryRoute, type UnaryBytesHandler } from './unary-route.js';
 export { streamRoute, type StreamCall, type StreamHandler } from './stream-route.js';
-export { hostGrpcService, type GrpcServiceHost, type GrpcServiceHostOptions } from './grpc-service-host.js';
+export { hostGrpcService, type GrpcServiceHost, type GrpcServiceHostOptions, type GrpcServiceListen } from './grpc-service-host.js';
 export { grpcServerOf, readTlsFiles, type TlsFiles } from './server-tls.js';
 export { loadProtoTypes, reflectedServices } from './proto-files.js';

@@ -3,7 +3,7 @@
 // FileReloader, counts in Redis or in memory.
 import type { Logger } from 'pino';
 import { FileReloader } from '../config/index.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, GrpcHttp2Server, hostGrpcService, unaryRoute } from '../grpc/index.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, GrpcHttp2Server, hostGrpcService, unaryRoute, type GrpcServiceHost, type GrpcServiceListen } from '../grpc/index.js';
 import type { FailureMode } from './counter-store.js';
 import { createRateLimitServerMetrics } from './metrics.js';
 import { openCounterStore, type StoreSettings } from './open-store.js';
@@ -11,26 +11,16 @@ import { loadReflectedServices, loadRateLimitTypes, RATE_LIMIT_SERVICE, SHOULD_R
 import { RateLimitConfig } from './rate-limit-config.js';
 import { shouldRateLimitHandler } from './should-rate-limit.js';
 
-export interface RateLimitServerOptions {
+export interface RateLimitServerOptions extends GrpcServiceListen {
   configFile: string;
-  host: string;
-  /** 0 picks a free port; the bound one is in `address`. */
-  port: number;
   store: StoreSettings;
   failureMode: FailureMode;
   logger: Logger;
-  /** The admin listener: /healthz, /readyz, /metrics. None when absent. */
-  admin?: { host: string; port: number };
 }
 
-export interface RateLimitServer {
-  /** host:port as bound, `[v6]:port` for IPv6. */
-  readonly address: string;
-  readonly adminAddress?: string;
+export interface RateLimitServer extends GrpcServiceHost {
   /** Reloads the config file (what SIGHUP does). */
   reloadConfig(): Promise<void>;
-  /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes what is left. */
-  close(graceMs: number): Promise<void>;
 }
 
 export async function startRateLimitServer(options: RateLimitServerOptions): Promise<RateLimitServer> {

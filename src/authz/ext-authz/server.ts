@@ -19,21 +19,16 @@ import { PolicyReloader, type PolicyLoader, type PolicyReloadStats } from '../po
 import { AUTHORIZATION_SERVICE, CHECK_METHOD_PATH, loadCheckTypes, loadReflectedServices } from './protos.js';
 import { grpcServerOf, type TlsFiles } from '../../grpc/server-tls.js';
 import { unaryRoute } from '../../grpc/unary-route.js';
-import { hostGrpcService } from '../../grpc/grpc-service-host.js';
+import { hostGrpcService, type GrpcServiceHost, type GrpcServiceListen } from '../../grpc/grpc-service-host.js';
 
-export interface ExtAuthzServerOptions {
+export interface ExtAuthzServerOptions extends GrpcServiceListen {
   policyFile: string;
   /** How the policy file becomes an engine; the whole policy file (filters/authz/policy-chain.ts) unless a test substitutes one. */
   loadPolicy?: PolicyLoader;
-  host: string;
-  /** 0 picks a free port; the bound one is in `address`. */
-  port: number;
   /** Mutual TLS: clients must present a certificate that chains to the CA. Plain HTTP/2 when absent. */
   tls?: TlsFiles;
   logger: Logger;
   maxMessageBytes?: number;
-  /** The admin listener: /healthz, /readyz, /metrics. None when absent. */
-  admin?: { host: string; port: number };
   /** The audit log: one hash-chained record per Check answered. None when absent. */
   audit?: { path: string };
 }
@@ -42,16 +37,10 @@ export interface ExtAuthzStats {
   policy: PolicyReloadStats;
 }
 
-export interface ExtAuthzServer {
-  /** host:port as bound, `[v6]:port` for IPv6. */
-  readonly address: string;
-  /** The admin listener's host:port as bound, when there is one. */
-  readonly adminAddress?: string;
+export interface ExtAuthzServer extends GrpcServiceHost {
   /** Reloads the policy file (what SIGHUP does). */
   reloadPolicy(): Promise<void>;
   stats(): ExtAuthzStats;
-  /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes what is left. */
-  close(graceMs: number): Promise<void>;
 }
 
 export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promise<ExtAuthzServer> {
