@@ -25,6 +25,11 @@ export class Batches<T> {
     return batch.done;
   }
 
+  /** Whether a batch is waiting for the one being done: asked from inside `run`, whether to keep what it holds. */
+  get waiting(): boolean {
+    return this.open !== undefined;
+  }
+
   /** Resolves once every batch begun so far is over, whatever its outcome. */
   settled(): Promise<unknown> {
     return this.previous;
