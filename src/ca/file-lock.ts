@@ -14,7 +14,7 @@ import lockfile from 'proper-lockfile';
 const STALE_MS = 10_000;
 /** How long to wait for another holder's turn: past the point where a crashed holder's lock goes stale. Retried here, not by proper-lockfile, which would also retry errors that last (a missing directory). */
 const WAIT_MS = STALE_MS + 5_000;
-/** The longest pause between two tries while waiting: shorter than the turn a leasing holder gives (shared-audit-log.ts). */
+/** The longest pause between two tries while waiting: shorter than the turn a leasing holder gives. */
 const MAX_RETRY_MS = 10;
 /** A PATH.lock-wanted touched longer ago than this is a waiter that is gone (it crashed, or got its turn). */
 const WANTED_FRESH_MS = 1_000;

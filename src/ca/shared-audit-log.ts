@@ -14,9 +14,10 @@ import { acquireFileLock, othersWaitFor, withFileLock, type HeldLock } from './f
 //
 // A busy CA keeps the lock from one batch to the next while another is waiting (a lease), for at most LEASE_MS:
 // taking it, checking the file and letting go cost five trips to the file system per batch, which under load took
-// longer than the durable write itself (bench/README.md, "Where a renewal waits"). At the end of each lease, a process waiting for
-// the lock (file-lock.ts's PATH.lock-wanted) gets a turn of TURN_MS before this one takes it again, so an offline
-// command waits at most about a lease; with nobody waiting the lease is simply taken again. An idle CA holds nothing.
+// longer than the durable write itself (bench/README.md, "Where a renewal waits"). At the end of each lease, a
+// process waiting for the lock (file-lock.ts's PATH.lock-wanted) gets a turn of TURN_MS before this one takes it
+// again, so an offline command waits about a lease; with nobody waiting the lease is simply taken again. An idle CA
+// holds nothing.
 //
 // The lock is file-lock.ts's, on the log itself (it may live outside the CA directory). A log file that vanished
 // since this process last wrote it (deleted or moved by hand) is an error, not a reason to start a fresh chain:
