@@ -18,7 +18,8 @@
 // Node's; well above 1, meshward's own code.
 // Settings (environment): BENCH_MODES (fixed,cold,saturation), BENCH_PHASES (direct,haproxy,node,pipe,meshward),
 // BENCH_SIDECAR_NODE_ARGS (extra node flags for both sidecars and both node-hop processes, e.g. "--cpu-prof
-// --cpu-prof-dir=/tmp/prof"), BENCH_MESHWARD_NODE_ARGS (extra node flags for the sidecars only), BENCH_PROBE=1
+// --cpu-prof-dir=/tmp/prof"), BENCH_MESHWARD_NODE_ARGS (node flags for the sidecars only; default: the injected
+// container's NODE_OPTIONS, so add them to any flags you give), BENCH_PROBE=1
 // (fixtures/process-probe.mjs in every Node proxy: GC, event-loop delay, allocation, per second), BENCH_MESHWARD_AUDIT=0
 // (both sidecars without their audit logs: what the log costs), BENCH_WARMUP_REQUESTS (the sidecars' warmUp.requests).
 // Saturation: BENCH_DURATION_S (10), BENCH_WARMUP_S (2; the first round's at least 5), BENCH_ROUNDS (3),
@@ -35,6 +36,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { processCpuMs } from './ca-load.mjs';
 import { fixedRateReport, fixedRun, probeSummary, rssOf } from './fixtures/hop-fixed.mjs';
+import { SIDECAR_NODE_OPTIONS } from '../dist/kube/sidecar-container.js';
 import { freePort as anyFreePort, startChild, tempDir } from './ca-procs.mjs';
 import {
   ROUTE_HOST,
@@ -69,7 +71,8 @@ const cfg = {
   haproxyLog: env.BENCH_HAPROXY_LOG === '1',
   phases: (env.BENCH_PHASES ?? 'direct,haproxy,node,pipe,meshward').split(',').map((s) => s.trim()).filter(Boolean),
   sidecarNodeArgs: (env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean),
-  meshwardNodeArgs: (env.BENCH_MESHWARD_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  // The sidecar as `meshward inject` runs it: with the injected container's NODE_OPTIONS (src/kube/sidecar-container.ts).
+  meshwardNodeArgs: (env.BENCH_MESHWARD_NODE_ARGS ?? SIDECAR_NODE_OPTIONS).split(' ').filter(Boolean),
   modes: (env.BENCH_MODES ?? 'fixed,cold,saturation').split(',').map((s) => s.trim()).filter(Boolean),
   fixed: {
     rate: count('BENCH_FIXED_RATE', 1000),

@@ -22,6 +22,14 @@ const probe = (path: string, periodSeconds: number, failureThreshold: number) =>
 });
 
 /**
+ * The injected sidecar's V8 flags. Its memory after load is V8's young generation, grown by what is in flight at each
+ * scavenge; capped at 4 MB per semi-space, at 1,000 requests/s (bench/hop.mjs, two A/B pairs) each sidecar ended the
+ * load at 118-128 MB instead of 164-190, idle at 118-128 instead of 138-147, with no more CPU per request. A start-up
+ * flag only (set at run time it does nothing), so it goes in NODE_OPTIONS, which lets this one through.
+ */
+export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=4';
+
+/**
  * The sidecar as a native sidecar: an init container with `restartPolicy: Always` (Kubernetes 1.29+). It starts
  * before the app and, through its startup probe on /readyz, holds the app back until an SVID is loaded, so the
  * app's first call already has an identity; and it does not keep a Job from completing, as a plain container would.
@@ -35,7 +43,10 @@ export function sidecarContainer(image: string, listeners: readonly InboundListe
     imagePullPolicy: 'IfNotPresent',
     restartPolicy: 'Always',
     args: ['sidecar', '--config', FILES.config],
-    env: [{ name: 'TMPDIR', value: VOLUMES.run.mountPath }],
+    env: [
+      { name: 'TMPDIR', value: VOLUMES.run.mountPath },
+      { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
+    ],
     ports: [
       ...listeners.map((l) => ({ name: l.name, containerPort: l.port, protocol: 'TCP' })),
       { name: PORTS.admin.name, containerPort: PORTS.admin.port, protocol: 'TCP' },

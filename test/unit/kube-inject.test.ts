@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { sidecarConfigSchema } from '../../src/config/index.js';
 import { parse } from 'yaml';
 import { injectSidecar, ManifestError, type JsonObject } from '../../src/kube/index.js';
 import { protocolOfPortName } from '../../src/kube/app-port.js';
+import { SIDECAR_NODE_OPTIONS } from '../../src/kube/sidecar-container.js';
 import { fixtureDocuments, OPTIONS } from '../helpers/kube.js';
 import { kubernetesSchemaErrors } from '../helpers/kube-schema.js';
 
@@ -80,6 +83,10 @@ describe('injectSidecar: every workload kind', () => {
       image: OPTIONS.image,
       restartPolicy: 'Always',
       args: ['sidecar', '--config', '/etc/meshward/sidecar.yaml'],
+      env: [
+        { name: 'TMPDIR', value: '/var/run/meshward' },
+        { name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' },
+      ],
       securityContext: {
         runAsNonRoot: true,
         // The proxy UID, whose connections capture lets pass.
@@ -434,5 +441,22 @@ describe('injectSidecar: an app with several ports', () => {
   it('the injected pod, with and without capture, matches the Kubernetes schema', async () => {
     const objects = [orders(), orders({ 'meshward.io/capture': 'false' })].map((d, i) => ({ label: `several ports ${i + 1}`, object: injectSidecar(d, OPTIONS).manifest }));
     expect(await kubernetesSchemaErrors(objects)).toEqual([]);
+  });
+});
+
+describe('the injected sidecar\'s NODE_OPTIONS', () => {
+  // Young-generation churn with survivors, as requests in flight make it; prints the young generation's size.
+  const churn = `const ring = new Array(200000); for (let i = 0; i < 1.5e6; i++) ring[i % ring.length] = { i, a: [i] };
+    process.stdout.write(String(require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size));`;
+  const youngBytes = async (nodeOptions: string) =>
+    Number((await promisify(execFile)(process.execPath, ['-e', churn], { env: { ...process.env, NODE_OPTIONS: nodeOptions } })).stdout);
+
+  it('is accepted by the Node.js the image ships (a refused option would stop the container) and caps the young generation', async () => {
+    // A V8 option NODE_OPTIONS does not allow makes node exit before running anything.
+    const version = await promisify(execFile)(process.execPath, ['bin/meshward.js', '--version'], { env: { ...process.env, NODE_OPTIONS: SIDECAR_NODE_OPTIONS } });
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const [capped, uncapped] = await Promise.all([youngBytes(SIDECAR_NODE_OPTIONS), youngBytes('')]);
+    expect(capped).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(uncapped).toBeGreaterThan(capped);
   });
 });
