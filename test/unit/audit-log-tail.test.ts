@@ -1,0 +1,65 @@
+// AuditLog reopening a log reads only its end (the last complete record and any torn bytes after it), on real
+// files larger than what it reads at a time.
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/telemetry/audit-chain.js';
+import { AuditLog } from '../../src/telemetry/audit-log.js';
+import { tempDir } from '../helpers/cli.js';
+
+describe('AuditLog on an existing file', () => {
+  let path: string;
+  let cleanup: () => void;
+  beforeEach(() => {
+    const made = tempDir();
+    path = join(made.dir, 'audit.jsonl');
+    cleanup = made.cleanup;
+  });
+  afterEach(() => cleanup());
+
+  const chain = () => verifyChain([{ name: path, text: readFileSync(path, 'utf8') }]);
+  const lines = () => readFileSync(path, 'utf8').trim().split('\n');
+
+  it('chains on from the last record, when that record alone is longer than a read and the file is much longer', async () => {
+    const first = await AuditLog.open({ path });
+    for (let i = 0; i < 2_000; i++) first.enqueue({ i, note: 'x'.repeat(100) });
+    // Longer than readTail's 64 KiB reads, and not a multiple of them: it spans at least two.
+    await first.append({ big: 'y'.repeat(150_000) });
+    await first.close();
+    const head = first.headHash;
+
+    const again = await AuditLog.open({ path });
+    expect(again.headHash).toBe(head);
+    await again.append({ after: 'reopen' });
+    await again.close();
+    const report = chain();
+    expect(report.problem).toBeUndefined();
+    expect(report.records).toBe(2_002);
+  });
+
+  it('keeps torn bytes longer than a read in the recovery record, and cuts them from the file', async () => {
+    const log = await AuditLog.open({ path });
+    await log.append({ i: 1 });
+    await log.close();
+    const torn = `{"torn":"${'z'.repeat(100_000)}`;
+    appendFileSync(path, torn);
+
+    const reopened = await AuditLog.open({ path });
+    await reopened.close();
+    const [, recovery] = lines().map((l) => JSON.parse(l) as { type?: string; bytes?: string });
+    expect(recovery!.type).toBe('recovered-torn-write');
+    expect(Buffer.from(recovery!.bytes!, 'base64').toString()).toBe(torn);
+    expect(chain().problem).toBeUndefined();
+  });
+
+  it('starts a new chain on a file that holds only torn bytes', async () => {
+    writeFileSync(path, '{"never":"finished');
+    const log = await AuditLog.open({ path });
+    await log.close();
+    const written = lines().map((l) => JSON.parse(l) as { type?: string; prev?: string });
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ type: 'recovered-torn-write' });
+    expect(chain().problem).toBeUndefined();
+    expect(statSync(path).size).toBeGreaterThan(0);
+  });
+});
