@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const MESHWARD_BIN = join(REPO_ROOT, 'bin/meshward.js');
@@ -86,4 +87,14 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 export function tempDir(prefix = 'meshward-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** For a describe block: `path()` is a file name in a temporary directory made before each test and removed after it. */
+export function fileInFreshDirEachTest(name: string): { path: () => string } {
+  let made: { dir: string; cleanup: () => void } | undefined;
+  beforeEach(() => {
+    made = tempDir();
+  });
+  afterEach(() => made?.cleanup());
+  return { path: () => join(made!.dir, name) };
 }

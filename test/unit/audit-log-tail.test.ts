@@ -1,26 +1,19 @@
 // AuditLog reopening a log reads only its end (the last complete record and any torn bytes after it), on real
 // files larger than what it reads at a time.
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/telemetry/audit-chain.js';
 import { AuditLog } from '../../src/telemetry/audit-log.js';
-import { tempDir } from '../helpers/cli.js';
+import { fileInFreshDirEachTest } from '../helpers/cli.js';
 
 describe('AuditLog on an existing file', () => {
-  let path: string;
-  let cleanup: () => void;
-  beforeEach(() => {
-    const made = tempDir();
-    path = join(made.dir, 'audit.jsonl');
-    cleanup = made.cleanup;
-  });
-  afterEach(() => cleanup());
+  const fresh = fileInFreshDirEachTest('audit.jsonl');
 
-  const chain = () => verifyChain([{ name: path, text: readFileSync(path, 'utf8') }]);
-  const lines = () => readFileSync(path, 'utf8').trim().split('\n');
+  const chain = () => verifyChain([{ name: fresh.path(), text: readFileSync(fresh.path(), 'utf8') }]);
+  const lines = () => readFileSync(fresh.path(), 'utf8').trim().split('\n');
 
   it('chains on from the last record, when that record alone is longer than a read and the file is much longer', async () => {
+    const path = fresh.path();
     const first = await AuditLog.open({ path });
     for (let i = 0; i < 2_000; i++) first.enqueue({ i, note: 'x'.repeat(100) });
     // Longer than readTail's 64 KiB reads, and not a multiple of them: it spans at least two.
@@ -38,6 +31,7 @@ describe('AuditLog on an existing file', () => {
   });
 
   it('keeps torn bytes longer than a read in the recovery record, and cuts them from the file', async () => {
+    const path = fresh.path();
     const log = await AuditLog.open({ path });
     await log.append({ i: 1 });
     await log.close();
@@ -53,6 +47,7 @@ describe('AuditLog on an existing file', () => {
   });
 
   it('starts a new chain on a file that holds only torn bytes', async () => {
+    const path = fresh.path();
     writeFileSync(path, '{"never":"finished');
     const log = await AuditLog.open({ path });
     await log.close();

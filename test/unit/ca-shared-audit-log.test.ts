@@ -1,21 +1,13 @@
 // The CA's audit log shared by several writers, on real files, with two instances standing in for a busy
 // `ca serve` and an offline `ca issue` (the lock is proper-lockfile's, which works between instances of one process).
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SharedAuditLog } from '../../src/ca/shared-audit-log.js';
 import { verifyChain } from '../../src/telemetry/audit-chain.js';
-import { tempDir } from '../helpers/cli.js';
+import { fileInFreshDirEachTest } from '../helpers/cli.js';
 
 describe('SharedAuditLog', () => {
-  let file: string;
-  let cleanup: () => void;
-  beforeEach(() => {
-    const made = tempDir();
-    file = join(made.dir, 'audit.log');
-    cleanup = made.cleanup;
-  });
-  afterEach(() => cleanup());
+  const fresh = fileInFreshDirEachTest('audit.log');
   const records = (file: string) =>
     readFileSync(file, 'utf8')
       .trim()
@@ -23,6 +15,7 @@ describe('SharedAuditLog', () => {
       .map((l) => JSON.parse(l) as { writer: string; n: number });
 
   it('gives a waiting writer its turn while another keeps the log busy, on one unbroken chain', async () => {
+    const file = fresh.path();
     const [busy, offline] = await Promise.all([SharedAuditLog.open(file), SharedAuditLog.open(file)]);
     // 32 appenders, each pausing a few turns of the event loop between appends (as a CA's requests arrive from
     // its signing threads): a batch is always waiting when one is written, so the busy writer keeps renewing its lease.
@@ -62,6 +55,7 @@ describe('SharedAuditLog', () => {
   });
 
   it('holds no lock once its appends are done', async () => {
+    const file = fresh.path();
     const log = await SharedAuditLog.open(file);
     await Promise.all(Array.from({ length: 50 }, (_, n) => log.append({ writer: 'a', n })));
     expect(existsSync(`${file}.lock`)).toBe(false);
