@@ -22,10 +22,10 @@ const probe = (path: string, periodSeconds: number, failureThreshold: number) =>
 });
 
 /**
- * The injected sidecar's V8 flags. Its memory after load is V8's young generation, grown by what is in flight at each
- * scavenge; capped at 4 MB per semi-space, at 1,000 requests/s (bench/hop.mjs, two A/B pairs) each sidecar ended the
- * load at 118-128 MB instead of 164-190, idle at 118-128 instead of 138-147, with no more CPU per request. A start-up
- * flag only (set at run time it does nothing), so it goes in NODE_OPTIONS, which lets this one through.
+ * The injected sidecar's V8 flags. Under load its memory grows with V8's young generation, sized by what is in
+ * flight at each scavenge; with 4 MB semi-spaces, at 1,000 requests/s (bench/hop.mjs), each sidecar ended the load
+ * at 119-161 MB instead of 164-190 (the rest is the old generation until its next mark-sweep), with no more CPU per
+ * request. A start-up flag only (set at run time it does nothing), so it goes in NODE_OPTIONS, which lets it through.
  */
 export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=4';
 
