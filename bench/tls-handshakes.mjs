@@ -5,7 +5,8 @@
 // that opens BATCH connections at once, sends a byte and waits for the answer; ROUNDS times, after a first round
 // that warms both ends; printed: each connection's time to its first answer (median and slowest of the batch).
 // Then the same with TLS session resumption (each connection resumes a session of the first
-// round), which skips the certificates' signatures and checks.
+// round), which skips the certificates' signatures and checks; and the full handshakes with the client offering
+// X25519 or P-256 alone instead of OpenSSL 3.5's default, the post-quantum hybrid X25519MLKEM768.
 //
 //   npm run build && node bench/tls-handshakes.mjs
 //
@@ -42,22 +43,27 @@ if (process.argv[2] === 'serve') {
   meshward('ca', 'issue', '--dir', dir, '--spiffe-id', 'spiffe://example.org/ns/bench/sa/client', '--out', join(dir, 'client'));
   const child = fork(fileURLToPath(import.meta.url), ['serve', dir], { stdio: 'inherit' });
   const port = await new Promise((resolve) => child.once('message', resolve));
-  const context = createSecureContext({ key: readFileSync(join(dir, 'client.key')), cert: readFileSync(join(dir, 'client.pem')), ca: readFileSync(join(dir, 'bundle.pem')), minVersion: 'TLSv1.3' });
+  // `groups`: the key exchanges the client offers (its ecdhCurve); default: OpenSSL's, X25519MLKEM768 first.
+  const contextFor = (groups) =>
+    createSecureContext({ key: readFileSync(join(dir, 'client.key')), cert: readFileSync(join(dir, 'client.pem')), ca: readFileSync(join(dir, 'bundle.pem')), minVersion: 'TLSv1.3', ...(groups ? { ecdhCurve: groups } : {}) });
+  const contexts = new Map([undefined, 'X25519', 'P-256'].map((g) => [g, contextFor(g)]));
+  let group;
 
   /** One connection: handshake, a byte each way. Resolves with its time and its session (for resumption). */
   const once = (session) =>
     new Promise((resolve, reject) => {
       const started = performance.now();
       let ticket;
-      const socket = connect({ host: '127.0.0.1', port, secureContext: context, servername: 'localhost', checkServerIdentity: () => undefined, ...(session ? { session } : {}) }, () => socket.write('x'));
+      const socket = connect({ host: '127.0.0.1', port, secureContext: contexts.get(group), servername: 'localhost', checkServerIdentity: () => undefined, ...(session ? { session } : {}) }, () => socket.write('x'));
       socket.on('session', (s) => (ticket = s));
       socket.once('data', () => {
         const ms = performance.now() - started;
         const resumed = socket.isSessionReused();
+        const negotiated = socket.getEphemeralKeyInfo()?.name;
         // TLS 1.3 sends the ticket after the handshake: wait a moment for it before closing.
         setImmediate(() => {
           socket.destroy();
-          resolve({ ms, ticket, resumed });
+          resolve({ ms, ticket, resumed, negotiated });
         });
       });
       socket.on('error', reject);
@@ -72,6 +78,16 @@ if (process.argv[2] === 'serve') {
   const first = await batch();
   const full = [];
   for (let i = 0; i < ROUNDS; i++) full.push(await batch());
+  const negotiated = full[0].results[0].negotiated;
+  // The same full handshakes with each other key exchange, alternating rounds so that machine noise hits them alike.
+  const byGroup = new Map(['X25519', 'P-256'].map((g) => [g, []]));
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [g, runs] of byGroup) {
+      group = g;
+      runs.push(await batch());
+    }
+  }
+  group = undefined;
   const sessions = first.results.map((r) => r.ticket);
   const resumed = [];
   let reused = 0;
@@ -84,13 +100,14 @@ if (process.argv[2] === 'serve') {
   for (let i = 0; i < 50; i++) one.push((await once()).ms);
   child.kill();
 
-  const cells = (name, typical, slowest) => `| ${name.padEnd(44)} | ${typical.toFixed(1).padStart(11)} | ${slowest.toFixed(1).padStart(10)} |`;
+  const cells = (name, typical, slowest) => `| ${name.padEnd(52)} | ${typical.toFixed(1).padStart(11)} | ${slowest.toFixed(1).padStart(10)} |`;
   const row = (name, b) => cells(name, median(b.map((x) => x.typical)), median(b.map((x) => x.slowest)));
   console.log(`node ${process.version}: ${BATCH} mTLS connections at once (TLS 1.3, P-256 SVIDs), client here, server in a child; medians of ${ROUNDS} rounds\n`);
-  console.log(`| ${'connections'.padEnd(44)} | ${'median ms'.padStart(11)} | ${'slowest ms'.padStart(10)} |`);
-  console.log(`|${'-'.repeat(46)}|${'-'.repeat(12)}:|${'-'.repeat(11)}:|`);
+  console.log(`| ${'connections'.padEnd(52)} | ${'median ms'.padStart(11)} | ${'slowest ms'.padStart(10)} |`);
+  console.log(`|${'-'.repeat(54)}|${'-'.repeat(12)}:|${'-'.repeat(11)}:|`);
   console.log(cells('first round (both ends cold)', first.typical, first.slowest));
-  console.log(row('full handshakes, warm', full));
+  console.log(row(`full handshakes, warm (${negotiated}, the default)`, full));
+  for (const [g, runs] of byGroup) console.log(row(`full handshakes, warm, ${g} only`, runs));
   console.log(row(`resumed sessions (${reused} of ${BATCH * ROUNDS} resumed)`, resumed));
   console.log(`\none connection at a time, warm: median ${median(one).toFixed(2)} ms per connection (handshake + a byte each way)`);
 }
