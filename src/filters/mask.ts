@@ -9,8 +9,7 @@ import { removeRequestHeader, setRequestHeader } from './request-headers.js';
 // sends a JSON answer it could not mask: one over the buffer cap is a 502 (unless `onOversize: pass`), and so is one
 // that is no JSON after all or that the app compressed. So that the app does not compress, the filter asks it for
 // `accept-encoding: identity`, and for whole answers (no `range`); meshward does not compress answers itself, so
-// clients get them uncompressed. Answers
-// that are not JSON (by content-type) stream untouched.
+// clients get them uncompressed. Answers that are not JSON (by content-type) stream untouched.
 
 /** Whether a JSON path is one the masker takes: from the root, selecting inside the document, no expressions. */
 export function jsonPathProblem(path: string): string | undefined {
