@@ -35,7 +35,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { processCpuMs } from './ca-load.mjs';
-import { fixedRateReport, fixedRun, probeSummary, rssOf } from './fixtures/hop-fixed.mjs';
+import { fixedRateReport, fixedRun, probeSummary, rssOf, threadSplit } from './fixtures/hop-fixed.mjs';
 import { SIDECAR_NODE_OPTIONS } from '../dist/kube/sidecar-container.js';
 import { freePort as anyFreePort, startChild, tempDir } from './ca-procs.mjs';
 import {
@@ -460,6 +460,7 @@ async function fixedRounds(phases, nginx) {
           `  fixed round ${round} ${phase.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p90 ${r.p90.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms` +
             `${cpu ? `, CPU µs/req ${cpu}` : ''}${r.errors ? `, ${r.errors} ERRORS ${JSON.stringify(r.errorDetail)}` : ''}${r.warmupErrors ? `, ${r.warmupErrors} errors in the warm-up` : ''}`,
         );
+        for (const k of roles) if (r.threads[k]) console.error(`    ${k} by thread (µs/req): ${threadSplit(r.threads[k], r.requests)}`);
       } catch (err) {
         phase.failed = `fixed round ${round}: ${err.message}`;
         console.error(`# ${phase.name}: FAILED: ${phase.failed}`);
