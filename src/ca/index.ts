@@ -11,5 +11,6 @@ export { CA_SERVER_PATH, startCaServer, type RunningCaServer, type ServingSvid }
 export { mintJoinToken } from './join-tokens.js';
 export { generateCaKey, PASSPHRASE_ENV } from './keys.js';
 export type { AuditMethod, SignOutcome } from './sign-outcome.js';
+export { defaultSigningWorkers } from './signing-pool.js';
 export { svidValidity } from './svid-profile.js';
 export { SvidSigner } from './svid-signer.js';

@@ -17,6 +17,16 @@ export interface LeafSigning {
   close(): Promise<void>;
 }
 
+/**
+ * Signing threads when --workers is not given: one per CPU, but none on one or two CPUs. There, signing on the main
+ * thread issued as many certificates for about a quarter less CPU each (bench/README.md, "Signing threads on two
+ * cores"): a thread costs a message and a wake-up per batch, and buys no rate while every client waits for its
+ * record's durable write. Larger machines could not be measured; there the threads relieve the main thread's TLS.
+ */
+export function defaultSigningWorkers(cpus: number): number {
+  return cpus > 2 ? cpus : 0;
+}
+
 export class InlineSigning implements LeafSigning {
   private signer: SvidSigner | undefined;
 

@@ -9,6 +9,7 @@ import {
   type WorkloadAttestor,
   CaError,
   createCaMetrics,
+  defaultSigningWorkers,
   describeState,
   loadCa,
   initCa,
@@ -43,7 +44,7 @@ Usage: meshward ca <subcommand> [options]
           Serve the CA over gRPC with TLS (proto/meshward/ca/v1/ca.proto). With --k8s-issuer it also accepts
           projected service-account tokens (audience meshward-ca) and issues spiffe://TD/ns/NAMESPACE/sa/NAME;
           keys come from the issuer's OIDC discovery unless a JWKS URL or file is given. CSR checks and signing
-          run on N worker threads (default: one per CPU; 0 signs on the main thread).
+          run on N worker threads (default: one per CPU on three or more CPUs, else 0: on the main thread).
           --admin starts an admin listener (plain HTTP; keep it on loopback or a private network): /healthz,
           /readyz (200 once the CA serves and can sign), /metrics (Prometheus: meshward_ca_*) and /certs (the
           bundle, signing and serving certificates and the rotation stage; no key material). Port 0 picks a
@@ -213,7 +214,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
     const { host, port } = parseListenAddress(required(values.listen, 'listen'));
     const adminListen = values.admin === undefined ? undefined : parseListenAddress(values.admin, 'admin');
     const audit = auditFlag(values.audit);
-    const signingWorkers = values.workers === undefined ? availableParallelism() : Number(values.workers);
+    const signingWorkers = values.workers === undefined ? defaultSigningWorkers(availableParallelism()) : Number(values.workers);
     if (!Number.isInteger(signingWorkers) || signingWorkers < 0 || signingWorkers > 256) {
       throw new UsageError(`--workers: "${values.workers}" is not a whole number from 0 to 256`);
     }
@@ -327,3 +328,4 @@ export const caCommand: Command = {
   usage: USAGE,
   run: (argv) => runSubcommand(argv, subcommands),
 };
+

@@ -71,20 +71,26 @@ describe('meshward ca serve (gRPC over TLS)', () => {
   });
 
   it('lets only one of many concurrent uses of a token through, on a pool of signing workers', async () => {
-    const t = await token(caDir, WEB);
-    const auditLog = join(caDir, 'audit.log');
-    const before = auditRecords(auditLog).length;
-    const clients = Array.from({ length: 8 }, () => ca.client());
-    const csrs = await Promise.all(clients.map(() => makeCsr(ecKey())));
-    const results = await Promise.allSettled(clients.map((c, i) => c.sign({ csr: csrs[i]!, joinToken: t })));
-    const granted = results.filter((r) => r.status === 'fulfilled');
-    expect(granted).toHaveLength(1);
-    for (const r of results) if (r.status === 'rejected') expect((r.reason as grpc.ServiceError).details).toMatch(/already used/);
-    const serial = (granted[0] as PromiseFulfilledResult<{ serial: string }>).value.serial;
-    // One record per attempt, each written before its caller heard back: one issuance, seven refusals.
-    const records = auditRecords(auditLog).slice(before);
-    expect(records.filter((r) => r.decision === 'issued')).toEqual([expect.objectContaining({ serial, method: 'token', spiffeId: WEB })]);
-    expect(records.filter((r) => r.decision === 'refused' && /already used/.test(String(r.message)))).toHaveLength(7);
+    // A pool whatever the machine: by default a CA on one or two CPUs signs on its main thread.
+    const pooled = await serveCa(caDir, {}, ['--workers', '2']);
+    try {
+      const t = await token(caDir, WEB);
+      const auditLog = join(caDir, 'audit.log');
+      const before = auditRecords(auditLog).length;
+      const clients = Array.from({ length: 8 }, () => pooled.client());
+      const csrs = await Promise.all(clients.map(() => makeCsr(ecKey())));
+      const results = await Promise.allSettled(clients.map((c, i) => c.sign({ csr: csrs[i]!, joinToken: t })));
+      const granted = results.filter((r) => r.status === 'fulfilled');
+      expect(granted).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect((r.reason as grpc.ServiceError).details).toMatch(/already used/);
+      const serial = (granted[0] as PromiseFulfilledResult<{ serial: string }>).value.serial;
+      // One record per attempt, each written before its caller heard back: one issuance, seven refusals.
+      const records = auditRecords(auditLog).slice(before);
+      expect(records.filter((r) => r.decision === 'issued')).toEqual([expect.objectContaining({ serial, method: 'token', spiffeId: WEB })]);
+      expect(records.filter((r) => r.decision === 'refused' && /already used/.test(String(r.message)))).toHaveLength(7);
+    } finally {
+      expect(await pooled.stop()).toBe(0);
+    }
   });
 
   it('signs on the main thread with --workers 0, and refuses a worker count that is not a whole number', async () => {
