@@ -3,11 +3,12 @@ import { CaError, type CaErrorCode } from './ca-error.js';
 import { issueLeaf, type LeafJob } from './issue-leaf.js';
 import { SvidSigner, type SignedLeaf, type SigningAuthority } from './svid-signer.js';
 
-// Where the CPU work of issuing (CSR check and signature, issue-leaf.ts) runs. A serving CA runs it on a pool of
-// worker threads, so that it is not all on the one thread that also carries TLS, HTTP/2 and the CA's state: on
-// its own, that thread was the CA's ceiling while the machine's other cores sat idle. The state (tokens,
-// records, rotation) stays on the main thread, its single owner, which keeps one-time tokens trivially one-time.
-// One-shot commands (`ca issue`, `ca sign`) sign inline and start no threads.
+// Where the CPU work of issuing (CSR check and signature, issue-leaf.ts) runs. A serving CA with cores to spare runs
+// it on a pool of worker threads, so that it is not all on the one thread that also carries TLS, HTTP/2 and the
+// CA's state: on its own, that thread was the CA's ceiling while the machine's other cores sat idle. On one or two
+// CPUs it signs inline by default (defaultSigningWorkers, below). The state (tokens, records, rotation) stays on
+// the main thread, its single owner, which keeps one-time tokens trivially one-time. One-shot commands (`ca issue`,
+// `ca sign`) sign inline and start no threads.
 
 export interface LeafSigning {
   /** Jobs issued after this call are signed by `authority`; jobs already issued finish with the previous one. */
