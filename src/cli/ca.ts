@@ -328,4 +328,3 @@ export const caCommand: Command = {
   usage: USAGE,
   run: (argv) => runSubcommand(argv, subcommands),
 };
-
