@@ -193,7 +193,8 @@ async function readTail(path: string): Promise<{ head: string; torn?: string; by
     // file's start).
     for (;;) {
       const end = tail.lastIndexOf(0x0a);
-      const start = end < 0 ? -1 : tail.lastIndexOf(0x0a, end - 1);
+      // (Not lastIndexOf(…, -1) when the newline is the tail's first byte: a negative offset counts from the end.)
+      const start = end <= 0 ? -1 : tail.lastIndexOf(0x0a, end - 1);
       if (from === 0 || start >= 0) {
         tornBytes = tail.subarray(end + 1);
         if (end >= 0) lastLine = tail.subarray(start + 1, end).toString('utf8');

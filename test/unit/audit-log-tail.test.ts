@@ -46,6 +46,25 @@ describe('AuditLog on an existing file', () => {
     expect(chain().problem).toBeUndefined();
   });
 
+  it('finds the last record when the newline that ends it is the first byte of a read', async () => {
+    const path = fresh.path();
+    const log = await AuditLog.open({ path });
+    await log.append({ i: 1 });
+    await log.close();
+    // readTail reads the last 64 KiB first: with 64 KiB - 1 torn bytes, that read starts at the record's newline.
+    const torn = `{"torn":"${'z'.repeat(64 * 1024 - 1 - 9)}`;
+    expect(Buffer.byteLength(torn)).toBe(64 * 1024 - 1);
+    appendFileSync(path, torn);
+
+    const reopened = await AuditLog.open({ path });
+    await reopened.close();
+    const [first, recovery] = lines().map((l) => JSON.parse(l) as { i?: number; type?: string; bytes?: string });
+    expect(first!.i).toBe(1);
+    expect(recovery!.type).toBe('recovered-torn-write');
+    expect(Buffer.from(recovery!.bytes!, 'base64').toString()).toBe(torn);
+    expect(chain().problem).toBeUndefined();
+  });
+
   it('starts a new chain on a file that holds only torn bytes', async () => {
     const path = fresh.path();
     writeFileSync(path, '{"never":"finished');
