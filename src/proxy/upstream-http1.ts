@@ -1,7 +1,8 @@
 import type { ConnectionOptions } from 'node:tls';
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { abandoned, classifyUpstreamError, type ForwardOutcome } from './forward-outcome.js';
 import { forwardedResponseHeaders } from './hop-headers.js';
+import { preconnect, type Preconnected } from './preconnect.js';
 import { filteredResponse } from './response-filtering.js';
 import { writeResponseHead, type DownstreamResponse, type Upstream, type UpstreamRequest } from './upstream.js';
 
@@ -19,17 +20,29 @@ export interface Http1UpstreamOptions {
   /** Time allowed between two chunks of the answer's body. */
   bodyTimeoutMs: number;
   keepAliveTimeoutMs?: number;
+  /**
+   * Open one TLS connection at once, before any request (preconnect.ts); a failure to open it is reported here and
+   * changes nothing else. Only with `tls`.
+   */
+  preconnect?: (err: Error, attempt: number) => void;
 }
 
 export class Http1Upstream implements Upstream {
   private readonly pool: Pool;
+  private readonly preconnected: Preconnected | undefined;
 
   constructor(private readonly options: Http1UpstreamOptions) {
-    this.pool = new Pool(`${options.tls ? 'https' : 'http'}://${options.address}`, {
+    const origin = `${options.tls ? 'https' : 'http'}://${options.address}`;
+    let connect: Pool.Options['connect'];
+    if (options.tls && options.preconnect) {
+      this.preconnected = preconnect(buildConnector({ ...options.tls }), new URL(origin), options.preconnect);
+      connect = this.preconnected.connect;
+    } else if (options.tls) connect = { ...options.tls };
+    this.pool = new Pool(origin, {
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       // An answer's headers may be as large as a request's.
       maxHeaderSize: 64 * 1024,
-      ...(options.tls ? { connect: { ...options.tls, ALPNProtocols: ['http/1.1'] } } : {}),
+      ...(connect ? { connect } : {}),
     });
   }
 
@@ -66,10 +79,12 @@ export class Http1Upstream implements Upstream {
   }
 
   close(): Promise<void> {
+    this.preconnected?.close();
     return this.pool.close();
   }
 
   destroy(): Promise<void> {
+    this.preconnected?.close();
     return this.pool.destroy();
   }
 }
