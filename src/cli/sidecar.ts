@@ -1,7 +1,7 @@
 import { FieldError, loadSidecarConfig, type SidecarConfig } from '../config/index.js';
 import { checkChains } from '../filters/index.js';
 import { loadServerCertificate } from '../identity/index.js';
-import { startSidecar, type Sidecar } from '../proxy/index.js';
+import { optimiseSooner, startSidecar, type Sidecar } from '../proxy/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { parseFlags, required, type Command } from './command.js';
 
@@ -43,6 +43,8 @@ export const sidecarCommand: Command = {
     if (values['check-config']) return checkConfig(configFile, config);
     const logger = createLogger('sidecar', { level: config.log.level });
     logger.debug({ configFile, config }, 'config loaded');
+    // Before the warm-up, so that what it runs is compiled by TurboFan before /readyz says ready.
+    optimiseSooner();
     // SIGHUP is handled from before the start, which may wait minutes for the CA: by default it would end the
     // process. Until the sidecar is up there is nothing to reload (the policy file is watched from its loading).
     let sidecar: Sidecar | undefined;
