@@ -3,9 +3,10 @@ import type { Tracer } from '@opentelemetry/api';
 import { FieldError, fileProblem, formatHostPort, formatPath, inboundEntries, type InboundConfig, type InboundEntry, type Limits, type SidecarConfig } from '../config/index.js';
 import { buildInboundChain, buildOutboundChains, PolicyFiles, sumReloads, type FilterEnvironment, type FilterSet } from '../filters/index.js';
 import type { IdentitySnapshot } from '../identity/index.js';
-import { AFTER_ANSWER_WRITES, AuditLog, createSidecarMetrics, logAuditRotation, DenialSpikeDetector, startTracing, tracingSettingsFromEnv, warnDenialSpike, redactedPath, type Logger, type SidecarMetrics } from '../telemetry/index.js';
+import { AFTER_ANSWER_WRITES, AuditLog, createSidecarMetrics, logAuditRotation, startTracing, tracingSettingsFromEnv, type Logger, type SidecarMetrics } from '../telemetry/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { HopRecord } from './hop-record.js';
+import { hopObserver } from './hop-observer.js';
 import { prepareIdentitySource } from './identity-source.js';
 import { reportCutOffs } from './http2-cutoff-report.js';
 import { InboundHttpListener } from './inbound-http.js';
@@ -311,27 +312,6 @@ function appUpstream(inbound: InboundConfig): Upstream {
   return protocol === 'h2c'
     ? new Http2Upstream({ address: target, headersTimeoutMs: requestTimeout })
     : new Http1Upstream({ address: target, headersTimeoutMs: requestTimeout, bodyTimeoutMs: idleTimeout, keepAliveTimeoutMs: idleTimeout });
-}
-
-/** Metrics and audit records for every request; a log line for every refusal and failure (allowed requests only at debug). */
-function hopObserver(audit: AuditLog | undefined, metrics: SidecarMetrics, logger: Logger): (record: HopRecord) => void {
-  const spikes = new DenialSpikeDetector();
-  return (record) => {
-    metrics.recordHop(record);
-    const outcome = record.decision?.outcome;
-    if (outcome === 'deny' || outcome === 'unauthenticated') {
-      const spike = spikes.recordDenial(record.principal ?? record.sourceIp ?? 'unknown', Date.now());
-      if (spike !== undefined) {
-        metrics.recordDenialSpike();
-        warnDenialSpike(logger, spike);
-      }
-    }
-    if (audit !== undefined && record.decision !== undefined) {
-      audit.enqueue({ type: 'authz', time: new Date().toISOString(), ...record, path: redactedPath(record.path), latencyMs: Math.round(record.latencyMs * 1000) / 1000 });
-    }
-    if (record.status >= 400 || record.status === 0 || record.decision?.outcome === 'deny') logger.info(record, 'request refused or failed');
-    else if (logger.isLevelEnabled('debug')) logger.debug(record, 'request');
-  };
 }
 
 function certsView(current: IdentitySnapshot | undefined) {

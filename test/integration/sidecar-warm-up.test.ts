@@ -1,7 +1,8 @@
 // Before /readyz says ready, a sidecar sends requests through throwaway listeners of its own (proxy/warm-up.ts), so
-// that real traffic meets optimised code. Those requests must leave no trace: the app, the audit log and the
-// metrics see only real requests.
+// that real traffic meets optimised code, through a throwaway policy, audit log and metrics. Those requests must
+// leave no trace: the app, the audit log and the metrics see only real requests, and the temp directory is empty.
 import http from 'node:http';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
@@ -30,7 +31,10 @@ describe('sidecar warm-up', () => {
   it('runs through both listeners before ready, and neither the app, the audit log nor the metrics hear of it', async () => {
     const audit = join(dir, 'orders-audit.jsonl');
     const warmUp = { warmUp: { requests: 300 } };
-    const pair = await runPair(mesh, { app: appUrl, ordersExtra: { ...warmUp, audit: { path: audit } }, webExtra: warmUp });
+    // The warm-up's throwaway audit log lives in a temp directory of its own, removed once it is done.
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp);
+    const pair = await runPair(mesh, { app: appUrl, ordersExtra: { ...warmUp, audit: { path: audit } }, webExtra: warmUp, env: { TMPDIR: tmp } });
     try {
       for (const sidecar of [pair.orders, pair.web]) {
         const line = sidecar.output().split('\n').find((l) => l.includes('"msg":"warmed up"'));
@@ -38,6 +42,7 @@ describe('sidecar warm-up', () => {
         expect(JSON.parse(line!)).toMatchObject({ requests: 300, failed: 0 });
       }
       expect(seen).toEqual([]);
+      expect(readdirSync(tmp)).toEqual([]);
       expect((await httpRequest(pair.web.outbound!, '/api/orders/1', { headers: { host: 'orders' } })).status).toBe(200);
       expect(seen).toEqual(['/api/orders/1']);
       const metrics = (await httpRequest(pair.orders.admin, '/metrics')).body;
