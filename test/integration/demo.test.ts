@@ -1,5 +1,6 @@
 import { exec } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -81,7 +82,15 @@ describe('meshward demo (README: Start here)', () => {
   });
 
   it.concurrent('`npx meshward demo`: every check passes, exit 0, its directory removed', { timeout: 90_000 }, async () => {
-    const { stdout, stderr } = await run('npx meshward demo', { cwd: REPO_ROOT, timeout: 85_000 });
+    // A fresh npm cache, so npx installs the checkout as on a new machine: npm then runs `prepare`, which must not
+    // rebuild dist/ under the other tests' meshward processes (scripts/prepare.mjs).
+    const npmCache = mkdtempSync(join(tmpdir(), 'meshward-npx-cache-'));
+    const bundleBefore = statSync(join(REPO_ROOT, 'dist/bundle'));
+    const { stdout, stderr } = await run('npx meshward demo', { cwd: REPO_ROOT, timeout: 85_000, env: { ...process.env, npm_config_cache: npmCache } }).finally(() =>
+      rmSync(npmCache, { recursive: true, force: true }),
+    );
+    const bundleAfter = statSync(join(REPO_ROOT, 'dist/bundle'));
+    expect([bundleAfter.ino, bundleAfter.mtimeMs]).toEqual([bundleBefore.ino, bundleBefore.mtimeMs]);
     expect(stderr).toBe('');
     expect(stdout).toMatch(/^\[1\/7\] creating a CA for spiffe:\/\/demo\.meshward\.local \.\.\. done/m);
     expect(stdout).toMatch(/^\[6\/7\] waiting for an SVID renewal under traffic .* done \(/m);
