@@ -14,7 +14,7 @@ import type { Upstream } from './upstream.js';
 // The outbound routes and the mTLS connection pools behind them. The pools hold this sidecar's SVID: when the SVID
 // or the bundle changes, new pools are made for new requests and the old ones are closed once their requests in
 // flight are done, so a rotation never fails a request. Each new HTTP/1.1 pool opens one connection at once
-// (preconnect.ts), so neither a start nor a rotation makes the first requests wait for a burst of handshakes.
+// (preconnect.ts): the first request after a start or a rotation finds it, and the next ones resume its session.
 
 interface RouteUpstreams {
   http1: Http1Upstream;

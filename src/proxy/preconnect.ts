@@ -2,11 +2,12 @@ import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
 
 // One connection opened ahead for a pool to a destination sidecar. A pool made at start (or anew at an SVID
-// rotation) has no connection and no TLS session: the first burst of requests opens one connection each, all at
-// once, every one a full mTLS handshake competing for the same CPU. Measured at 1,000 requests/s from the moment
-// a sidecar was ready, that burst held the slowest requests of the first 300 ms (bench/README.md, "cold start").
-// With one connection up before the first request, the first requests have a connection, and the connections the
-// burst still opens resume the TLS session the first one received instead of verifying certificates again.
+// rotation) has no connection and no TLS session: a burst of requests opens one connection each, all at once, every
+// one a full mTLS handshake (certificates sent, verified and parsed at both ends) competing for the same CPU. With
+// one connection up before the first request, the first request has a connection, and the connections the burst
+// still opens resume the TLS session the first one received (16 resumed at once finished in about half the time
+// of 16 full handshakes: bench/tls-handshakes.mjs). In the cold-start benchmark it made no difference beyond the noise (bench/README.md,
+// "The first seconds after ready"): there the first requests wait for CPU, not for handshakes.
 //
 // The connection is opened with the pool's own connector, so the session lands in the cache the pool's later
 // connections read. It is handed to the pool the first time the pool asks for a connection; one that closed
