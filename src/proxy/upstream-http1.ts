@@ -35,9 +35,9 @@ export class Http1Upstream implements Upstream {
     const origin = `${options.tls ? 'https' : 'http'}://${options.address}`;
     let connect: Pool.Options['connect'];
     if (options.tls && options.preconnect) {
-      this.preconnected = preconnect(buildConnector({ ...options.tls }), new URL(origin), options.preconnect);
+      this.preconnected = preconnect(buildConnector(options.tls), new URL(origin), options.preconnect);
       connect = this.preconnected.connect;
-    } else if (options.tls) connect = { ...options.tls };
+    } else connect = options.tls;
     this.pool = new Pool(origin, {
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       // An answer's headers may be as large as a request's.

@@ -79,15 +79,19 @@ describe('outbound connections opened ahead', () => {
       admin: { listen: '127.0.0.1:0' },
     });
 
-  it('has one connection up before the first request, and the first request rides on it', async () => {
+  /** A destination already listening and web's sidecar routed to it; resolves once the connection ahead is up. */
+  async function webBeforeAnyRequest(name: string): Promise<{ server: https.Server; seen: Seen; sidecar: RunningSidecar; ahead: TLSSocket }> {
     const { server, seen } = destination(orders, mesh.bundle);
     const port = await listen(server);
     stops.push(() => server.close());
-    const sidecar = await webSidecar('web-ahead', port);
+    const sidecar = await webSidecar(name, port);
     stops.push(() => sidecar.stop());
-
     await connectionsSeen(server, seen, 1);
-    const ahead = seen.sockets[0]!;
+    return { server, seen, sidecar, ahead: seen.sockets[0]! };
+  }
+
+  it('has one connection up before the first request, and the first request rides on it', async () => {
+    const { seen, sidecar, ahead } = await webBeforeAnyRequest('web-ahead');
     // The caller is web's sidecar, with its SVID (the server verified the chain against the bundle).
     expect(ahead.getPeerCertificate().subjectaltname).toContain(`URI:${WEB_ID}`);
     expect(seen.requests).toHaveLength(0);
@@ -122,13 +126,7 @@ describe('outbound connections opened ahead', () => {
   });
 
   it('opens a new connection with the new SVID at a rotation, and closes the one the old pool never used', async () => {
-    const { server, seen } = destination(orders, mesh.bundle);
-    const port = await listen(server);
-    stops.push(() => server.close());
-    const sidecar = await webSidecar('web-rotation', port);
-    stops.push(() => sidecar.stop());
-    await connectionsSeen(server, seen, 1);
-    const old = seen.sockets[0]!;
+    const { server, seen, ahead: old } = await webBeforeAnyRequest('web-rotation');
     const oldSerial = old.getPeerCertificate().serialNumber;
     const oldClosed = new Promise((resolve) => old.once('close', resolve));
 
